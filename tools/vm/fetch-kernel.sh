@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Fetch Debian's stock cloud kernel (linux-image-<ver>-cloud-amd64-unsigned)
+# with `apt-get download` and keep only vmlinuz, System.map and config in
+#   ${LOCKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockwatch}/kernels/debian-<ver>/
+# A cached kernel is reused without network access. The kernel directory is
+# the last line printed on stdout.
+#
+# Usage: tools/vm/fetch-kernel.sh [--version VER]
+#   VER: a Debian kernel ABI name such as 6.1.0-56-cloud-amd64 (or 6.1.0-56);
+#        default: what linux-image-cloud-amd64 depends on right now.
+# Exit: 0 ok, 2 usage, 3 version not resolvable / download or unpack failed.
+set -euo pipefail
+
+die() { echo "fetch-kernel.sh: $2" >&2; exit "$1"; }
+
+version=
+while (($#)); do
+    case $1 in
+        --version) (($# >= 2)) || die 2 "--version needs a value"; version=$2; shift 2 ;;
+        --version=*) version=${1#*=}; shift ;;
+        -h|--help) sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) die 2 "unknown argument '$1' (usage: fetch-kernel.sh [--version VER])" ;;
+    esac
+done
+
+cache=${LOCKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockwatch}
+
+# The ABI name linux-image-cloud-amd64 currently depends on, from apt's
+# local lists (no network).
+resolve_current() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+        sed -n 's/^ *Depends: linux-image-\([0-9][^ ]*-cloud-amd64\)\(-unsigned\)\{0,1\}$/\1/p' |
+        head -n1
+}
+
+# apt-cache takes a second or two; remember its answer until apt's lists change.
+memo=$cache/kernels/.debian-current
+lists=/var/lib/apt/lists
+if [[ -z $version && -s $memo && -d $lists && $memo -nt $lists ]]; then
+    version=$(<"$memo")
+fi
+if [[ -z $version ]]; then
+    command -v apt-cache >/dev/null 2>&1 || die 3 "apt-cache not found: give --version or run on Debian"
+    version=$(resolve_current || true)
+    if [[ -z $version ]]; then
+        # Package lists may be missing on a fresh machine: refresh once.
+        if ((EUID == 0)); then
+            apt-get update -qq >/dev/null 2>&1 || true
+            version=$(resolve_current || true)
+        fi
+    fi
+    [[ -n $version ]] || die 3 "cannot resolve the Debian cloud kernel version (apt-cache depends linux-image-cloud-amd64 gave nothing; run apt-get update or pass --version)"
+    mkdir -p "$cache/kernels" && echo "$version" >"$memo"
+fi
+[[ $version == *-cloud-amd64 ]] || version=$version-cloud-amd64
+[[ $version =~ ^[0-9][0-9a-z.+~-]*$ ]] || die 2 "bad kernel version '$version'"
+
+dir=$cache/kernels/debian-$version
+if [[ -s $dir/vmlinuz && -s $dir/System.map && -s $dir/config ]]; then
+    echo "$dir"
+    exit 0
+fi
+
+for tool in apt-get dpkg-deb tar; do
+    command -v "$tool" >/dev/null 2>&1 || die 3 "$tool not found: cannot fetch the Debian kernel"
+done
+
+mkdir -p "$cache/kernels"
+work=$(mktemp -d "$cache/kernels/.fetch-$version.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+pkg=linux-image-$version-unsigned
+echo "fetch-kernel.sh: downloading $pkg" >&2
+# As root apt drops privileges to _apt, which cannot write here; download as
+# the calling user instead.
+if ! (cd "$work" && apt-get download -q -o APT::Sandbox::User="$(id -un)" "$pkg") >"$work/log" 2>&1; then
+    err=$(grep -E '^E: ' "$work/log" | head -n1 || true)
+    die 3 "downloading $pkg failed${err:+: $err}"
+fi
+debs=("$work"/*.deb)
+[[ -f ${debs[0]} ]] || die 3 "downloading $pkg produced no .deb"
+if ! dpkg-deb --fsys-tarfile "${debs[0]}" |
+        tar -x -C "$work" --wildcards './boot/vmlinuz-*' './boot/System.map-*' './boot/config-*' 2>>"$work/log"; then
+    die 3 "unpacking ${debs[0]##*/} failed (no boot/vmlinuz-$version inside?)"
+fi
+mkdir -p "$work/out"
+for f in vmlinuz System.map config; do
+    [[ -s $work/boot/$f-$version ]] || die 3 "${debs[0]##*/} has no boot/$f-$version"
+    mv "$work/boot/$f-$version" "$work/out/$f"
+done
+dpkg-deb -f "${debs[0]}" Version >"$work/out/package-version"
+rm -rf "$dir"
+mv "$work/out" "$dir"
+echo "$dir"
