@@ -1,0 +1,63 @@
+#include "run_report.h"
+
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+namespace lockwatch {
+namespace {
+
+std::vector<HookStatus> two_hooks() {
+    const auto &fns = lock_functions();
+    return {
+        {&fns[LW_FN__raw_spin_lock], HookState::Attached, Availability::OutOfLine, ""},
+        {&fns[LW_FN__raw_spin_lock_nested], HookState::Unavailable, Availability::NotInKernel,
+         "inlined or not built on this kernel"},
+    };
+}
+
+TEST(RunReport, CoverageListsCoveredAndMissingWithReason) {
+    std::string text = format_coverage(two_hooks());
+    EXPECT_NE(text.find("1 covered, 1 missing"), std::string::npos) << text;
+    EXPECT_NE(text.find("covered: _raw_spin_lock\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("_raw_spin_lock_nested (inlined or not built on this kernel)"),
+              std::string::npos)
+        << text;
+}
+
+TEST(RunReport, IntervalListsBusiestFirstAndSkipsIdle) {
+    std::array<uint64_t, LW_FN_COUNT> delta{};
+    delta[LW_FN__raw_spin_unlock] = 10;
+    delta[LW_FN__raw_spin_lock] = 30;
+    std::string line = format_interval(2.0, 0.5, delta);
+    EXPECT_NE(line.find("80 lock ops/s: _raw_spin_lock 60, _raw_spin_unlock 20"), std::string::npos)
+        << line;
+    EXPECT_EQ(line.find("_raw_read_lock"), std::string::npos) << line;
+}
+
+TEST(RunReport, SummaryHasOnlyAttachedFunctionsAndLosses) {
+    std::array<uint64_t, LW_FN_COUNT> calls{};
+    calls[LW_FN__raw_spin_lock] = 500;
+    std::array<uint64_t, LW_LOSS_COUNT> losses{};
+    losses[LW_LOSS_RECURSION] = 7;
+    std::string text = format_summary(2.0, two_hooks(), calls, losses);
+    EXPECT_NE(text.find("_raw_spin_lock "), std::string::npos) << text;
+    EXPECT_EQ(text.find("_raw_spin_lock_nested"), std::string::npos) << text;
+    EXPECT_NE(text.find("500"), std::string::npos) << text;
+    EXPECT_NE(text.find("recursion 7"), std::string::npos) << text;
+}
+
+TEST(RunReport, CallerSkipsLockFunctionsAndBpfFrames) {
+    std::istringstream in(
+        "ffffffff81000000 T bpf_trampoline_6442\n"
+        "ffffffff81000100 T _raw_spin_lock\n"
+        "ffffffff81000200 T do_work\n"
+        "ffffffff81000300 T other\n");
+    Kallsyms k = Kallsyms::parse(in);
+    EXPECT_EQ(caller_of({0xffffffff81000010, 0xffffffff81000105, 0xffffffff81000220}, k),
+              "do_work+0x20/0x100");
+    EXPECT_EQ(caller_of({0xffffffff81000105}, k), "?");
+}
+
+}  // namespace
+}  // namespace lockwatch

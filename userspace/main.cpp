@@ -1,0 +1,38 @@
+// lockwatch: lockdep's verdicts on kernels built without lockdep.
+#include <cstdio>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.h"
+#include "version.h"
+
+int main(int argc, char **argv) {
+    CLI::App app{
+        "lockwatch - lockdep's irq-safety and lock-order checks on a live kernel built without "
+        "lockdep.\n\n"
+        "BPF programs watch every out-of-line spinlock and rwlock operation, work out the\n"
+        "interrupt context, and hand new facts to this daemon, which keeps lockdep's\n"
+        "dependency graph and reports bugs in lockdep's own format.\n\n"
+        "Run 'lockwatch COMMAND --help' for the options of each command.",
+        "lockwatch"};
+    app.set_version_flag("--version", std::string("lockwatch ") + LOCKWATCH_VERSION);
+    app.require_subcommand(1);
+    app.fallthrough(false);
+
+    std::vector<std::pair<CLI::App *, lockwatch::CommandRunner>> commands;
+    auto add = [&](lockwatch::CommandRunner runner) {
+        auto all = app.get_subcommands([](CLI::App *) { return true; });
+        commands.emplace_back(all.back(), std::move(runner));
+    };
+    add(lockwatch::add_run_command(app));
+
+    CLI11_PARSE(app, argc, argv);
+    for (auto &[sub, runner] : commands) {
+        if (sub->parsed()) {
+            return runner();
+        }
+    }
+    return 2;
+}

@@ -1,0 +1,96 @@
+#include "run_report.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include <fmt/format.h>
+
+namespace lockwatch {
+
+std::string format_coverage(const std::vector<HookStatus> &hooks) {
+    std::string covered, missing;
+    size_t n_covered = 0, n_missing = 0;
+    for (const HookStatus &hook : hooks) {
+        if (hook.state == HookState::Attached) {
+            covered += fmt::format(" {}", hook.function->symbol);
+            ++n_covered;
+        } else {
+            missing += fmt::format("\n    {} ({})", hook.function->symbol, hook.reason);
+            ++n_missing;
+        }
+    }
+    std::string text =
+        fmt::format("lock functions: {} covered, {} missing\n", n_covered, n_missing);
+    text += fmt::format("  covered:{}\n", covered.empty() ? " none" : covered);
+    if (n_missing) {
+        text += fmt::format("  missing:{}\n", missing);
+    }
+    return text;
+}
+
+std::string format_interval(double elapsed_s, double interval_s,
+                            const std::array<uint64_t, LW_FN_COUNT> &delta) {
+    std::vector<size_t> order(delta.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return delta[a] > delta[b]; });
+    uint64_t total = std::accumulate(delta.begin(), delta.end(), uint64_t{0});
+    double scale = interval_s > 0 ? 1.0 / interval_s : 0.0;
+    std::string line = fmt::format("[{:7.1f}s] {:.0f} lock ops/s:", elapsed_s, total * scale);
+    const char *sep = " ";
+    for (size_t id : order) {
+        if (delta[id] == 0) {
+            break;
+        }
+        line += fmt::format("{}{} {:.0f}", sep, lock_functions()[id].symbol, delta[id] * scale);
+        sep = ", ";
+    }
+    return line + "\n";
+}
+
+std::string format_summary(double elapsed_s, const std::vector<HookStatus> &hooks,
+                           const std::array<uint64_t, LW_FN_COUNT> &calls,
+                           const std::array<uint64_t, LW_LOSS_COUNT> &losses) {
+    std::string text = fmt::format("summary after {:.1f} s:\n", elapsed_s);
+    text += fmt::format("  {:<32} {:<6} {:<8} {:>12} {:>12}\n", "function", "kind", "op", "calls",
+                        "calls/s");
+    uint64_t total = 0;
+    for (const HookStatus &hook : hooks) {
+        if (hook.state != HookState::Attached) {
+            continue;
+        }
+        const LockFunction &fn = *hook.function;
+        uint64_t n = calls[fn.id];
+        total += n;
+        text +=
+            fmt::format("  {:<32} {:<6} {:<8} {:>12} {:>12.0f}\n", fn.symbol, to_string(fn.kind),
+                        to_string(fn.op), n, elapsed_s > 0 ? n / elapsed_s : 0.0);
+    }
+    text += fmt::format("  {:<32} {:<6} {:<8} {:>12} {:>12.0f}\n", "total", "", "", total,
+                        elapsed_s > 0 ? total / elapsed_s : 0.0);
+    text += "  losses:";
+    for (size_t i = 0; i < losses.size(); ++i) {
+        text +=
+            fmt::format("{} {} {}", i ? "," : "", to_string(static_cast<lw_loss>(i)), losses[i]);
+    }
+    return text + "\n";
+}
+
+std::string caller_of(const std::vector<uint64_t> &frames, const Kallsyms &kallsyms) {
+    for (uint64_t ip : frames) {
+        auto sym = kallsyms.symbolize(ip);
+        if (!sym) {
+            continue;
+        }
+        const std::string &name = sym->name;
+        if (is_lock_function(name) || name.starts_with("bpf_prog_") ||
+            name.starts_with("bpf_trampoline_") || name.starts_with("bpf_dispatcher_") ||
+            name == "__bpf_prog_enter" || name == "__bpf_prog_exit") {
+            continue;
+        }
+        return kallsyms.format(ip);
+    }
+    return "?";
+}
+
+}  // namespace lockwatch
