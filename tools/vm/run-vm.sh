@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Boot a kernel in qemu with a generated initramfs, run one command in the
+# guest, stream its output (from the guest's second serial port, ttyS1) to
+# stdout, and exit with the command's exit status. The kernel log (ttyS0)
+# goes to a console log file, never to stdout.
+#
+# Usage: tools/vm/run-vm.sh --kernel debian[:VER]|BZIMAGE|DIR [--timeout SECONDS]
+#            [--console FILE] [--bin PATH]... [--file SRC[:DEST]]...
+#            [--accel auto|kvm|tcg] [--append 'KERNEL ARGS'] [--smp N] [--mem SIZE]
+#            -- COMMAND [ARG]...
+#   --kernel   debian: Debian's current cloud kernel (fetched and cached by
+#              fetch-kernel.sh); debian:VER a given one; else a bzImage, or a
+#              directory holding vmlinuz, bzImage or arch/x86/boot/bzImage.
+#   --timeout  hard limit for the whole guest run, default 300 seconds.
+#   --console  where to write the kernel log; default: a temporary file that
+#              is kept (and named on stderr) only when the run fails.
+#   --bin, --file  as for make-initramfs.sh (programs go to /usr/bin).
+#   --accel    auto (default): KVM if /dev/kvm works within 10 s, else TCG.
+#   --append   extra kernel command line.
+#   --smp, --mem   guest CPUs (default 2) and memory (default 1G).
+#   COMMAND runs in / as root with busybox's sh in PATH.
+# Exit: the command's status (0-239), or
+#   240 usage error          241 qemu (or another host tool) missing
+#   242 kernel not found / download failed   243 initramfs build failed
+#   244 guest kernel panicked                245 time-out (guest hung)
+#   246 guest ended without an exit marker
+set -euo pipefail
+
+readonly E_USAGE=240 E_TOOL=241 E_KERNEL=242 E_INITRAMFS=243 E_PANIC=244 E_TIMEOUT=245 E_NOMARKER=246
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+die() { echo "lockwatch-vm: error: $2" >&2; exit "$1"; }
+note() { echo "lockwatch-vm: $*" >&2; }
+usage="usage: run-vm.sh --kernel debian|BZIMAGE|DIR [--timeout S] [--console FILE] [--bin PATH]... [--file SRC[:DEST]]... [--accel auto|kvm|tcg] [--append ARGS] -- COMMAND..."
+
+kernel='' timeout_s=300 console='' accel=auto append='' smp=2 mem=1G
+initramfs_args=()
+while (($#)); do
+    case $1 in
+        --) shift; break ;;
+        --kernel|--timeout|--console|--bin|--file|--accel|--append|--smp|--mem)
+            (($# >= 2)) || die $E_USAGE "$1 needs a value ($usage)"
+            case $1 in
+                --kernel) kernel=$2 ;;
+                --timeout) timeout_s=$2 ;;
+                --console) console=$2 ;;
+                --bin|--file) initramfs_args+=("$1" "$2") ;;
+                --accel) accel=$2 ;;
+                --append) append+=" $2" ;;
+                --smp) smp=$2 ;;
+                --mem) mem=$2 ;;
+            esac
+            shift 2 ;;
+        -h|--help) sed -n '2,28s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) die $E_USAGE "unknown argument '$1' ($usage)" ;;
+    esac
+done
+(($#)) || die $E_USAGE "no guest command given after -- ($usage)"
+[[ -n $kernel ]] || die $E_USAGE "--kernel is required ($usage)"
+[[ $timeout_s =~ ^[1-9][0-9]*$ ]] || die $E_USAGE "--timeout must be a positive number of seconds, not '$timeout_s'"
+[[ $smp =~ ^[1-9][0-9]*$ ]] || die $E_USAGE "--smp must be a positive number, not '$smp'"
+case $accel in auto|kvm|tcg) ;; *) die $E_USAGE "--accel must be auto, kvm or tcg, not '$accel'" ;; esac
+
+qemu=${LOCKWATCH_QEMU:-qemu-system-x86_64}
+command -v "$qemu" >/dev/null 2>&1 || die $E_TOOL "$qemu not found (install qemu-system-x86: tools/setup.sh)"
+command -v timeout >/dev/null 2>&1 || die $E_TOOL "timeout (coreutils) not found"
+
+# The guest command, quoted for the guest's sh.
+guest_cmd=''
+for arg in "$@"; do
+    guest_cmd+=" '${arg//\'/\'\\\'\'}'"
+done
+guest_cmd=${guest_cmd# }
+
+# Kernel image.
+case $kernel in
+    debian|debian:*)
+        fetch=("$here/fetch-kernel.sh")
+        [[ $kernel == debian:* ]] && fetch+=(--version "${kernel#debian:}")
+        kdir=$("${fetch[@]}" | tail -n1) || die $E_KERNEL "fetching the Debian kernel failed (see the line above)"
+        kimage=$kdir/vmlinuz ;;
+    *)
+        kimage=$kernel
+        if [[ -d $kernel ]]; then
+            kimage=''
+            for k in vmlinuz bzImage arch/x86/boot/bzImage; do
+                [[ -f $kernel/$k ]] && { kimage=$kernel/$k; break; }
+            done
+            [[ -n $kimage ]] || die $E_KERNEL "no vmlinuz, bzImage or arch/x86/boot/bzImage in $kernel"
+        fi ;;
+esac
+[[ -f $kimage && -r $kimage ]] || die $E_KERNEL "kernel image $kimage not found"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/lockwatch-vm.XXXXXX")
+keep_tmp=0
+qpid=''
+# shellcheck disable=SC2317  # called from the EXIT trap
+cleanup() {
+    [[ -n $qpid ]] && kill "$qpid" 2>/dev/null
+    rm -f "$tmp/initramfs.cpio.gz" "$tmp/probe.cpio.gz" "$tmp/results"
+    ((keep_tmp)) || rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+[[ -n $console ]] || console=$tmp/console.log
+mkdir -p "$(dirname "$console")"
+: >"$console"
+qemu_err=$tmp/qemu.stderr
+
+"$here/make-initramfs.sh" --out "$tmp/initramfs.cpio.gz" "${initramfs_args[@]}" --run "$guest_cmd" ||
+    die $E_INITRAMFS "building the initramfs failed (see the line above)"
+
+base_args=(-smp "$smp" -m "$mem" -nodefaults -no-user-config -display none -monitor none
+           -no-reboot -kernel "$kimage")
+cmdline="console=ttyS0 panic=-1 rdinit=/init$append"
+
+# KVM only where /dev/kvm exists and really boots this kernel in time.
+if [[ $accel == auto ]]; then
+    accel=tcg
+    if [[ -r /dev/kvm && -w /dev/kvm ]]; then
+        if "$here/make-initramfs.sh" --out "$tmp/probe.cpio.gz" --run true 2>/dev/null &&
+           timeout -k 2 10 "$qemu" -accel kvm -cpu host "${base_args[@]}" -initrd "$tmp/probe.cpio.gz" \
+               -append "console=ttyS0 panic=-1 rdinit=/init quiet" -serial null -serial stdio \
+               </dev/null 2>/dev/null | grep -q '^LOCKWATCH-VM-EXIT 0'; then
+            accel=kvm
+        else
+            note "KVM probe failed or hung; using TCG"
+        fi
+    fi
+fi
+if [[ $accel == kvm ]]; then
+    accel_args=(-accel kvm -cpu host)
+else
+    accel_args=(-accel tcg -cpu max)
+fi
+
+mkfifo "$tmp/results"
+t0=$EPOCHREALTIME
+timeout -k 5 "$timeout_s" "$qemu" "${accel_args[@]}" "${base_args[@]}" -initrd "$tmp/initramfs.cpio.gz" \
+    -append "$cmdline" -serial "file:$console" -serial stdio </dev/null >"$tmp/results" 2>"$qemu_err" &
+qpid=$!
+
+# Stream the results port to stdout, minus the start and exit markers.
+status='' t_start='' t_end=''
+while IFS= read -r line || [[ -n $line ]]; do
+    case $line in
+        LOCKWATCH-VM-START)
+            [[ -n $t_start ]] || { t_start=$EPOCHREALTIME; continue; } ;;
+        *LOCKWATCH-VM-EXIT\ [0-9]*)
+            rest=${line##*LOCKWATCH-VM-EXIT }
+            if [[ $rest =~ ^([0-9]+)$'\r'?$ ]]; then
+                status=${BASH_REMATCH[1]}
+                t_end=$EPOCHREALTIME
+                printf '%s' "${line%LOCKWATCH-VM-EXIT *}"
+                continue
+            fi ;;
+    esac
+    [[ -n $t_start ]] || t_start=$EPOCHREALTIME
+    printf '%s\n' "$line"
+done <"$tmp/results"
+qrc=0
+wait "$qpid" || qrc=$?
+qpid=''
+
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+fail() {
+    keep_tmp=1
+    echo "lockwatch-vm: error: $2" >&2
+    exit "$1"
+}
+
+panic=$(grep -a -m1 'Kernel panic' "$console" | tr -d '\r' || true)
+if [[ -n $status ]]; then
+    note "boot $(elapsed "$t0" "${t_start:-$t_end}")s, command $(elapsed "${t_start:-$t_end}" "$t_end")s (accel $accel, kernel $kimage)"
+    if ((status != 0)); then
+        keep_tmp=1
+        note "guest command exited $status; console log: $console"
+    fi
+    exit "$status"
+fi
+if ((qrc == 124 || qrc == 137)); then
+    fail $E_TIMEOUT "guest timed out after ${timeout_s}s (hung?); last console lines in $console"
+fi
+if [[ -n $panic ]]; then
+    fail $E_PANIC "guest kernel panicked: ${panic#*] }; console log: $console"
+fi
+if ((qrc != 0)); then
+    err=$(grep -v '^$' "$qemu_err" | head -n1 || true)
+    fail $E_NOMARKER "qemu exited $qrc without an exit marker${err:+: $err}; console log: $console"
+fi
+fail $E_NOMARKER "guest stopped without an exit marker (did the command power off or kill init?); console log: $console"
