@@ -11,9 +11,12 @@
 # Results are cached in
 #   ${LOCKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockwatch}/kernels/<flavor>-<key>/
 # holding bzImage, vmlinux (with DWARF and BTF), System.map and config.
-# <key> is the first 16 hex digits of a sha256 over the source package's
-# Debian version, the patch, the config fragments of the flavor and this
-# script. A run whose result is cached only prints it.
+# <key> is the first 16 hex digits of a sha256 over the flavor, the source
+# package's Debian version, and the sha256 of the patch, of the flavor's config
+# fragments and of this script (the list is kept in <dir>/inputs). A run
+# whose result is cached only prints it. The O= build tree of each flavor
+# (build-<flavor>/) and the patched source (src-<key>/) stay in the cache, so
+# a rebuild after a change is incremental.
 #
 # Progress goes to stderr; the last line on stdout is the bzImage path.
 #
@@ -82,12 +85,14 @@ need_tool flock util-linux
 
 # ---- cache layout -----------------------------------------------------------
 cache="${LOCKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockwatch}/kernels"
-key="$({
+inputs="$(
+	echo "flavor $flavor"
 	echo "package $PKG $pkgver"
 	for f in "$PATCH" "${fragments[@]}" "$SELF"; do
 		echo "file $(basename "$f") $(sha256sum < "$f" | cut -d' ' -f1)"
 	done
-} | sha256sum | cut -c1-16)"
+)"
+key="$(sha256sum <<<"$inputs" | cut -c1-16)"
 srckey="$(printf 'package %s %s\npatch %s\n' "$PKG" "$pkgver" \
 	"$(sha256sum < "$PATCH" | cut -d' ' -f1)" | sha256sum | cut -c1-16)"
 out="$cache/$flavor-$key"
@@ -216,6 +221,7 @@ mkdir -p "$out.tmp"
 cp "$build/arch/x86/boot/bzImage" "$build/vmlinux" "$build/System.map" "$out.tmp/"
 cp "$build/.config" "$out.tmp/config"
 cp "$log" "$out.tmp/build.log"
+printf '%s\nkey %s\n' "$inputs" "$key" >"$out.tmp/inputs"
 rm -rf "$out"
 mv "$out.tmp" "$out"
 phase "done: $out"
