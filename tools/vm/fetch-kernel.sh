@@ -75,7 +75,7 @@ echo "fetch-kernel.sh: downloading $pkg" >&2
 # the calling user instead.
 if ! (cd "$work" && apt-get download -q -o APT::Sandbox::User="$(id -un)" "$pkg") >"$work/log" 2>&1; then
     err=$(grep -E '^E: ' "$work/log" | head -n1 || true)
-    die 3 "downloading $pkg failed${err:+: $err}"
+    die 3 "apt-get download $pkg failed${err:+: $err}"
 fi
 debs=("$work"/*.deb)
 [[ -f ${debs[0]} ]] || die 3 "downloading $pkg produced no .deb"
@@ -89,6 +89,9 @@ for f in vmlinuz System.map config; do
     mv "$work/boot/$f-$version" "$work/out/$f"
 done
 dpkg-deb -f "${debs[0]}" Version >"$work/out/package-version"
-rm -rf "$dir"
-mv "$work/out" "$dir"
+# Another fetch may have finished meanwhile: keep whichever landed first.
+[[ -s $dir/vmlinuz && -s $dir/System.map && -s $dir/config ]] || {
+    rm -rf "$dir"
+    mv -T "$work/out" "$dir" 2>/dev/null || [[ -s $dir/vmlinuz ]] || die 3 "cannot create $dir"
+}
 echo "$dir"

@@ -77,7 +77,12 @@ case $kernel in
     debian|debian:*)
         fetch=("$here/fetch-kernel.sh")
         [[ $kernel == debian:* ]] && fetch+=(--version "${kernel#debian:}")
-        kdir=$("${fetch[@]}" | tail -n1) || die $E_KERNEL "fetching the Debian kernel failed (see the line above)"
+        if ! fetch_out=$("${fetch[@]}" 2>&1); then
+            why=$(grep -v ': downloading ' <<<"$fetch_out" | tail -n1 || true)
+            die $E_KERNEL "kernel download failed: ${why#fetch-kernel.sh: }"
+        fi
+        grep ': downloading ' <<<"$fetch_out" >&2 || true
+        kdir=$(tail -n1 <<<"$fetch_out")
         kimage=$kdir/vmlinuz ;;
     *)
         kimage=$kernel
@@ -97,7 +102,7 @@ qpid=''
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
     [[ -n $qpid ]] && kill "$qpid" 2>/dev/null
-    rm -f "$tmp/initramfs.cpio.gz" "$tmp/probe.cpio.gz" "$tmp/results"
+    rm -f "$tmp/initramfs.cpio.gz" "$tmp/probe.cpio.gz" "$tmp/probe.out" "$tmp/results"
     ((keep_tmp)) || rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -115,21 +120,35 @@ base_args=(-smp "$smp" -m "$mem" -nodefaults -no-user-config -display none -moni
            -no-reboot -kernel "$kimage")
 cmdline="console=ttyS0 panic=-1 rdinit=/init$append"
 
-# KVM only where /dev/kvm exists and really boots this kernel in time.
+# KVM only where /dev/kvm exists and really boots a guest in time. The
+# verdict is remembered until the host reboots.
+cache=${LOCKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockwatch}
+boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
+verdict=$cache/kvm-probe-$boot_id
+if [[ $accel == auto && -r /dev/kvm && -w /dev/kvm && -s $verdict ]]; then
+    accel=$(<"$verdict")
+    [[ $accel == kvm || $accel == tcg ]] || accel=auto
+fi
 if [[ $accel == auto ]]; then
     accel=tcg
     if [[ -r /dev/kvm && -w /dev/kvm ]]; then
         if "$here/make-initramfs.sh" --out "$tmp/probe.cpio.gz" --run true 2>/dev/null &&
            timeout -k 2 10 "$qemu" -accel kvm -cpu host "${base_args[@]}" -initrd "$tmp/probe.cpio.gz" \
                -append "console=ttyS0 panic=-1 rdinit=/init quiet" -serial null -serial stdio \
-               </dev/null 2>/dev/null | grep -q '^LOCKWATCH-VM-EXIT 0'; then
+               </dev/null >"$tmp/probe.out" 2>/dev/null &&
+           grep -q '^LOCKWATCH-VM-EXIT 0' "$tmp/probe.out"; then
             accel=kvm
         else
             note "KVM probe failed or hung; using TCG"
         fi
+        if mkdir -p "$cache" 2>/dev/null; then
+            rm -f "$cache"/kvm-probe-*
+            echo "$accel" >"$verdict" 2>/dev/null || true
+        fi
     fi
 fi
 if [[ $accel == kvm ]]; then
+    [[ -r /dev/kvm && -w /dev/kvm ]] || die $E_TOOL "--accel kvm: /dev/kvm is missing or not accessible"
     accel_args=(-accel kvm -cpu host)
 else
     accel_args=(-accel tcg -cpu max)
