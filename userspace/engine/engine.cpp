@@ -1,0 +1,1120 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "engine/report.h"
+
+namespace lockwatch::engine {
+namespace {
+
+constexpr std::uint16_t lock_flag(int bit) {
+    return static_cast<std::uint16_t>(1u << bit);
+}
+constexpr std::uint16_t lock_flag(UsageBit bit) {
+    return lock_flag(static_cast<int>(bit));
+}
+
+// lockdep_internals.h masks over the 8 irq usage bits.
+constexpr std::uint16_t kLockfUsedInIrqAll = 0x33;   // USED_IN_{HARD,SOFT}IRQ{,_READ}
+constexpr std::uint16_t kLockfEnabledIrqAll = 0xcc;  // ENABLED_{HARD,SOFT}IRQ{,_READ}
+constexpr std::uint16_t kLockfIrq = 0x55;            // the write (exclusive) bits
+constexpr std::uint16_t kLockfIrqRead = 0xaa;        // the _READ bits
+constexpr int kUsageReadMask = 1;
+constexpr int kUsageDirMask = 2;
+constexpr int kUsageStateMask = ~(kUsageReadMask | kUsageDirMask);
+
+// lock_list::dep bits (calc_dep()): bit0 = prev->read == 0, bit1 = next->read != 2.
+constexpr std::uint8_t kDepSR = 1u << 0;
+constexpr std::uint8_t kDepER = 1u << 1;
+constexpr std::uint8_t kDepSN = 1u << 2;
+constexpr std::uint8_t kDepEN = 1u << 3;
+
+std::uint8_t calc_dep(std::uint8_t prev_read, std::uint8_t next_read) {
+    return static_cast<std::uint8_t>(1u << ((prev_read == 0) + ((next_read != 2) << 1)));
+}
+
+// The same dependency as seen from the locks_before side (calc_depb()): the
+// two bit positions swap.
+std::uint8_t dep_backwards(std::uint8_t dep) {
+    std::uint8_t out = 0;
+    for (int bit = 0; bit < 4; ++bit) {
+        if (dep & (1u << bit)) {
+            int prev_excl = bit & 1;
+            int next_nonrec = (bit >> 1) & 1;
+            out |= static_cast<std::uint8_t>(1u << (next_nonrec + (prev_excl << 1)));
+        }
+    }
+    return out;
+}
+
+int exclusive_bit(int new_bit) {
+    int state = new_bit & kUsageStateMask;
+    int dir = new_bit & kUsageDirMask;
+    return state | (dir ^ kUsageDirMask);
+}
+
+std::uint16_t invert_dir_mask(std::uint16_t mask) {
+    std::uint16_t excl = 0;
+    excl |= (mask & kLockfEnabledIrqAll) >> kUsageDirMask;
+    excl |= (mask & kLockfUsedInIrqAll) << kUsageDirMask;
+    return excl;
+}
+
+// USED_IN_x{,_READ} conflicts with ENABLED_x and ENABLED_x_READ and vice
+// versa (lockdep's exclusive_mask(); original_mask() is the same map).
+std::uint16_t exclusive_mask(std::uint16_t mask) {
+    std::uint16_t excl = invert_dir_mask(mask);
+    excl |= (excl & kLockfIrqRead) >> kUsageReadMask;
+    excl |= (excl & kLockfIrq) << kUsageReadMask;
+    return excl;
+}
+
+bool find_exclusive_match(std::uint16_t mask, std::uint16_t excl_mask, int *bitp, int *excl_bitp) {
+    for (int bit = 0; bit < kNumIrqUsageBits; ++bit) {
+        if (!(mask & lock_flag(bit))) {
+            continue;
+        }
+        int excl = exclusive_bit(bit);
+        int excl_read = excl | kUsageReadMask;
+        if (excl_mask & lock_flag(excl)) {
+            *bitp = bit;
+            *excl_bitp = excl;
+            return true;
+        }
+        if (excl_mask & lock_flag(excl_read)) {
+            *bitp = bit;
+            *excl_bitp = excl_read;
+            return true;
+        }
+    }
+    return false;
+}
+
+// lockdep's state_name(): "HARDIRQ", "SOFTIRQ-READ", ...
+std::string state_name(int bit) {
+    std::string s = (bit >> 2) == 0 ? "HARDIRQ" : "SOFTIRQ";
+    if (bit & kUsageReadMask) {
+        s += "-READ";
+    }
+    return s;
+}
+
+IrqClass irq_of_bit(int bit) {
+    return (bit >> 2) == 0 ? IrqClass::Hardirq : IrqClass::Softirq;
+}
+
+std::uint64_t edge_key(std::uint32_t prev, std::uint32_t next) {
+    return (static_cast<std::uint64_t>(prev) << 32) | next;
+}
+
+std::uint8_t read_level(std::uint32_t flags, Context ctx) {
+    if (!(flags & acquire_flags::kRead)) {
+        return 0;
+    }
+    if (flags & acquire_flags::kRecursiveRead) {
+        return 2;
+    }
+    if (flags & acquire_flags::kNonRecursiveRead) {
+        return 1;
+    }
+    // read_lock_is_recursive() with CONFIG_QUEUED_RWLOCKS (x86): queued
+    // rwlock readers are recursive only in interrupt context.
+    return ctx == Context::Task ? 1 : 2;
+}
+
+}  // namespace
+
+std::string usage_chars(std::uint16_t usage_mask) {
+    // get_usage_chars(): per state, the write char then the read char.
+    std::string out;
+    for (int state = 0; state < 2; ++state) {
+        for (int read = 0; read < 2; ++read) {
+            int bit = state * 4 + read;
+            char c = '.';
+            if (usage_mask & lock_flag(bit + kUsageDirMask)) {
+                c = (usage_mask & lock_flag(bit)) ? '?' : '+';
+            } else if (usage_mask & lock_flag(bit)) {
+                c = '-';
+            }
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+Engine::Engine(EngineOptions options) : options_(std::move(options)) {}
+Engine::~Engine() = default;
+
+void Engine::process(const Event &event) {
+    std::visit(
+        [this](const auto &e) {
+            using T = std::decay_t<decltype(e)>;
+            if constexpr (std::is_same_v<T, ClassFact>) {
+                add_class(e);
+            } else if constexpr (std::is_same_v<T, StackFact>) {
+                add_stack(e);
+            } else if constexpr (std::is_same_v<T, AcquireEvent>) {
+                acquire(e);
+            } else if constexpr (std::is_same_v<T, ReleaseEvent>) {
+                release(e);
+            } else if constexpr (std::is_same_v<T, UsageFact>) {
+                add_usage(e);
+            } else {
+                add_edge(e);
+            }
+        },
+        event);
+}
+
+void Engine::add_class(const ClassFact &fact) {
+    ++stats_.events;
+    auto it = class_by_id_.find(fact.id);
+    if (it != class_by_id_.end()) {
+        // A re-announced class (the BPF class cache was evicted): keep the
+        // graph, take the newer name only if the first was a placeholder.
+        if (classes_[it->second].name.empty()) {
+            classes_[it->second].name = fact.name;
+        }
+        return;
+    }
+    std::uint32_t idx = class_index(fact.id);
+    classes_[idx].name = fact.name;
+}
+
+void Engine::add_stack(const StackFact &fact) {
+    ++stats_.events;
+    if (fact.id != kNoStack) {
+        stacks_.put(fact.id, fact.frames);
+    }
+}
+
+std::uint32_t Engine::class_index(ClassId id, bool *created) {
+    auto [it, inserted] = class_by_id_.try_emplace(id, static_cast<std::uint32_t>(classes_.size()));
+    if (created) {
+        *created = inserted;
+    }
+    if (inserted) {
+        LockClass c;
+        c.id = id;
+        c.topo = static_cast<std::uint32_t>(topo_order_.size());
+        classes_.push_back(std::move(c));
+        topo_order_.push_back(it->second);
+    }
+    return it->second;
+}
+
+const std::uint32_t *Engine::find_class_index(ClassId id) const {
+    auto it = class_by_id_.find(id);
+    return it == class_by_id_.end() ? nullptr : &it->second;
+}
+
+std::optional<std::string> Engine::class_name(ClassId id) const {
+    const std::uint32_t *idx = find_class_index(id);
+    if (!idx) {
+        return std::nullopt;
+    }
+    return report_class_name(classes_[*idx].name, classes_[*idx].id);
+}
+
+std::string Engine::usage_string(ClassId id) const {
+    const std::uint32_t *idx = find_class_index(id);
+    return idx ? usage_chars(classes_[*idx].usage_mask) : std::string();
+}
+
+bool Engine::has_usage(ClassId id, UsageBit bit) const {
+    const std::uint32_t *idx = find_class_index(id);
+    return idx && (classes_[*idx].usage_mask & lock_flag(bit));
+}
+
+bool Engine::has_edge(ClassId prev, ClassId next) const {
+    const std::uint32_t *p = find_class_index(prev);
+    const std::uint32_t *n = find_class_index(next);
+    return p && n && edge_by_pair_.count(edge_key(*p, *n));
+}
+
+std::size_t Engine::held_depth(std::uint32_t cpu, Context ctx) const {
+    if (cpu >= cpus_.size()) {
+        return 0;
+    }
+    return cpus_[cpu].held[static_cast<int>(ctx)].size();
+}
+
+std::size_t Engine::graph_bytes() const {
+    std::size_t b = classes_.capacity() * sizeof(LockClass);
+    for (const auto &c : classes_) {
+        b += c.name.capacity() > 15 ? c.name.capacity() + 1 : 0;
+        b += (c.after.capacity() + c.before.capacity()) * sizeof(std::uint32_t);
+    }
+    b += edges_.capacity() * sizeof(Edge);
+    b += usage_records_.capacity() * sizeof(UsageRecord);
+    b += topo_order_.capacity() * sizeof(std::uint32_t);
+    // unordered_map: one node (key, value, next pointer, cached hash) per
+    // entry plus the bucket array.
+    b += class_by_id_.size() * (sizeof(void *) * 2 + sizeof(ClassId) + sizeof(std::uint32_t)) +
+         class_by_id_.bucket_count() * sizeof(void *);
+    b += edge_by_pair_.size() *
+             (sizeof(void *) * 2 + sizeof(std::uint64_t) + sizeof(std::uint32_t)) +
+         edge_by_pair_.bucket_count() * sizeof(void *);
+    return b;
+}
+
+// ---------------------------------------------------------------------------
+// Raw events: lockdep's __lock_acquire() / __lock_release().
+
+void Engine::acquire(const AcquireEvent &ev) {
+    ++stats_.events;
+    ++stats_.acquires;
+    if (ev.cpu >= options_.max_cpus) {
+        return;
+    }
+    if (ev.cpu >= cpus_.size()) {
+        cpus_.resize(ev.cpu + 1);
+    }
+    bool created = false;
+    std::uint32_t cls = class_index(ev.cls, &created);
+    if (created) {
+        ++stats_.unknown_classes;
+    }
+    const int ctx = static_cast<int>(ev.context);
+    CpuState &cpu = cpus_[ev.cpu];
+    auto &held = cpu.held[ctx];
+
+    HeldLock next;
+    next.lock = ev.lock;
+    next.cls = cls;
+    next.read = read_level(ev.flags, ev.context);
+    next.trylock = ev.flags & acquire_flags::kTrylock;
+    next.irqs_off = ev.flags & acquire_flags::kIrqsOff;
+    next.inferred = ev.hardirq_state_inferred;
+    next.stack = ev.stack;
+
+    // lockdep samples irq state after the lock function's own
+    // local_irq_disable()/local_bh_disable(): spin_lock_irq() in process
+    // context is therefore neither HARDIRQ- nor SOFTIRQ-unsafe.
+    bool hardirqs_on = ev.hardirqs_enabled && !(ev.flags & acquire_flags::kIrqsOff) &&
+                       ev.context != Context::Hardirq && ev.context != Context::Nmi;
+    if (hardirqs_on && ev.hardirq_state_inferred) {
+        // The producer could not read EFLAGS: an _irq/_irqsave lock still
+        // held in this context means irqs are off.
+        for (const HeldLock &h : held) {
+            if (h.irqs_off) {
+                hardirqs_on = false;
+                break;
+            }
+        }
+    }
+    const bool softirqs_on =
+        ev.softirqs_enabled && !(ev.flags & acquire_flags::kBhOff) && ev.context == Context::Task;
+
+    Origin origin;
+    origin.task = ev.task;
+    origin.cpu = ev.cpu;
+    origin.time_ns = ev.time_ns;
+    origin.context = ev.context;
+    origin.flags.in_hardirq = ev.context == Context::Hardirq;
+    origin.flags.in_softirq = ev.context == Context::Softirq;
+    origin.flags.hardirqs_enabled = hardirqs_on;
+    origin.flags.softirqs_enabled = softirqs_on;
+    origin.inferred = ev.hardirq_state_inferred;
+    origin.stack = ev.stack;
+    // What lockdep_print_held_locks() shows: everything this CPU holds in
+    // this context and the contexts it interrupted (not the new lock yet).
+    auto held_snapshot = [&]() {
+        std::vector<HeldLock> all;
+        for (int c = 0; c <= ctx; ++c) {
+            all.insert(all.end(), cpu.held[c].begin(), cpu.held[c].end());
+        }
+        return all;
+    };
+    bool snapshot_taken = false;
+    auto ensure_snapshot = [&]() {
+        if (!snapshot_taken) {
+            origin.held = held_snapshot();
+            snapshot_taken = true;
+        }
+    };
+
+    // mark_usage()
+    UsageRecord rec{ev.stack, ev.task, ev.cpu, ev.time_ns, ev.hardirq_state_inferred};
+    auto mark = [&](UsageBit bit) {
+        std::uint16_t f = lock_flag(bit);
+        if (classes_[cls].usage_mask & f) {
+            return;  // the fast path: nothing new
+        }
+        ensure_snapshot();
+        mark_lock(cls, bit, next.read, rec, origin, &next);
+    };
+    const bool read = next.read != 0;
+    if (!next.trylock) {
+        if (ev.context == Context::Hardirq) {
+            mark(read ? UsageBit::UsedInHardirqRead : UsageBit::UsedInHardirq);
+        }
+        if (ev.context == Context::Softirq) {
+            mark(read ? UsageBit::UsedInSoftirqRead : UsageBit::UsedInSoftirq);
+        }
+    }
+    if (hardirqs_on) {
+        mark(read ? UsageBit::EnabledHardirqRead : UsageBit::EnabledHardirq);
+        if (softirqs_on) {
+            mark(read ? UsageBit::EnabledSoftirqRead : UsageBit::EnabledSoftirq);
+        }
+    }
+    mark(UsageBit::Used);
+
+    // validate_chain(): trylocks neither deadlock nor add dependencies.
+    if (!next.trylock) {
+        bool recursion = false;
+        for (int c = 0; c <= ctx && !recursion; ++c) {
+            for (const HeldLock &h : cpu.held[c]) {
+                if (h.cls == cls && !(next.read == 2 && h.read)) {
+                    recursion = true;
+                    break;
+                }
+            }
+        }
+        if (recursion) {
+            ensure_snapshot();
+            check_deadlock(next, origin);
+        } else {
+            // check_prevs_add(): an edge from the newest held lock, and from
+            // trylocked ones above the newest non-trylock, in this context only.
+            for (auto it = held.rbegin(); it != held.rend(); ++it) {
+                auto found = edge_by_pair_.find(edge_key(it->cls, cls));
+                std::uint8_t dep = calc_dep(it->read, next.read);
+                if (found == edge_by_pair_.end() || !(edges_[found->second].dep & dep)) {
+                    ensure_snapshot();
+                    check_prev_add(*it, next, origin, ev.cpu, ev.time_ns);
+                }
+                if (!it->trylock) {
+                    break;
+                }
+            }
+        }
+    }
+
+    if (held.size() >= options_.max_held_depth) {
+        held.erase(held.begin());
+        ++stats_.held_overflows;
+    }
+    held.push_back(next);
+}
+
+void Engine::release(const ReleaseEvent &ev) {
+    ++stats_.events;
+    ++stats_.releases;
+    if (ev.cpu >= cpus_.size()) {
+        ++stats_.unmatched_releases;
+        return;
+    }
+    CpuState &cpu = cpus_[ev.cpu];
+    // The lock is normally released in the context that took it; unlock
+    // order need not be LIFO, so search from the top.
+    auto try_ctx = [&](int ctx) {
+        auto &held = cpu.held[ctx];
+        for (auto it = held.rbegin(); it != held.rend(); ++it) {
+            if (it->lock == ev.lock) {
+                held.erase(std::next(it).base());
+                return true;
+            }
+        }
+        return false;
+    };
+    int ctx = static_cast<int>(ev.context);
+    if (try_ctx(ctx)) {
+        return;
+    }
+    for (int c = kNumContexts - 1; c >= 0; --c) {
+        if (c != ctx && try_ctx(c)) {
+            return;
+        }
+    }
+    ++stats_.unmatched_releases;
+}
+
+// ---------------------------------------------------------------------------
+// Facts from the kernel side.
+
+void Engine::add_usage(const UsageFact &fact) {
+    ++stats_.events;
+    bool created = false;
+    std::uint32_t cls = class_index(fact.cls, &created);
+    if (created) {
+        ++stats_.unknown_classes;
+    }
+    if (classes_[cls].usage_mask & lock_flag(fact.bit)) {
+        return;
+    }
+    int bit = static_cast<int>(fact.bit);
+    Origin origin;
+    origin.task = fact.task;
+    origin.cpu = fact.cpu;
+    origin.time_ns = fact.time_ns;
+    bool used_in = bit < kNumIrqUsageBits && !(bit & kUsageDirMask);
+    origin.context =
+        used_in ? ((bit >> 2) == 0 ? Context::Hardirq : Context::Softirq) : Context::Task;
+    origin.flags.in_hardirq = origin.context == Context::Hardirq;
+    origin.flags.in_softirq = origin.context == Context::Softirq;
+    origin.flags.hardirqs_enabled = bit < kNumIrqUsageBits && (bit & kUsageDirMask);
+    origin.flags.softirqs_enabled =
+        bit < kNumIrqUsageBits && (bit & kUsageDirMask) && (bit >> 2) == 1;
+    origin.inferred = fact.hardirq_state_inferred;
+    origin.stack = fact.stack;
+    HeldLock self;
+    self.cls = cls;
+    self.read = fact.read;
+    self.stack = fact.stack;
+    UsageRecord rec{fact.stack, fact.task, fact.cpu, fact.time_ns, fact.hardirq_state_inferred};
+    mark_lock(cls, fact.bit, fact.read, rec, origin, &self);
+}
+
+void Engine::add_edge(const EdgeFact &fact) {
+    ++stats_.events;
+    bool created = false;
+    std::uint32_t p = class_index(fact.prev, &created);
+    stats_.unknown_classes += created;
+    std::uint32_t n = class_index(fact.next, &created);
+    stats_.unknown_classes += created;
+    auto found = edge_by_pair_.find(edge_key(p, n));
+    std::uint8_t dep = calc_dep(fact.prev_read, fact.next_read);
+    if (found != edge_by_pair_.end() && (edges_[found->second].dep & dep)) {
+        return;
+    }
+    HeldLock prev;
+    prev.cls = p;
+    prev.read = fact.prev_read;
+    prev.stack = fact.prev_stack;
+    HeldLock next;
+    next.cls = n;
+    next.read = fact.next_read;
+    next.stack = fact.next_stack;
+    Origin origin;
+    origin.task = fact.task;
+    origin.cpu = fact.cpu;
+    origin.time_ns = fact.time_ns;
+    origin.context = fact.context;
+    origin.flags.in_hardirq = fact.context == Context::Hardirq;
+    origin.flags.in_softirq = fact.context == Context::Softirq;
+    origin.inferred = fact.hardirq_state_inferred;
+    origin.stack = fact.next_stack;
+    origin.held.push_back(prev);  // all a fact tells about the held locks
+    if (p == n) {
+        // A same-class nesting reaches user space as an edge to itself.
+        if (!(next.read == 2 && prev.read)) {
+            check_deadlock(next, origin);
+            return;
+        }
+    }
+    check_prev_add(prev, next, origin, fact.cpu, fact.time_ns);
+}
+
+// ---------------------------------------------------------------------------
+// Usage bits: mark_lock() / mark_lock_irq().
+
+bool Engine::mark_lock(std::uint32_t cls, UsageBit bit, std::uint8_t read, const UsageRecord &rec,
+                       const Origin &origin, const HeldLock *this_lock) {
+    LockClass &c = classes_[cls];
+    const std::uint16_t f = lock_flag(bit);
+    if (c.usage_mask & f) {
+        return false;
+    }
+    c.usage_mask |= f;
+    usage_records_.push_back(rec);
+    c.usage_rec[static_cast<int>(bit)] = static_cast<std::uint32_t>(usage_records_.size());
+    ++stats_.usages;
+    if (static_cast<int>(bit) < kNumIrqUsageBits) {
+        propagate_fwd(cls, static_cast<std::uint8_t>(f));
+        propagate_bwd(cls, static_cast<std::uint8_t>(f));
+        mark_lock_irq(cls, bit, read, origin, this_lock);
+    }
+    return true;
+}
+
+void Engine::mark_lock_irq(std::uint32_t cls, UsageBit new_bit_e, std::uint8_t read,
+                           const Origin &origin, const HeldLock *this_lock) {
+    const int new_bit = static_cast<int>(new_bit_e);
+    const int excl_bit = exclusive_bit(new_bit);
+    const bool is_read = new_bit & kUsageReadMask;
+    const bool dir = new_bit & kUsageDirMask;
+    const StackId this_stack = this_lock ? this_lock->stack : origin.stack;
+
+    // valid_state(): the class itself must not have the opposite usage.
+    auto usage_bug = [&](int bad_bit) {
+        Finding f;
+        f.kind = FindingKind::InconsistentState;
+        f.irq = irq_of_bit(new_bit);
+        f.irq_state = state_name(bad_bit);
+        f.prev_bit = static_cast<UsageBit>(bad_bit);
+        f.new_bit = new_bit_e;
+        f.prev_usage = usage_trace(cls, static_cast<UsageBit>(bad_bit));
+        f.acquiring = lock_ref(cls, this_stack, read);
+        f.locks.push_back(f.acquiring);
+        f.chain = {f.acquiring.name};
+        f.hardirq_state_inferred = f.prev_usage->hardirq_state_inferred;
+        f.signature_key = std::string(finding_kind_name(f.kind)) + ":" + f.acquiring.name + ":" +
+                          std::string(usage_bit_name(*f.prev_bit)) + "->" +
+                          std::string(usage_bit_name(new_bit_e));
+        fill_common(f, origin);
+        emit(std::move(f));
+    };
+    if (classes_[cls].usage_mask & lock_flag(excl_bit)) {
+        usage_bug(excl_bit);
+        return;
+    }
+    if (!is_read && (classes_[cls].usage_mask & lock_flag(excl_bit + kUsageReadMask))) {
+        usage_bug(excl_bit + kUsageReadMask);
+        return;
+    }
+
+    // check_usage_forwards() / check_usage_backwards()
+    const std::uint16_t mask = lock_flag(excl_bit) | lock_flag(excl_bit + kUsageReadMask);
+    const std::uint8_t reach = dir ? classes_[cls].bwd_mask : classes_[cls].fwd_mask;
+    if (!(reach & mask)) {
+        return;  // nothing with a conflicting usage is connected at all
+    }
+    const bool root_only_xr = dir ? read != 0 : read == 2;
+    auto match = [&](const BfsEntry &e) {
+        std::uint16_t usage = classes_[e.cls].usage_mask;
+        if (e.only_xr) {
+            usage &= kLockfIrq;
+        }
+        return (usage & mask) != 0;
+    };
+    std::int32_t target = bfs(cls, root_only_xr, /*forwards=*/!dir, match);
+    if (target < 0) {
+        return;
+    }
+    const std::uint32_t other = bfs_nodes_[target].cls;
+    const int other_bit =
+        (classes_[other].usage_mask & lock_flag(excl_bit)) ? excl_bit : excl_bit + kUsageReadMask;
+
+    Finding f;
+    f.kind = FindingKind::IrqInversion;
+    f.irq = irq_of_bit(new_bit);
+    f.irq_state = state_name(other_bit);
+    f.acquiring = lock_ref(cls, this_stack, read);
+    // print_irq_inversion_bug(): the middle lock is the one next to the root.
+    std::vector<std::uint32_t> nodes = bfs_path(target);  // leaf .. root
+    std::uint32_t middle = nodes.size() >= 2 ? bfs_nodes_[nodes[nodes.size() - 2]].cls : other;
+    f.path = print_path(target, origin.stack);
+    std::vector<std::string> names;
+    for (std::uint32_t n : nodes) {
+        names.push_back(
+            report_class_name(classes_[bfs_nodes_[n].cls].name, classes_[bfs_nodes_[n].cls].id));
+    }
+    LockRef other_ref = lock_ref(other, kNoStack);
+    if (!dir) {
+        // this lock is irq-safe and took an irq-unsafe one: this -> .. -> other
+        f.safe_lock = f.acquiring;
+        f.unsafe_lock = other_ref;
+        f.safe_usage = usage_trace(cls, new_bit_e);
+        f.unsafe_usage = usage_trace(other, static_cast<UsageBit>(other_bit));
+        f.middle_lock = lock_ref(middle, kNoStack);
+        std::reverse(names.begin(), names.end());
+    } else {
+        // this lock became irq-unsafe and an irq-safe one took it: other -> .. -> this
+        f.safe_lock = other_ref;
+        f.unsafe_lock = f.acquiring;
+        f.safe_usage = usage_trace(other, static_cast<UsageBit>(other_bit));
+        f.unsafe_usage = usage_trace(cls, new_bit_e);
+        f.middle_lock = lock_ref(middle, kNoStack);
+    }
+    f.chain = names;
+    f.locks = {f.acquiring, other_ref};
+    f.hardirq_state_inferred =
+        f.safe_usage->hardirq_state_inferred || f.unsafe_usage->hardirq_state_inferred;
+    f.signature_key = std::string(finding_kind_name(f.kind)) + ":" +
+                      state_name(new_bit & ~kUsageReadMask) + ":" + f.safe_lock->name + "->" +
+                      f.unsafe_lock->name;
+    fill_common(f, origin);
+    emit(std::move(f));
+}
+
+// ---------------------------------------------------------------------------
+// Dependencies: check_prev_add().
+
+void Engine::check_prev_add(const HeldLock &prev, const HeldLock &next, const Origin &origin,
+                            std::uint32_t cpu, std::uint64_t time_ns) {
+    const std::uint32_t p = prev.cls;
+    const std::uint32_t n = next.cls;
+    const std::uint8_t dep = calc_dep(prev.read, next.read);
+    auto found = edge_by_pair_.find(edge_key(p, n));
+    const bool is_new = found == edge_by_pair_.end();
+
+    // check_noncircular(): can next already reach prev? With an acyclic graph
+    // and a topological order, only when the order has to change; the
+    // incremental order update (Pearce-Kelly) finds out.
+    bool maybe_cycle;
+    if (graph_cyclic_) {
+        maybe_cycle = true;
+    } else if (!is_new) {
+        maybe_cycle = false;
+    } else {
+        maybe_cycle = !topo_insert(p, n);
+    }
+    if (maybe_cycle) {
+        check_noncircular(prev, next, origin);
+    }
+    check_irq_usage(prev, next, origin);
+
+    if (is_new) {
+        Edge e;
+        e.prev = p;
+        e.next = n;
+        e.dep = dep;
+        e.inferred = origin.inferred;
+        e.stack = next.stack;
+        e.prev_stack = prev.stack;
+        e.cpu = cpu;
+        e.time_ns = time_ns;
+        e.task = origin.task;
+        std::uint32_t id = static_cast<std::uint32_t>(edges_.size());
+        edges_.push_back(e);
+        edge_by_pair_.emplace(edge_key(p, n), id);
+        classes_[p].after.push_back(id);
+        classes_[n].before.push_back(id);
+        ++stats_.edges;
+        if (maybe_cycle || p == n) {
+            graph_cyclic_ = true;
+        }
+        propagate_fwd(p, classes_[n].fwd_mask);
+        propagate_bwd(n, classes_[p].bwd_mask);
+    } else {
+        edges_[found->second].dep |= dep;
+    }
+}
+
+bool Engine::check_noncircular(const HeldLock &prev, const HeldLock &next, const Origin &origin) {
+    // hlock_conflict(): found prev's class over a path that is not
+    // -(*R)-> into a shared prev.
+    auto match = [&](const BfsEntry &e) {
+        return e.cls == prev.cls && (prev.read == 0 || !e.only_xr);
+    };
+    std::int32_t target = bfs(next.cls, next.read == 2, /*forwards=*/true, match);
+    if (target < 0) {
+        return false;
+    }
+    Finding f;
+    f.kind = FindingKind::Circular;
+    f.acquiring = lock_ref(next.cls, next.stack, next.read);
+    f.holding = lock_ref(prev.cls, prev.stack, prev.read);
+    // print_circular_bug(): "-> #N" entries from the target back to the
+    // root, whose trace is the current acquisition.
+    std::vector<std::uint32_t> nodes = bfs_path(target);
+    f.path.clear();
+    for (std::uint32_t idx : nodes) {
+        const BfsEntry &e = bfs_nodes_[idx];
+        PathEntry pe;
+        pe.name = report_class_name(classes_[e.cls].name, classes_[e.cls].id);
+        pe.usage = usage_chars(classes_[e.cls].usage_mask);
+        pe.acquired_at = stacks_.get(e.edge == UINT32_MAX ? next.stack : edges_[e.edge].stack);
+        f.path.push_back(std::move(pe));
+    }
+    // The scenario's middle: the parent of the target (first_parent).
+    std::uint32_t parent = nodes.size() >= 2 ? bfs_nodes_[nodes[1]].cls : next.cls;
+    f.middle_lock = lock_ref(parent, kNoStack);
+    // Lock order: prev -> next -> ... -> prev.
+    f.chain.push_back(f.holding->name);
+    for (auto it = f.path.rbegin(); it != f.path.rend(); ++it) {
+        f.chain.push_back(it->name);
+    }
+    // The signature must not depend on which edge closed the cycle: rotate
+    // the cycle to start at its smallest name.
+    std::vector<std::string> cyc(f.chain.begin(), f.chain.end() - 1);
+    auto smallest = std::min_element(cyc.begin(), cyc.end());
+    std::rotate(cyc.begin(), smallest, cyc.end());
+    f.signature_key = std::string(finding_kind_name(f.kind));
+    for (const auto &name : cyc) {
+        f.signature_key += ":" + name;
+        bool seen = false;
+        for (const auto &l : f.locks) {
+            seen = seen || l.name == name;
+        }
+        if (!seen) {
+            for (std::uint32_t idx : nodes) {
+                std::uint32_t c = bfs_nodes_[idx].cls;
+                if (report_class_name(classes_[c].name, classes_[c].id) == name) {
+                    f.locks.push_back(lock_ref(c, kNoStack));
+                    break;
+                }
+            }
+        }
+    }
+    fill_common(f, origin);
+    emit(std::move(f));
+    return true;
+}
+
+bool Engine::check_irq_usage(const HeldLock &prev, const HeldLock &next, const Origin &origin) {
+    // Cheap proof of absence first: no irq-safe class behind prev whose
+    // opposite usage is ahead of next.
+    std::uint16_t behind = classes_[prev.cls].bwd_mask & kLockfUsedInIrqAll;
+    if (!behind || !(classes_[next.cls].fwd_mask & exclusive_mask(behind))) {
+        return false;
+    }
+    // Step 1: accumulate the irq usages backwards from prev.
+    std::uint16_t usage_mask = 0;
+    bfs(prev.cls, prev.read != 0, /*forwards=*/false, [&](const BfsEntry &e) {
+        std::uint16_t u = classes_[e.cls].usage_mask;
+        usage_mask |= e.only_xr ? (u & kLockfIrq) : u;
+        return false;
+    });
+    usage_mask &= kLockfUsedInIrqAll;
+    if (!usage_mask) {
+        return false;
+    }
+    // Step 2: an exclusive usage forwards from next.
+    std::uint16_t forward_mask = exclusive_mask(usage_mask);
+    auto usage_match = [&](std::uint16_t m) {
+        return [this, m](const BfsEntry &e) {
+            std::uint16_t u = classes_[e.cls].usage_mask;
+            if (e.only_xr) {
+                u &= kLockfIrq;
+            }
+            return (u & m) != 0;
+        };
+    };
+    std::int32_t t1 = bfs(next.cls, next.read == 2, /*forwards=*/true, usage_match(forward_mask));
+    if (t1 < 0) {
+        return false;
+    }
+    const std::uint32_t unsafe = bfs_nodes_[t1].cls;
+    std::vector<std::string> fwd_names;
+    for (std::uint32_t idx : bfs_path(t1)) {
+        std::uint32_t c = bfs_nodes_[idx].cls;
+        fwd_names.push_back(report_class_name(classes_[c].name, classes_[c].id));
+    }
+    std::vector<PathEntry> unsafe_path = print_path(t1, origin.stack);
+
+    // Step 3: the backward lock whose usage the forward one excludes.
+    std::uint16_t backward_mask = exclusive_mask(classes_[unsafe].usage_mask & kLockfEnabledIrqAll);
+    std::int32_t t = bfs(prev.cls, prev.read != 0, /*forwards=*/false, usage_match(backward_mask));
+    if (t < 0) {
+        return false;
+    }
+    const std::uint32_t safe = bfs_nodes_[t].cls;
+    // Step 4: the pair of incompatible bits.
+    int backward_bit = 0;
+    int forward_bit = 0;
+    if (!find_exclusive_match(classes_[safe].usage_mask, classes_[unsafe].usage_mask, &backward_bit,
+                              &forward_bit)) {
+        return false;
+    }
+    Finding f;
+    f.kind = FindingKind::IrqSafeToUnsafe;
+    f.irq = irq_of_bit(backward_bit);
+    f.irq_state = state_name(backward_bit);
+    f.acquiring = lock_ref(next.cls, next.stack, next.read);
+    f.holding = lock_ref(prev.cls, prev.stack, prev.read);
+    f.safe_lock = lock_ref(safe, kNoStack);
+    f.unsafe_lock = lock_ref(unsafe, kNoStack);
+    f.safe_usage = usage_trace(safe, static_cast<UsageBit>(backward_bit));
+    f.unsafe_usage = usage_trace(unsafe, static_cast<UsageBit>(forward_bit));
+    // print_irq_lock_scenario(): the middle is prev unless prev is the safe
+    // lock itself, then next.
+    std::uint32_t middle = prev.cls == safe ? next.cls : prev.cls;
+    f.middle_lock = lock_ref(middle, kNoStack);
+    f.safe_path = print_path(t, origin.stack);
+    f.unsafe_path = std::move(unsafe_path);
+    for (std::uint32_t idx : bfs_path(t)) {  // safe .. prev: lock order
+        std::uint32_t c = bfs_nodes_[idx].cls;
+        f.chain.push_back(report_class_name(classes_[c].name, classes_[c].id));
+    }
+    for (auto it = fwd_names.rbegin(); it != fwd_names.rend(); ++it) {  // next .. unsafe
+        f.chain.push_back(*it);
+    }
+    for (const LockRef *l : {&*f.safe_lock, &*f.holding, &f.acquiring, &*f.unsafe_lock}) {
+        bool seen = false;
+        for (const auto &have : f.locks) {
+            seen = seen || have.name == l->name;
+        }
+        if (!seen) {
+            f.locks.push_back(*l);
+        }
+    }
+    f.hardirq_state_inferred =
+        f.safe_usage->hardirq_state_inferred || f.unsafe_usage->hardirq_state_inferred;
+    f.signature_key = std::string(finding_kind_name(f.kind)) + ":" +
+                      state_name(backward_bit & ~kUsageReadMask) + ":" + f.safe_lock->name + "->" +
+                      f.unsafe_lock->name;
+    fill_common(f, origin);
+    emit(std::move(f));
+    return true;
+}
+
+void Engine::check_deadlock(const HeldLock &next, const Origin &origin) {
+    const HeldLock *prev = nullptr;
+    for (const HeldLock &h : origin.held) {
+        if (h.cls == next.cls && !(next.read == 2 && h.read)) {
+            prev = &h;
+            break;
+        }
+    }
+    if (!prev) {
+        return;
+    }
+    Finding f;
+    f.kind = FindingKind::Recursive;
+    f.acquiring = lock_ref(next.cls, next.stack, next.read);
+    f.holding = lock_ref(prev->cls, prev->stack, prev->read);
+    f.locks = {f.acquiring};
+    f.chain = {f.holding->name, f.acquiring.name};
+    f.signature_key = std::string(finding_kind_name(f.kind)) + ":" + f.acquiring.name;
+    fill_common(f, origin);
+    emit(std::move(f));
+}
+
+// ---------------------------------------------------------------------------
+// Graph search and bookkeeping.
+
+template <typename Match>
+std::int32_t Engine::bfs(std::uint32_t root, bool root_only_xr, bool forwards, Match &&match) {
+    ++stats_.bfs_runs;
+    if (visited_gen_.size() < classes_.size()) {
+        visited_gen_.resize(classes_.size(), 0);
+    }
+    if (++gen_ == 0) {
+        std::fill(visited_gen_.begin(), visited_gen_.end(), 0);
+        gen_ = 1;
+    }
+    bfs_nodes_.clear();
+    bfs_nodes_.push_back(BfsEntry{root, -1, UINT32_MAX, 0, root_only_xr});
+    for (std::size_t head = 0; head < bfs_nodes_.size(); ++head) {
+        const std::uint32_t cls = bfs_nodes_[head].cls;
+        // lockdep marks a class accessed when it is dequeued, before the
+        // dependency-type filter: the first path to reach it decides.
+        if (visited_gen_[cls] == gen_) {
+            continue;
+        }
+        visited_gen_[cls] = gen_;
+        if (bfs_nodes_[head].parent >= 0) {
+            std::uint8_t dep = bfs_nodes_[head].dep;
+            if (bfs_nodes_[bfs_nodes_[head].parent].only_xr) {
+                dep &= static_cast<std::uint8_t>(~(kDepSR | kDepSN));
+            }
+            if (!dep) {
+                continue;
+            }
+            bfs_nodes_[head].only_xr = !(dep & (kDepSN | kDepEN));
+        }
+        if (match(bfs_nodes_[head])) {
+            return static_cast<std::int32_t>(head);
+        }
+        const auto &list = forwards ? classes_[cls].after : classes_[cls].before;
+        for (std::uint32_t eid : list) {
+            const Edge &e = edges_[eid];
+            bfs_nodes_.push_back(BfsEntry{forwards ? e.next : e.prev,
+                                          static_cast<std::int32_t>(head), eid,
+                                          forwards ? e.dep : dep_backwards(e.dep), false});
+        }
+    }
+    return -1;
+}
+
+std::vector<std::uint32_t> Engine::bfs_path(std::int32_t leaf) const {
+    std::vector<std::uint32_t> out;
+    for (std::int32_t i = leaf; i >= 0; i = bfs_nodes_[i].parent) {
+        out.push_back(static_cast<std::uint32_t>(i));
+    }
+    return out;
+}
+
+void Engine::propagate_fwd(std::uint32_t cls, std::uint8_t bits) {
+    if (!bits || (classes_[cls].fwd_mask & bits) == bits) {
+        return;
+    }
+    scratch_.clear();
+    classes_[cls].fwd_mask |= bits;
+    scratch_.push_back(cls);
+    while (!scratch_.empty()) {
+        std::uint32_t c = scratch_.back();
+        scratch_.pop_back();
+        for (std::uint32_t eid : classes_[c].before) {
+            std::uint32_t p = edges_[eid].prev;
+            if ((classes_[p].fwd_mask & bits) != bits) {
+                classes_[p].fwd_mask |= bits;
+                scratch_.push_back(p);
+            }
+        }
+    }
+}
+
+void Engine::propagate_bwd(std::uint32_t cls, std::uint8_t bits) {
+    if (!bits || (classes_[cls].bwd_mask & bits) == bits) {
+        return;
+    }
+    scratch_.clear();
+    classes_[cls].bwd_mask |= bits;
+    scratch_.push_back(cls);
+    while (!scratch_.empty()) {
+        std::uint32_t c = scratch_.back();
+        scratch_.pop_back();
+        for (std::uint32_t eid : classes_[c].after) {
+            std::uint32_t n = edges_[eid].next;
+            if ((classes_[n].bwd_mask & bits) != bits) {
+                classes_[n].bwd_mask |= bits;
+                scratch_.push_back(n);
+            }
+        }
+    }
+}
+
+// Pearce & Kelly's dynamic topological order: adding prev -> next only
+// needs work when next is not already after prev. Returns false when next
+// reaches prev (the new edge closes a cycle); the order is then left as is.
+bool Engine::topo_insert(std::uint32_t prev, std::uint32_t next) {
+    const std::uint32_t lb = classes_[next].topo;
+    const std::uint32_t ub = classes_[prev].topo;
+    if (prev == next) {
+        return false;
+    }
+    if (ub < lb) {
+        return true;
+    }
+    if (visited_gen_.size() < classes_.size()) {
+        visited_gen_.resize(classes_.size(), 0);
+    }
+    if (++gen_ == 0) {
+        std::fill(visited_gen_.begin(), visited_gen_.end(), 0);
+        gen_ = 1;
+    }
+    std::vector<std::uint32_t> delta_f;
+    std::vector<std::uint32_t> delta_b;
+    std::vector<std::uint32_t> stack{next};
+    visited_gen_[next] = gen_;
+    while (!stack.empty()) {
+        std::uint32_t c = stack.back();
+        stack.pop_back();
+        delta_f.push_back(c);
+        for (std::uint32_t eid : classes_[c].after) {
+            std::uint32_t n = edges_[eid].next;
+            if (n == prev) {
+                return false;
+            }
+            if (visited_gen_[n] != gen_ && classes_[n].topo < ub) {
+                visited_gen_[n] = gen_;
+                stack.push_back(n);
+            }
+        }
+    }
+    stack.push_back(prev);
+    visited_gen_[prev] = gen_;
+    while (!stack.empty()) {
+        std::uint32_t c = stack.back();
+        stack.pop_back();
+        delta_b.push_back(c);
+        for (std::uint32_t eid : classes_[c].before) {
+            std::uint32_t p = edges_[eid].prev;
+            if (visited_gen_[p] != gen_ && classes_[p].topo > lb) {
+                visited_gen_[p] = gen_;
+                stack.push_back(p);
+            }
+        }
+    }
+    auto by_topo = [this](std::uint32_t a, std::uint32_t b) {
+        return classes_[a].topo < classes_[b].topo;
+    };
+    std::sort(delta_f.begin(), delta_f.end(), by_topo);
+    std::sort(delta_b.begin(), delta_b.end(), by_topo);
+    std::vector<std::uint32_t> slots;
+    slots.reserve(delta_f.size() + delta_b.size());
+    for (std::uint32_t c : delta_b) {
+        slots.push_back(classes_[c].topo);
+    }
+    for (std::uint32_t c : delta_f) {
+        slots.push_back(classes_[c].topo);
+    }
+    std::sort(slots.begin(), slots.end());
+    std::size_t i = 0;
+    for (std::uint32_t c : delta_b) {
+        classes_[c].topo = slots[i];
+        topo_order_[slots[i++]] = c;
+    }
+    for (std::uint32_t c : delta_f) {
+        classes_[c].topo = slots[i];
+        topo_order_[slots[i++]] = c;
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------------------
+// Findings.
+
+LockRef Engine::lock_ref(std::uint32_t cls, StackId at, std::uint8_t read) const {
+    LockRef r;
+    r.name = report_class_name(classes_[cls].name, classes_[cls].id);
+    r.usage = usage_chars(classes_[cls].usage_mask);
+    r.at = stacks_.get(at);
+    r.read = read;
+    return r;
+}
+
+UsageTrace Engine::usage_trace(std::uint32_t cls, UsageBit bit) const {
+    UsageTrace t;
+    t.bit = bit;
+    std::uint32_t idx = classes_[cls].usage_rec[static_cast<int>(bit)];
+    if (idx) {
+        const UsageRecord &r = usage_records_[idx - 1];
+        t.stack = stacks_.get(r.stack);
+        t.task = r.task;
+        t.cpu = r.cpu;
+        t.time_ns = r.time_ns;
+        t.hardirq_state_inferred = r.inferred;
+    }
+    return t;
+}
+
+PathEntry Engine::path_entry(std::uint32_t cls, StackId acquired_at) const {
+    PathEntry pe;
+    pe.name = report_class_name(classes_[cls].name, classes_[cls].id);
+    pe.usage = usage_chars(classes_[cls].usage_mask);
+    for (int bit = 0; bit < kNumUsageBits; ++bit) {
+        if (classes_[cls].usage_mask & lock_flag(bit)) {
+            pe.usages.push_back(usage_trace(cls, static_cast<UsageBit>(bit)));
+        }
+    }
+    pe.acquired_at = stacks_.get(acquired_at);
+    return pe;
+}
+
+// print_shortest_lock_dependencies(): leaf first; each entry's trace is the
+// dependency that reached it, the root's is the current acquisition.
+std::vector<PathEntry> Engine::print_path(std::int32_t leaf, StackId root_trace) const {
+    std::vector<PathEntry> out;
+    for (std::uint32_t idx : bfs_path(leaf)) {
+        const BfsEntry &e = bfs_nodes_[idx];
+        out.push_back(path_entry(e.cls, e.edge == UINT32_MAX ? root_trace : edges_[e.edge].stack));
+    }
+    return out;
+}
+
+void Engine::fill_common(Finding &f, const Origin &origin) const {
+    f.task = origin.task;
+    f.cpu = origin.cpu;
+    f.time_ns = origin.time_ns;
+    f.context = origin.context;
+    f.irq_flags = origin.flags;
+    f.hardirq_state_inferred = f.hardirq_state_inferred || origin.inferred;
+    for (const HeldLock &h : origin.held) {
+        f.held.push_back(lock_ref(h.cls, h.stack, h.read));
+    }
+    f.stack = stacks_.get(origin.stack);
+}
+
+void Engine::emit(Finding &&f) {
+    f.signature = signature_hash(f.signature_key);
+    auto [it, inserted] = finding_by_signature_.try_emplace(f.signature, findings_.size());
+    if (!inserted) {
+        ++stats_.duplicate_findings;
+        return;
+    }
+    f.title = make_title(f.kind, f.stack.get());
+    f.text = render_text(f, options_.kernel_ident);
+    ++stats_.findings;
+    findings_.push_back(std::move(f));
+    if (handler_) {
+        handler_(findings_.back());
+    }
+}
+
+}  // namespace lockwatch::engine

@@ -1,0 +1,99 @@
+#include "engine/events.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/finding.h"
+
+namespace lockwatch::engine {
+namespace {
+
+// Indexed by UsageBit: lockdep's usage_str[] and the enum names.
+constexpr std::string_view kUsageStr[kNumUsageBits] = {
+    "IN-HARDIRQ-W", "IN-HARDIRQ-R", "HARDIRQ-ON-W", "HARDIRQ-ON-R", "IN-SOFTIRQ-W",
+    "IN-SOFTIRQ-R", "SOFTIRQ-ON-W", "SOFTIRQ-ON-R", "INITIAL USE",  "INITIAL READ USE",
+};
+constexpr std::string_view kUsageName[kNumUsageBits] = {
+    "USED_IN_HARDIRQ",
+    "USED_IN_HARDIRQ_READ",
+    "ENABLED_HARDIRQ",
+    "ENABLED_HARDIRQ_READ",
+    "USED_IN_SOFTIRQ",
+    "USED_IN_SOFTIRQ_READ",
+    "ENABLED_SOFTIRQ",
+    "ENABLED_SOFTIRQ_READ",
+    "USED",
+    "USED_READ",
+};
+
+}  // namespace
+
+std::string_view context_name(Context c) {
+    switch (c) {
+        case Context::Task:
+            return "task";
+        case Context::Softirq:
+            return "softirq";
+        case Context::Hardirq:
+            return "hardirq";
+        case Context::Nmi:
+            return "nmi";
+    }
+    return "task";
+}
+
+std::string_view usage_bit_str(UsageBit bit) {
+    return kUsageStr[static_cast<int>(bit)];
+}
+std::string_view usage_bit_name(UsageBit bit) {
+    return kUsageName[static_cast<int>(bit)];
+}
+
+bool parse_usage_bit_name(std::string_view name, UsageBit *out) {
+    for (int i = 0; i < kNumUsageBits; ++i) {
+        if (kUsageName[i] == name) {
+            *out = static_cast<UsageBit>(i);
+            return true;
+        }
+    }
+    return false;
+}
+
+void Task::set_comm(std::string_view s) {
+    comm.fill('\0');
+    std::memcpy(comm.data(), s.data(), std::min(s.size(), comm.size() - 1));
+}
+
+std::string_view Task::comm_view() const {
+    return std::string_view(comm.data(), strnlen(comm.data(), comm.size()));
+}
+
+std::string_view finding_kind_name(FindingKind k) {
+    switch (k) {
+        case FindingKind::IrqSafeToUnsafe:
+            return "irq_safe_to_unsafe";
+        case FindingKind::IrqInversion:
+            return "irq_inversion";
+        case FindingKind::InconsistentState:
+            return "inconsistent_state";
+        case FindingKind::Circular:
+            return "circular";
+        case FindingKind::Recursive:
+            return "recursive";
+    }
+    return "circular";
+}
+
+std::string_view irq_class_name(IrqClass c) {
+    switch (c) {
+        case IrqClass::Hardirq:
+            return "hardirq";
+        case IrqClass::Softirq:
+            return "softirq";
+        case IrqClass::None:
+            break;
+    }
+    return "";
+}
+
+}  // namespace lockwatch::engine

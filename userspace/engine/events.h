@@ -1,0 +1,167 @@
+// The event model the analysis engine consumes.
+//
+// Two producers feed the same engine:
+//  (a) raw lock operations (AcquireEvent / ReleaseEvent): the engine keeps
+//      per-CPU, per-context held-lock stacks and derives usages and
+//      dependency edges itself, exactly as lockdep's __lock_acquire() does;
+//  (b) facts already deduplicated in the kernel by the BPF programs
+//      (ClassFact, UsageFact, EdgeFact): the engine applies them to the graph
+//      and runs the same checks.
+// Stacks are interned (StackFact / StackTable) and referenced by StackId, the
+// way the BPF side refers to a stack-map entry: a stack is sent once and the
+// steady state costs an integer per event.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace lockwatch::engine {
+
+// Opaque identifiers chosen by the producer. A ClassId names a lock class
+// (derived by the BPF side from slab cache + offset, symbol, ...); a LockId
+// names one lock instance and is only compared for equality, never printed
+// (it may be a kernel address, and reports must not leak addresses: KASLR).
+using ClassId = std::uint64_t;
+using LockId = std::uint64_t;
+using StackId = std::uint32_t;
+inline constexpr StackId kNoStack = 0;
+
+// lockdep's irq_context: task, softirq, hardirq and NMI each have their own
+// held-lock stack and dependencies never cross from one to another.
+enum class Context : std::uint8_t { Task = 0, Softirq = 1, Hardirq = 2, Nmi = 3 };
+inline constexpr int kNumContexts = 4;
+std::string_view context_name(Context c);
+
+// lockdep's enum lock_usage_bit (lockdep_internals.h), same numbering:
+//  bit0: read, bit1: direction (0 used in irq, 1 irq enabled), bit2: state.
+enum class UsageBit : std::uint8_t {
+    UsedInHardirq = 0,       // LOCK_USED_IN_HARDIRQ
+    UsedInHardirqRead = 1,   // LOCK_USED_IN_HARDIRQ_READ
+    EnabledHardirq = 2,      // LOCK_ENABLED_HARDIRQ
+    EnabledHardirqRead = 3,  // LOCK_ENABLED_HARDIRQ_READ
+    UsedInSoftirq = 4,       // LOCK_USED_IN_SOFTIRQ
+    UsedInSoftirqRead = 5,   // LOCK_USED_IN_SOFTIRQ_READ
+    EnabledSoftirq = 6,      // LOCK_ENABLED_SOFTIRQ
+    EnabledSoftirqRead = 7,  // LOCK_ENABLED_SOFTIRQ_READ
+    Used = 8,                // LOCK_USED ("INITIAL USE")
+    UsedRead = 9,            // LOCK_USED_READ ("INITIAL READ USE")
+};
+inline constexpr int kNumUsageBits = 10;
+inline constexpr int kNumIrqUsageBits = 8;  // LOCK_TRACE_STATES minus the two USED bits
+// lockdep's usage_str[]: "IN-SOFTIRQ-W", "HARDIRQ-ON-R", "INITIAL USE", ...
+std::string_view usage_bit_str(UsageBit bit);
+// The enum name as used in traces and JSON: "USED_IN_SOFTIRQ", "ENABLED_HARDIRQ_READ", ...
+std::string_view usage_bit_name(UsageBit bit);
+bool parse_usage_bit_name(std::string_view name, UsageBit *out);
+
+// One frame of a symbolized kernel stack. Never a raw address: the producer
+// resolves addresses to symbol+offset (and optionally file:line) first.
+struct Frame {
+    std::string symbol;        // "io_submit_one"
+    std::uint64_t offset = 0;  // offset of the return address in the symbol
+    std::uint64_t size = 0;    // symbol size, 0 if unknown (printed as "+0x97f/0x2b00")
+    std::string file;          // "fs/aio.c", optional
+    std::uint32_t line = 0;    // 0 if unknown
+    bool inlined = false;      // an inline frame expanded from the next real frame
+    bool operator==(const Frame &) const = default;
+};
+using Stack = std::vector<Frame>;
+using StackRef = std::shared_ptr<const Stack>;
+
+// The task as the kernel names it in reports: comm/pid.
+struct Task {
+    std::int32_t pid = 0;
+    std::array<char, 16> comm{};  // TASK_COMM_LEN, NUL padded, as BPF copies it
+    void set_comm(std::string_view s);
+    std::string_view comm_view() const;
+    bool operator==(const Task &) const = default;
+};
+
+// Acquire flags, as the BPF side learns them from which lock function ran.
+namespace acquire_flags {
+inline constexpr std::uint32_t kRead = 1u << 0;              // read_lock*(): shared
+inline constexpr std::uint32_t kTrylock = 1u << 1;           // *_trylock*() that succeeded
+inline constexpr std::uint32_t kIrqsOff = 1u << 2;           // _irq / _irqsave variant
+inline constexpr std::uint32_t kBhOff = 1u << 3;             // _bh variant
+inline constexpr std::uint32_t kRecursiveRead = 1u << 4;     // reader is read-recursive (read == 2)
+inline constexpr std::uint32_t kNonRecursiveRead = 1u << 5;  // reader is not (read == 1)
+inline constexpr std::uint32_t kAll = 0x3f;
+}  // namespace acquire_flags
+
+// (b) A new lock class and its printable name ("kioctx.ctx_lock").
+struct ClassFact {
+    ClassId id = 0;
+    std::string name;
+};
+
+// A stack, sent once, referenced by id afterwards. Id 0 means "no stack".
+struct StackFact {
+    StackId id = kNoStack;
+    Stack frames;
+};
+
+// (a) A lock acquisition (after it succeeded, for trylocks).
+struct AcquireEvent {
+    std::uint64_t time_ns = 0;
+    std::uint32_t cpu = 0;
+    Task task;
+    Context context = Context::Task;
+    LockId lock = 0;
+    ClassId cls = 0;
+    std::uint32_t flags = 0;  // acquire_flags::*
+    // The irq state at the call site, before this acquire disabled anything.
+    bool hardirqs_enabled = true;
+    bool softirqs_enabled = true;
+    // hardirqs_enabled was inferred (held _irq locks, context) rather than
+    // read from EFLAGS: findings that depend on it say so.
+    bool hardirq_state_inferred = false;
+    StackId stack = kNoStack;
+};
+
+// (a) A lock release. Matched to the acquire by (cpu, context, lock).
+struct ReleaseEvent {
+    std::uint64_t time_ns = 0;
+    std::uint32_t cpu = 0;
+    Task task;
+    Context context = Context::Task;
+    LockId lock = 0;
+};
+
+// (b) A class gained a usage bit (first time only; BPF deduplicates).
+struct UsageFact {
+    ClassId cls = 0;
+    UsageBit bit = UsageBit::Used;
+    StackId stack = kNoStack;
+    Task task;
+    std::uint32_t cpu = 0;
+    std::uint64_t time_ns = 0;
+    bool hardirq_state_inferred = false;
+    // lockdep's held_lock->read of the acquisition that set the bit:
+    // 0 write, 1 read, 2 recursive read.
+    std::uint8_t read = 0;
+};
+
+// (b) A new dependency prev -> next: next was acquired (not a trylock) while
+// prev was held in the same context.
+struct EdgeFact {
+    ClassId prev = 0;
+    ClassId next = 0;
+    Context context = Context::Task;
+    std::uint8_t prev_read = 0;  // 0 write, 1 read, 2 recursive read
+    std::uint8_t next_read = 0;
+    StackId next_stack = kNoStack;  // where next was acquired
+    StackId prev_stack = kNoStack;  // where prev was acquired, if known
+    Task task;
+    std::uint32_t cpu = 0;
+    std::uint64_t time_ns = 0;
+    bool hardirq_state_inferred = false;
+};
+
+using Event = std::variant<ClassFact, StackFact, AcquireEvent, ReleaseEvent, UsageFact, EdgeFact>;
+
+}  // namespace lockwatch::engine

@@ -1,0 +1,120 @@
+// A finding: one lockdep-class bug, reported once, self-contained (stacks are
+// shared pointers into the engine's stack table, so sinks need nothing else).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/events.h"
+
+namespace lockwatch::engine {
+
+enum class FindingKind : std::uint8_t {
+    IrqSafeToUnsafe,    // "HARDIRQ-safe -> HARDIRQ-unsafe lock order detected" (new edge)
+    IrqInversion,       // "possible irq lock inversion dependency detected" (new usage)
+    InconsistentState,  // "inconsistent lock state" (new usage)
+    Circular,           // "possible circular locking dependency detected" (new edge)
+    Recursive,          // "possible recursive locking detected" (acquire)
+};
+// "irq_safe_to_unsafe", "irq_inversion", "inconsistent_state", "circular", "recursive"
+std::string_view finding_kind_name(FindingKind k);
+
+enum class IrqClass : std::uint8_t { None, Hardirq, Softirq };
+// "hardirq", "softirq", or "" for None
+std::string_view irq_class_name(IrqClass c);
+
+// A lock as the report names it: class name + usage string {+.-.} and, for a
+// held or acquired lock, the stack of that acquisition.
+struct LockRef {
+    std::string name;
+    std::string usage;  // the 4 usage characters, at the time of the finding
+    StackRef at;        // may be null
+    std::uint8_t read = 0;
+};
+
+struct UsageTrace {
+    UsageBit bit = UsageBit::Used;
+    StackRef stack;
+    Task task;
+    std::uint32_t cpu = 0;
+    std::uint64_t time_ns = 0;
+    bool hardirq_state_inferred = false;
+};
+
+// One class in a printed dependency path: the "-> (name){usage} { ... }"
+// block with every usage bit's first trace, and the stack of the dependency
+// that led to it in the path ("... acquired at:").
+struct PathEntry {
+    std::string name;
+    std::string usage;
+    std::vector<UsageTrace> usages;  // in lockdep's bit order
+    StackRef acquired_at;
+};
+
+// lockdep's [HC%u[%lu]:SC%u[%lu]:HE%u:SE%u] for the current task.
+struct IrqFlagsState {
+    bool in_hardirq = false;
+    bool in_softirq = false;
+    bool hardirqs_enabled = false;
+    bool softirqs_enabled = false;
+};
+
+struct Finding {
+    FindingKind kind = FindingKind::Circular;
+    IrqClass irq = IrqClass::None;
+    // lockdep's irqclass / state_name(): "SOFTIRQ" or "SOFTIRQ-READ" etc.
+    std::string irq_state;
+    std::string title;          // syzbot style: "possible deadlock in io_submit_one"
+    std::string signature;      // stable: kind + class names, hashed to 16 hex digits
+    std::string signature_key;  // the unhashed signature text
+
+    Task task;
+    std::uint32_t cpu = 0;
+    std::uint64_t time_ns = 0;
+    Context context = Context::Task;
+    IrqFlagsState irq_flags;
+    bool hardirq_state_inferred = false;
+
+    // Every lock class involved, each once, in report order.
+    std::vector<LockRef> locks;
+
+    // Edge findings (irq_safe_to_unsafe, circular) and recursive: the lock
+    // being acquired and the held one it conflicts with. For the usage
+    // findings (irq_inversion, inconsistent_state) `acquiring` is the lock
+    // whose state just changed.
+    LockRef acquiring;
+    std::optional<LockRef> holding;
+    std::vector<LockRef> held;  // all locks held on this CPU, outermost first
+
+    // irq_safe_to_unsafe / irq_inversion: the safe and unsafe classes and
+    // the usage bits that make them so, with the traces that set them.
+    std::optional<LockRef> safe_lock;
+    std::optional<LockRef> unsafe_lock;
+    std::optional<UsageTrace> safe_usage;
+    std::optional<UsageTrace> unsafe_usage;
+    std::optional<LockRef> middle_lock;  // the scenario's chain middle, if different
+
+    // inconsistent_state: {prev_bit} -> {new_bit}
+    std::optional<UsageBit> prev_bit;
+    std::optional<UsageBit> new_bit;
+    std::optional<UsageTrace> prev_usage;
+
+    // Dependency paths as lockdep prints them, leaf first (deepest first).
+    // irq_safe_to_unsafe: safe_path (safe lock ... prev), unsafe_path
+    // (unsafe lock ... next); irq_inversion: path (other ... this);
+    // circular: path (#N ... #0).
+    std::vector<PathEntry> safe_path;
+    std::vector<PathEntry> unsafe_path;
+    std::vector<PathEntry> path;
+
+    // The class names of the dependency chain in lock order (A -> B -> C).
+    std::vector<std::string> chain;
+
+    StackRef stack;    // the triggering stack ("stack backtrace:")
+    std::string text;  // the lockdep-format report
+};
+
+}  // namespace lockwatch::engine

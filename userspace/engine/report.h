@@ -1,0 +1,40 @@
+// lockdep-format text reports, syzbot-style titles and stable signatures.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "engine/events.h"
+#include "engine/finding.h"
+
+namespace lockwatch::engine {
+
+// "io_submit_one+0x97f/0x2b00 fs/aio.c:1878" or
+// "aio_poll fs/aio.c:1767 [inline]". No addresses, ever.
+std::string format_frame(const Frame &frame);
+
+// Lock implementation frames: lockdep/lockwatch plumbing and the
+// out-of-line lock functions (_raw_spin_lock, __raw_spin_lock, ...). The
+// "at:" of a held lock starts after them, as lockdep's acquire_ip does.
+bool is_lock_internal(std::string_view symbol);
+// is_lock_internal() plus the public inline wrappers (spin_lock_irq, ...):
+// what a title must skip to name the function that took the lock.
+bool is_lock_primitive(std::string_view symbol);
+
+// syzbot's title: "possible deadlock in FUNCTION" ("inconsistent lock state
+// in FUNCTION"), FUNCTION being the first frame of the stack that is neither
+// a lock primitive nor an inline expansion.
+std::string make_title(FindingKind kind, const Stack *stack);
+
+// 16 hex digits of FNV-1a over the signature text.
+std::string signature_hash(std::string_view key);
+
+// A printable class name; unnamed classes get a stable placeholder derived
+// from the id (which may be an address, so it is hashed, never printed).
+std::string report_class_name(const std::string &name, ClassId id);
+
+// The report text, section by section as lockdep prints it for the kind.
+// kernel_ident replaces lockdep's "5.6.0-rc2 #0 Not tainted" line.
+std::string render_text(const Finding &f, const std::string &kernel_ident);
+
+}  // namespace lockwatch::engine
