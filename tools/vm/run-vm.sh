@@ -102,7 +102,7 @@ qpid=''
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
     [[ -n $qpid ]] && kill "$qpid" 2>/dev/null
-    rm -f "$tmp/initramfs.cpio.gz" "$tmp/probe.cpio.gz" "$tmp/probe.out" "$tmp/results"
+    rm -f "$tmp/initramfs.cpio" "$tmp/probe.cpio" "$tmp/probe.out" "$tmp/results"
     ((keep_tmp)) || rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -113,7 +113,7 @@ mkdir -p "$(dirname "$console")"
 : >"$console"
 qemu_err=$tmp/qemu.stderr
 
-"$here/make-initramfs.sh" --out "$tmp/initramfs.cpio.gz" "${initramfs_args[@]}" --run "$guest_cmd" ||
+"$here/make-initramfs.sh" --out "$tmp/initramfs.cpio" "${initramfs_args[@]}" --run "$guest_cmd" ||
     die $E_INITRAMFS "building the initramfs failed (see the line above)"
 
 base_args=(-smp "$smp" -m "$mem" -nodefaults -no-user-config -display none -monitor none
@@ -132,8 +132,8 @@ fi
 if [[ $accel == auto ]]; then
     accel=tcg
     if [[ -r /dev/kvm && -w /dev/kvm ]]; then
-        if "$here/make-initramfs.sh" --out "$tmp/probe.cpio.gz" --run true 2>/dev/null &&
-           timeout -k 2 10 "$qemu" -accel kvm -cpu host "${base_args[@]}" -initrd "$tmp/probe.cpio.gz" \
+        if "$here/make-initramfs.sh" --out "$tmp/probe.cpio" --run true 2>/dev/null &&
+           timeout -k 2 10 "$qemu" -accel kvm -cpu host "${base_args[@]}" -initrd "$tmp/probe.cpio" \
                -append "console=ttyS0 panic=-1 rdinit=/init quiet" -serial null -serial stdio \
                </dev/null >"$tmp/probe.out" 2>/dev/null &&
            grep -q '^LOCKWATCH-VM-EXIT 0' "$tmp/probe.out"; then
@@ -156,7 +156,7 @@ fi
 
 mkfifo "$tmp/results"
 t0=$EPOCHREALTIME
-timeout -k 5 "$timeout_s" "$qemu" "${accel_args[@]}" "${base_args[@]}" -initrd "$tmp/initramfs.cpio.gz" \
+timeout -k 5 "$timeout_s" "$qemu" "${accel_args[@]}" "${base_args[@]}" -initrd "$tmp/initramfs.cpio" \
     -append "$cmdline" -serial "file:$console" -serial stdio </dev/null >"$tmp/results" 2>"$qemu_err" &
 qpid=$!
 
