@@ -12,5 +12,6 @@ namespace lockwatch {
 using CommandRunner = std::function<int()>;
 
 CommandRunner add_run_command(CLI::App &app);
+CommandRunner add_replay_command(CLI::App &app);
 
 }  // namespace lockwatch

@@ -27,6 +27,7 @@ int main(int argc, char **argv) {
         commands.emplace_back(all.back(), std::move(runner));
     };
     add(lockwatch::add_run_command(app));
+    add(lockwatch::add_replay_command(app));
 
     CLI11_PARSE(app, argc, argv);
     for (auto &[sub, runner] : commands) {

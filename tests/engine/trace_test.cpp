@@ -1,0 +1,151 @@
+// The trace format: round trips, and one clear error with a position for
+// every kind of bad input.
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "engine/trace.h"
+
+namespace lockwatch::engine {
+namespace {
+
+std::string read_all_error(const std::string &text) {
+    std::istringstream in(text);
+    TraceReader r(in);
+    while (r.next()) {
+    }
+    return r.error() ? r.error()->format("t.jsonl") : std::string();
+}
+
+const std::string kHeader = "{\"format\":\"lockwatch-trace\",\"version\":1}\n";
+
+TEST(Trace, RoundTripsEveryRecordType) {
+    std::vector<Event> events;
+    events.push_back(ClassFact{5, "kioctx.ctx_lock"});
+    StackFact sf;
+    sf.id = 3;
+    sf.frames = {{"io_submit_one", 0x97f, 0x2b00, "fs/aio.c", 1878, false},
+                 {"aio_poll", 0, 0, "fs/aio.c", 1767, true}};
+    events.push_back(sf);
+    AcquireEvent a;
+    a.time_ns = 77;
+    a.cpu = 3;
+    a.task.pid = 42;
+    a.task.set_comm("syz-executor.1");
+    a.context = Context::Softirq;
+    a.lock = 0xdeadbeefcafeull;
+    a.cls = 5;
+    a.flags = acquire_flags::kIrqsOff | acquire_flags::kTrylock;
+    a.hardirqs_enabled = false;
+    a.softirqs_enabled = true;
+    a.hardirq_state_inferred = true;
+    a.stack = 3;
+    events.push_back(a);
+    ReleaseEvent r;
+    r.cpu = 3;
+    r.context = Context::Softirq;
+    r.lock = a.lock;
+    events.push_back(r);
+    UsageFact u;
+    u.cls = 5;
+    u.bit = UsageBit::EnabledSoftirqRead;
+    u.read = 1;
+    u.stack = 3;
+    events.push_back(u);
+    EdgeFact e;
+    e.prev = 5;
+    e.next = 6;
+    e.context = Context::Hardirq;
+    e.next_read = 2;
+    e.next_stack = 3;
+    events.push_back(e);
+
+    std::string text = trace_header_line() + "\n";
+    for (const Event &ev : events) {
+        text += trace_record_line(ev) + "\n";
+    }
+    std::istringstream in(text);
+    TraceReader reader(in);
+    std::vector<Event> back;
+    while (auto ev = reader.next()) {
+        back.push_back(*ev);
+    }
+    ASSERT_FALSE(reader.error()) << reader.error()->format("x");
+    ASSERT_EQ(back.size(), events.size());
+    EXPECT_EQ(std::get<ClassFact>(back[0]).name, "kioctx.ctx_lock");
+    EXPECT_EQ(std::get<StackFact>(back[1]).frames, sf.frames);
+    const auto &a2 = std::get<AcquireEvent>(back[2]);
+    EXPECT_EQ(a2.lock, a.lock);
+    EXPECT_EQ(a2.flags, a.flags);
+    EXPECT_EQ(a2.task, a.task);
+    EXPECT_EQ(a2.context, Context::Softirq);
+    EXPECT_FALSE(a2.hardirqs_enabled);
+    EXPECT_TRUE(a2.hardirq_state_inferred);
+    EXPECT_EQ(std::get<UsageFact>(back[4]).bit, UsageBit::EnabledSoftirqRead);
+    EXPECT_EQ(std::get<EdgeFact>(back[5]).next_read, 2);
+    EXPECT_EQ(std::get<EdgeFact>(back[5]).context, Context::Hardirq);
+}
+
+TEST(Trace, FrameText) {
+    Frame f;
+    std::string err;
+    ASSERT_TRUE(parse_frame_text("io_submit_one+0x97f/0x2b00 fs/aio.c:1878", &f, &err));
+    EXPECT_EQ(f.symbol, "io_submit_one");
+    EXPECT_EQ(f.offset, 0x97fu);
+    EXPECT_EQ(f.size, 0x2b00u);
+    EXPECT_EQ(f.file, "fs/aio.c");
+    EXPECT_EQ(f.line, 1878u);
+    ASSERT_TRUE(parse_frame_text("aio_poll fs/aio.c:1767 [inline]", &f, &err));
+    EXPECT_TRUE(f.inlined);
+    EXPECT_EQ(f.offset, 0u);
+    EXPECT_FALSE(parse_frame_text("+0x10", &f, &err));
+    EXPECT_FALSE(parse_frame_text("sym+0xzz", &f, &err));
+}
+
+TEST(Trace, ErrorsNameThePosition) {
+    EXPECT_EQ(read_all_error(""), "t.jsonl:1: empty trace: no header line");
+    EXPECT_NE(read_all_error("{\"format\":\"other\",\"version\":1}\n")
+                  .find("t.jsonl:1: not a lockwatch trace"),
+              std::string::npos);
+    EXPECT_NE(read_all_error("{\"format\":\"lockwatch-trace\",\"version\":9}\n")
+                  .find("t.jsonl:1: trace format version 9 is not supported"),
+              std::string::npos);
+    // A JSON syntax error gets line and column.
+    EXPECT_EQ(read_all_error(kHeader + "\n{\"t\":\"class\",\"id\":1,,}\n")
+                  .rfind("t.jsonl:3:21: invalid JSON", 0),
+              0u);
+    EXPECT_EQ(read_all_error(kHeader + "{\"t\":\"class\",\"name\":\"x\"}\n"),
+              "t.jsonl:2: missing field \"id\"");
+    EXPECT_EQ(read_all_error(kHeader + "{\"t\":\"acquire\",\"cpu\":-1,\"lock\":1,\"class\":1}\n"),
+              "t.jsonl:2: field \"cpu\": expected an unsigned integer");
+    EXPECT_EQ(
+        read_all_error(kHeader +
+                       "{\"t\":\"acquire\",\"cpu\":1,\"lock\":1,\"class\":1,\"ctx\":\"irq\"}\n"),
+        "t.jsonl:2: field \"ctx\": unknown context \"irq\" (task, softirq, hardirq, nmi)");
+    EXPECT_EQ(read_all_error(kHeader + "{\"t\":\"usage\",\"class\":1,\"bit\":\"USED_IN_NMI\"}\n"),
+              "t.jsonl:2: field \"bit\": unknown usage bit \"USED_IN_NMI\"");
+    EXPECT_EQ(read_all_error(kHeader + "{\"t\":\"edge\",\"prev\":1,\"next\":2,\"next_read\":3}\n"),
+              "t.jsonl:2: field \"next_read\": 3 is larger than 2");
+    EXPECT_EQ(
+        read_all_error(kHeader + "{\"t\":\"bogus\"}\n"),
+        "t.jsonl:2: unknown record type \"bogus\" (class, stack, acquire, release, usage, edge)");
+    EXPECT_EQ(read_all_error(kHeader + "[1,2]\n"), "t.jsonl:2: a record must be a JSON object");
+    // Truncated: the last line stops mid-record.
+    std::string err =
+        read_all_error(kHeader + "{\"t\":\"class\",\"id\":1,\"name\":\"a\"}\n{\"t\":\"cla");
+    EXPECT_EQ(err.rfind("t.jsonl:3:", 0), 0u) << err;
+    EXPECT_NE(err.find("truncated"), std::string::npos) << err;
+    // A complete file without a final newline is fine.
+    EXPECT_EQ(read_all_error(kHeader + "{\"t\":\"class\",\"id\":1,\"name\":\"a\"}"), "");
+}
+
+TEST(Trace, OverlongLineIsAnError) {
+    std::string big = kHeader + "{\"t\":\"class\",\"id\":1,\"name\":\"" +
+                      std::string(kTraceMaxLineBytes + 10, 'a') + "\"}\n";
+    std::string err = read_all_error(big);
+    EXPECT_NE(err.find("t.jsonl:2:"), std::string::npos);
+    EXPECT_NE(err.find("longer than"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lockwatch::engine
