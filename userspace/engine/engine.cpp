@@ -26,7 +26,8 @@ constexpr int kUsageStateMask = ~(kUsageReadMask | kUsageDirMask);
 
 // lock_list::dep bits (calc_dep()): bit0 = prev->read == 0, bit1 = next->read != 2.
 constexpr std::uint8_t kDepSR = 1u << 0;
-constexpr std::uint8_t kDepER = 1u << 1;
+// DEP_ER (bit 1) is never tested on its own: it is the dependency that only
+// counts as -(*R)->, what only_xr filtering leaves.
 constexpr std::uint8_t kDepSN = 1u << 2;
 constexpr std::uint8_t kDepEN = 1u << 3;
 
