@@ -1,0 +1,285 @@
+// Replay throughput and memory of the analysis engine on a generated
+// workload: 50,000 classes, 10 million acquire/release events, nested up to
+// three deep, on 8 CPUs, in task, softirq and hardirq context, with
+// lockdep-consistent irq usage (so the run measures the steady state, not
+// report rendering).
+//
+//   BM_EngineReplay: events handed to the engine as structs (the live path:
+//     BPF records decoded into events).
+//   BM_TraceReplay: the same workload as JSON-lines trace text, parsed and
+//     replayed (the `lockwatch replay` path), streamed so the text is never
+//     held in memory.
+// Counters: events per second, bytes per class and bytes per edge measured
+// from the allocator (mallinfo2) around the phases that add classes and edges.
+#include <malloc.h>
+
+#include <cstdint>
+#include <istream>
+#include <streambuf>
+#include <string>
+
+#include <benchmark/benchmark.h>
+
+#include "engine/engine.h"
+#include "engine/trace.h"
+
+namespace lockwatch::engine {
+namespace {
+
+constexpr std::uint32_t kClasses = 50000;
+constexpr std::uint64_t kEvents = 10'000'000;
+constexpr std::uint32_t kCpus = 8;
+constexpr std::uint32_t kStacks = 1024;
+
+// Every 16th class is an "irq" lock: always taken with irqs off, also from
+// interrupts, and only other irq locks are taken under it.
+bool is_irq_class(std::uint32_t c) {
+    return c % 16 == 0;
+}
+
+class Workload {
+  public:
+    // The next event; false after kEvents.
+    bool next(Event *out) {
+        if (emitted_ >= kEvents) {
+            return false;
+        }
+        if (pending_release_ == 0 && pending_acquire_ == chain_len_) {
+            plan_chain();
+        }
+        const std::uint64_t t = ++emitted_;
+        if (pending_acquire_ < chain_len_) {
+            std::uint32_t c = chain_[pending_acquire_++];
+            AcquireEvent a;
+            a.time_ns = t;
+            a.cpu = cpu_;
+            a.task.pid = ctx_ == Context::Task ? static_cast<std::int32_t>(1000 + cpu_) : 0;
+            a.context = ctx_;
+            a.lock = (static_cast<std::uint64_t>(c) << 4) | (rand() & 3);
+            lock_[pending_acquire_ - 1] = a.lock;
+            a.cls = c + 1;
+            a.flags = is_irq_class(c) ? acquire_flags::kIrqsOff : 0;
+            bool irq_held = false;
+            for (std::uint32_t i = 0; i + 1 < pending_acquire_; ++i) {
+                irq_held = irq_held || is_irq_class(chain_[i]);
+            }
+            a.hardirqs_enabled = ctx_ != Context::Hardirq && !irq_held;
+            a.softirqs_enabled = ctx_ == Context::Task;
+            a.stack = 1 + c % kStacks;
+            if (pending_acquire_ == chain_len_) {
+                pending_release_ = chain_len_;
+            }
+            *out = a;
+            return true;
+        }
+        ReleaseEvent r;
+        r.time_ns = t;
+        r.cpu = cpu_;
+        r.context = ctx_;
+        r.lock = lock_[--pending_release_];
+        *out = r;
+        return true;
+    }
+
+  private:
+    std::uint32_t rand() {
+        // xorshift32: cheap and deterministic.
+        state_ ^= state_ << 13;
+        state_ ^= state_ >> 17;
+        state_ ^= state_ << 5;
+        return state_;
+    }
+    void plan_chain() {
+        cpu_ = rand() % kCpus;
+        std::uint32_t r = rand() % 100;
+        ctx_ = r < 90 ? Context::Task : (r < 98 ? Context::Softirq : Context::Hardirq);
+        std::uint32_t depth = 1 + rand() % 3;
+        std::uint32_t c;
+        if (ctx_ == Context::Task) {
+            c = rand() % kClasses;
+        } else {
+            c = (rand() % (kClasses / 16)) * 16;
+        }
+        chain_len_ = 0;
+        chain_[chain_len_++] = c;
+        for (std::uint32_t i = 1; i < depth; ++i) {
+            // Strictly increasing classes: the order is consistent.
+            std::uint32_t n;
+            if (is_irq_class(c)) {
+                n = (c / 16 + 1 + rand() % 2) * 16;
+            } else {
+                n = c + 1 + rand() % 16;
+            }
+            if (n >= kClasses) {
+                break;
+            }
+            chain_[chain_len_++] = c = n;
+        }
+        pending_acquire_ = 0;
+    }
+
+    std::uint32_t state_ = 2463534242u;
+    std::uint64_t emitted_ = 0;
+    std::uint32_t cpu_ = 0;
+    Context ctx_ = Context::Task;
+    std::uint32_t chain_[3] = {};
+    LockId lock_[3] = {};
+    std::uint32_t chain_len_ = 0;
+    std::uint32_t pending_acquire_ = 0;
+    std::uint32_t pending_release_ = 0;
+};
+
+// Small blocks (uordblks) and mmapped large ones (hblkhd, e.g. the edge vector).
+std::size_t heap_in_use() {
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+void add_classes_and_stacks(Engine &eng) {
+    for (std::uint32_t c = 0; c < kClasses; ++c) {
+        eng.process(ClassFact{
+            c + 1, "bench_struct_" + std::to_string(c / 16) + ".lock_" + std::to_string(c % 16)});
+    }
+    for (std::uint32_t s = 1; s <= kStacks; ++s) {
+        StackFact sf;
+        sf.id = s;
+        sf.frames = {{"_raw_spin_lock", 0x2a, 0x40, "", 0, false},
+                     {"bench_fn_" + std::to_string(s), 0x10 + s, 0x400, "bench/bench.c", s, false},
+                     {"do_syscall_64", 0x3b, 0xc0, "", 0, false}};
+        eng.process(sf);
+    }
+}
+
+// Sets each class's usage bits once, without nesting: what a class costs
+// before any dependency.
+void touch_every_class(Engine &eng) {
+    for (std::uint32_t c = 0; c < kClasses; ++c) {
+        AcquireEvent a;
+        a.cls = c + 1;
+        a.lock = 1;
+        a.context = is_irq_class(c) ? Context::Softirq : Context::Task;
+        a.flags = is_irq_class(c) ? acquire_flags::kIrqsOff : 0;
+        a.softirqs_enabled = a.context == Context::Task;
+        eng.process(a);
+        eng.process(ReleaseEvent{0, 0, {}, a.context, 1});
+    }
+}
+
+void report(benchmark::State &state, const Engine &eng, std::size_t class_bytes,
+            std::size_t edge_bytes, std::uint64_t events) {
+    state.counters["events"] = static_cast<double>(events);
+    state.counters["events_per_s"] =
+        benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
+    state.counters["classes"] = static_cast<double>(eng.class_count());
+    state.counters["edges"] = static_cast<double>(eng.edge_count());
+    state.counters["findings"] = static_cast<double>(eng.findings().size());
+    state.counters["bytes_per_class"] = static_cast<double>(class_bytes) / eng.class_count();
+    state.counters["bytes_per_edge"] =
+        eng.edge_count() ? static_cast<double>(edge_bytes) / eng.edge_count() : 0.0;
+    state.counters["graph_bytes_accounted"] = static_cast<double>(eng.graph_bytes());
+}
+
+void BM_EngineReplay(benchmark::State &state) {
+    for (auto _ : state) {
+        state.PauseTiming();
+        std::size_t h0 = heap_in_use();
+        auto eng = std::make_unique<Engine>();
+        std::size_t h_stacks0 = heap_in_use();
+        add_classes_and_stacks(*eng);
+        touch_every_class(*eng);
+        std::size_t h1 = heap_in_use();
+        std::size_t stack_bytes = eng->stacks().bytes();
+        Workload w;
+        Event ev;
+        std::uint64_t n = 0;
+        state.ResumeTiming();
+        while (w.next(&ev)) {
+            eng->process(ev);
+            ++n;
+        }
+        state.PauseTiming();
+        std::size_t h2 = heap_in_use();
+        (void)h_stacks0;
+        report(state, *eng, h1 - h0 - stack_bytes, h2 - h1, n);
+        eng.reset();
+        state.ResumeTiming();
+    }
+}
+BENCHMARK(BM_EngineReplay)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
+
+// Streams the workload as trace text: header, classes, stacks, events.
+class TraceStreamBuf : public std::streambuf {
+  public:
+    TraceStreamBuf() {
+        pending_ = trace_header_line() + "\n";
+        for (std::uint32_t c = 0; c < kClasses; ++c) {
+            pending_ +=
+                trace_record_line(ClassFact{c + 1, "bench_struct_" + std::to_string(c / 16) +
+                                                       ".lock_" + std::to_string(c % 16)}) +
+                "\n";
+        }
+        for (std::uint32_t s = 1; s <= kStacks; ++s) {
+            StackFact sf;
+            sf.id = s;
+            sf.frames = {{"_raw_spin_lock", 0x2a, 0x40, "", 0, false},
+                         {"bench_fn_" + std::to_string(s), 0x10, 0x400, "bench/bench.c", s, false}};
+            pending_ += trace_record_line(sf) + "\n";
+        }
+        setg(pending_.data(), pending_.data(), pending_.data() + pending_.size());
+    }
+    std::uint64_t events() const { return events_; }
+    std::uint64_t bytes() const { return bytes_; }
+
+  protected:
+    int_type underflow() override {
+        if (gptr() < egptr()) {
+            return traits_type::to_int_type(*gptr());
+        }
+        pending_.clear();
+        Event ev;
+        while (pending_.size() < 64 * 1024 && w_.next(&ev)) {
+            pending_ += trace_record_line(ev);
+            pending_ += '\n';
+            ++events_;
+        }
+        if (pending_.empty()) {
+            return traits_type::eof();
+        }
+        bytes_ += pending_.size();
+        setg(pending_.data(), pending_.data(), pending_.data() + pending_.size());
+        return traits_type::to_int_type(*gptr());
+    }
+
+  private:
+    Workload w_;
+    std::string pending_;
+    std::uint64_t events_ = 0;
+    std::uint64_t bytes_ = 0;
+};
+
+void BM_TraceReplay(benchmark::State &state) {
+    for (auto _ : state) {
+        TraceStreamBuf buf;
+        std::istream in(&buf);
+        Engine eng;
+        TraceReader reader(in);
+        while (auto ev = reader.next()) {
+            eng.process(*ev);
+        }
+        if (reader.error()) {
+            state.SkipWithError(reader.error()->format("generated").c_str());
+            return;
+        }
+        state.counters["events"] = static_cast<double>(buf.events());
+        state.counters["events_per_s"] =
+            benchmark::Counter(static_cast<double>(buf.events()), benchmark::Counter::kIsRate);
+        state.counters["trace_bytes"] = static_cast<double>(buf.bytes());
+        state.counters["findings"] = static_cast<double>(eng.findings().size());
+    }
+}
+BENCHMARK(BM_TraceReplay)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
+
+}  // namespace
+}  // namespace lockwatch::engine
+
+BENCHMARK_MAIN();
