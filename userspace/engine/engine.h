@@ -155,7 +155,6 @@ class Engine {
         IrqFlagsState flags;
         bool inferred = false;
         StackId stack = kNoStack;
-        const std::vector<HeldLock> *held_override = nullptr;  // facts: no held stacks
         std::vector<HeldLock> held;                            // the held locks at the time
     };
 
