@@ -93,10 +93,29 @@ static long sys_io_submit(aio_context_t ctx, long nr, struct iocb **iocbs)
 	return syscall(__NR_io_submit, ctx, nr, iocbs);
 }
 
+/*
+ * Wait for events with a 64-bit timeout: io_pgetevents (x86_64) or
+ * io_pgetevents_time64 (i386), so that a 32-bit build does not need the
+ * kernel's COMPAT_32BIT_TIME. Falls back to io_getevents on kernels < 4.18.
+ */
 static long sys_io_getevents(aio_context_t ctx, long min_nr, long nr,
-			     struct io_event *events, struct timespec *timeout)
+			     struct io_event *events, long timeout_sec)
 {
-	return syscall(__NR_io_getevents, ctx, min_nr, nr, events, timeout);
+	struct timespec ts = { .tv_sec = timeout_sec };
+	long ret = -1;
+
+#if defined(__NR_io_pgetevents_time64)
+	struct { int64_t tv_sec, tv_nsec; } ts64 = { .tv_sec = timeout_sec };
+
+	ret = syscall(__NR_io_pgetevents_time64, ctx, min_nr, nr, events, &ts64, NULL);
+#elif defined(__NR_io_pgetevents) && defined(__LP64__)
+	ret = syscall(__NR_io_pgetevents, ctx, min_nr, nr, events, &ts, NULL);
+#else
+	errno = ENOSYS;
+#endif
+	if (ret < 0 && errno == ENOSYS)
+		ret = syscall(__NR_io_getevents, ctx, min_nr, nr, events, &ts);
+	return ret;
 }
 
 static int sys_pidfd_open(pid_t pid, unsigned flags)
@@ -183,7 +202,6 @@ static aio_context_t do_edge(int pidfd, struct iocb *cb)
 /* Let the child exit, collect the poll completion, free the context. */
 static void cleanup(pid_t child, int pidfd, aio_context_t ctx)
 {
-	struct timespec timeout = { .tv_sec = 5 };
 	struct io_event ev;
 	long ret;
 
@@ -191,7 +209,7 @@ static void cleanup(pid_t child, int pidfd, aio_context_t ctx)
 		fail("kill child %d", (int)child);
 	if (waitpid(child, NULL, 0) < 0)
 		fail("waitpid child %d", (int)child);
-	ret = sys_io_getevents(ctx, 1, 1, &ev, &timeout);
+	ret = sys_io_getevents(ctx, 1, 1, &ev, 5);
 	if (ret < 0)
 		fail("io_getevents");
 	if (ret == 0) {
