@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * lockwatch's kernel side: one small program per out-of-line lock function.
+ * lockwatch's kernel side: one small program per out-of-line lock function,
+ * as fentry/fexit or as kprobe/kretprobe (the loader picks per function).
+ *
+ * Each acquire works out the context and irq state, derives the lock's
+ * class, and keeps a per-CPU, per-context held-lock stack as lockdep's
+ * held_locks. Only facts never seen before (a class, a usage bit, an
+ * ordering edge) go to the ring buffer; a lock pair already seen costs a
+ * hash lookup and nothing else.
  *
  * Every program runs under a per-CPU, per-context "busy" flag shared by all
  * of them: the maps and the ring buffer we use take kernel spinlocks, which
- * would otherwise re-enter us. What the guard skips is counted, never lost
- * silently.
+ * would otherwise re-enter us. What the guard skips is counted.
  */
 #include "vmlinux.h"
 
@@ -13,26 +19,49 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "irq_context.bpf.h"
+#include "lock_class.bpf.h"
 #include "lockwatch.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* preempt_count layout (include/linux/preempt.h). */
-#define LW_SOFTIRQ_MASK 0x0000ff00U
-#define LW_HARDIRQ_MASK 0x000f0000U
-#define LW_NMI_MASK 0x00f00000U
-#define LW_SOFTIRQ_OFFSET 0x00000100U
+#define X86_EFLAGS_IF 0x200
+#define EBUSY 16
+#define EEXIST 17
 
-/*
- * preempt_count lives in the per-CPU __preempt_count up to 6.1 and again in
- * newer kernels, in pcpu_hot.preempt_count in between. Both are weak so that
- * the object loads on either; CO-RE picks the one that exists.
- */
-extern int __preempt_count __ksym __weak;
-struct pcpu_hot___lw {
-    int preempt_count;
-} __attribute__((preserve_access_index));
-extern struct pcpu_hot___lw pcpu_hot __ksym __weak;
+/* Set by the loader before load. */
+const volatile __u32 max_usage_entries = 0;
+
+struct held_lock {
+    __u64 lock;
+    __u64 class_id;
+    __u32 function;
+    __u32 acquire_flags; /* enum lw_acquire_flags */
+};
+
+/* Entries are pushed on acquire. A release of the top entry pops it (and
+ * any released entries under it); a release further down leaves a
+ * tombstone (lock == 0), so that no loop has to move entries around. */
+struct held_stack {
+    __u32 depth;
+    __u32 irqs_off_held; /* entries acquired with _irq/_irqsave, tombstones excluded */
+    struct held_lock locks[LW_MAX_HELD];
+};
+
+struct cpu_state {
+    struct held_stack ctx[LW_CTX_COUNT];
+    /* kprobe mode: a trylock's lock and irq state between entry and return */
+    __u64 trylock_lock[LW_CTX_COUNT];
+    __u32 trylock_irq_on[LW_CTX_COUNT];
+    __u32 busy[LW_CTX_COUNT];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct cpu_state);
+} cpu_states SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -48,14 +77,12 @@ struct {
     __type(value, __u64);
 } losses SEC(".maps");
 
-/* One flag per context: a hardirq that interrupts a task-context program
- * must still be traced, so the guard cannot be a single per-CPU bit. */
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, LW_CTX_COUNT);
+    __uint(max_entries, LW_NOTE_COUNT);
     __type(key, __u32);
-    __type(value, __u32);
-} busy SEC(".maps");
+    __type(value, __u64);
+} notes SEC(".maps");
 
 /* Set once a function's first call has been reported. */
 struct {
@@ -65,46 +92,105 @@ struct {
     __type(value, __u64); /* 64-bit for cmpxchg without -mcpu=v3 */
 } first_call_reported SEC(".maps");
 
+/* class id -> usage bits already reported (bit 31: class reported). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __type(key, __u64);
+    __type(value, __u64); /* 64-bit for atomic or without -mcpu=v3 */
+} class_usage SEC(".maps");
+
+struct edge_key {
+    __u64 prev;
+    __u64 next;
+    __u32 read_flags; /* bit 0: prev read, bit 1: next read */
+    __u32 context;
+};
+
+/* Edges already reported. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 262144);
+    __type(key, struct edge_key);
+    __type(value, __u8);
+} edges SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_STACK_TRACE);
-    __uint(max_entries, 4096);
+    __uint(max_entries, 16384);
     __uint(key_size, sizeof(__u32));
     __uint(value_size, 127 * sizeof(__u64));
 } stacks SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
-    __uint(max_entries, 256 * 1024);
+    __uint(max_entries, 4 * 1024 * 1024);
 } records SEC(".maps");
 
-static __always_inline __u32 read_preempt_count(void)
-{
-    if (bpf_core_type_exists(struct pcpu_hot___lw) && &pcpu_hot)
-        return BPF_CORE_READ((struct pcpu_hot___lw *)bpf_this_cpu_ptr(&pcpu_hot),
-                             preempt_count);
-    if (&__preempt_count)
-        return *(int *)bpf_this_cpu_ptr(&__preempt_count);
-    return 0;
-}
+#define LW_CLASS_REPORTED (1ULL << 31)
 
-static __always_inline __u32 context_of(__u32 preempt_count)
-{
-    if (preempt_count & LW_NMI_MASK)
-        return LW_CTX_NMI;
-    if (preempt_count & LW_HARDIRQ_MASK)
-        return LW_CTX_HARDIRQ;
-    /* Serving a softirq, as opposed to merely having softirqs disabled. */
-    if (preempt_count & LW_SOFTIRQ_OFFSET)
-        return LW_CTX_SOFTIRQ;
-    return LW_CTX_TASK;
-}
+extern const void _etext __ksym __weak;
+extern const void __lock_text_start __ksym __weak;
+extern const void __lock_text_end __ksym __weak;
 
-static __always_inline void count_loss(__u32 loss)
+static __always_inline void count(void *map, __u32 key)
 {
-    __u64 *n = bpf_map_lookup_elem(&losses, &loss);
+    __u64 *n = bpf_map_lookup_elem(map, &key);
 
     if (n)
         *n += 1;
+}
+
+static __always_inline void count_update_error(long err)
+{
+    if (err == -EBUSY)
+        count(&losses, LW_LOSS_MAP_BUSY);
+    else if (err)
+        count(&losses, LW_LOSS_MAP_FULL);
+}
+
+/* The first frame outside the lock functions and outside BPF (trampolines
+ * and programs live outside kernel text). */
+static __always_inline __u64 call_site(void *ctx)
+{
+    __u64 ips[6] = {};
+    __u64 text = (__u64)&_stext, etext = (__u64)&_etext;
+    __u64 lock_start = (__u64)&__lock_text_start, lock_end = (__u64)&__lock_text_end;
+    long n = bpf_get_stack(ctx, ips, sizeof(ips), 0);
+
+    for (int i = 0; i < 6; i++) {
+        if (i * 8 >= n)
+            break;
+        if (ips[i] < text || ips[i] >= etext)
+            continue;
+        if (ips[i] >= lock_start && ips[i] < lock_end)
+            continue;
+        return ips[i];
+    }
+    return 0;
+}
+
+static __always_inline struct lw_record *new_record(void *ctx, __u32 type, __u32 function,
+                                                    __u32 context)
+{
+    struct lw_record *rec = bpf_ringbuf_reserve(&records, sizeof(*rec), 0);
+
+    if (!rec) {
+        count(&losses, LW_LOSS_RINGBUF_FULL);
+        return NULL;
+    }
+    __builtin_memset(rec, 0, sizeof(*rec));
+    rec->type = type;
+    rec->function = function;
+    rec->time_ns = bpf_ktime_get_ns();
+    rec->stack_id = bpf_get_stackid(ctx, &stacks, 0);
+    if (rec->stack_id < 0)
+        count(&losses, LW_LOSS_STACK);
+    rec->cpu = bpf_get_smp_processor_id();
+    rec->pid = (__u32)bpf_get_current_pid_tgid();
+    rec->context = context;
+    bpf_get_current_comm(rec->comm, sizeof(rec->comm));
+    return rec;
 }
 
 static __always_inline void report_first_call(void *ctx, __u32 function, __u32 context)
@@ -114,66 +200,478 @@ static __always_inline void report_first_call(void *ctx, __u32 function, __u32 c
 
     if (!reported || *reported || __sync_val_compare_and_swap(reported, 0, 1) != 0)
         return;
+    rec = new_record(ctx, LW_RECORD_FIRST_CALL, function, context);
+    if (rec)
+        bpf_ringbuf_submit(rec, 0);
+}
 
-    rec = bpf_ringbuf_reserve(&records, sizeof(*rec), 0);
-    if (!rec) {
-        count_loss(LW_LOSS_RINGBUF_FULL);
-        return;
+static __always_inline void fill_class(struct lw_record *rec, const struct lw_class *c,
+                                       __u64 lock, __u64 site)
+{
+    rec->class_id = c->id;
+    rec->class_type = c->type;
+    rec->class_offset = c->offset;
+    rec->object_size = c->object_size;
+    if (c->type == LW_CLASS_STATIC)
+        rec->class_key = lock;
+    else if (c->type == LW_CLASS_SITE)
+        rec->class_key = site;
+    else if (c->type == LW_CLASS_SLAB) {
+        struct kmem_cache *cache = (struct kmem_cache *)c->cache;
+
+        rec->class_key = c->cache;
+        bpf_probe_read_kernel_str(rec->cache_name, sizeof(rec->cache_name),
+                                  BPF_CORE_READ(cache, name));
     }
-    rec->type = LW_RECORD_FIRST_CALL;
-    rec->function = function;
-    rec->time_ns = bpf_ktime_get_ns();
-    rec->stack_id = bpf_get_stackid(ctx, &stacks, 0);
-    if (rec->stack_id < 0)
-        count_loss(LW_LOSS_STACK);
-    rec->cpu = bpf_get_smp_processor_id();
-    rec->pid = (__u32)bpf_get_current_pid_tgid();
-    rec->context = context;
-    bpf_get_current_comm(rec->comm, sizeof(rec->comm));
+}
+
+struct acquire {
+    __u64 lock;
+    __u32 function;
+    __u32 flags; /* enum lw_acquire_flags */
+    __u32 context;
+    __u32 irq_flags;
+};
+
+/* lockdep's mark_usage(): which usage bits this acquire sets. */
+static __always_inline __u32 usage_mask_of(const struct acquire *a)
+{
+    __u32 read = (a->flags & LW_ACQ_READ) ? 1 : 0;
+    __u32 mask = 0;
+
+    if (!(a->flags & LW_ACQ_TRYLOCK)) {
+        if (a->context == LW_CTX_HARDIRQ)
+            mask |= 1U << (LW_USED_IN_HARDIRQ + read);
+        if (a->context == LW_CTX_SOFTIRQ)
+            mask |= 1U << (LW_USED_IN_SOFTIRQ + read);
+    }
+    if (a->irq_flags & LW_IRQ_HARDIRQS_ENABLED) {
+        mask |= 1U << (LW_ENABLED_HARDIRQ + read);
+        if (a->irq_flags & LW_IRQ_SOFTIRQS_ENABLED)
+            mask |= 1U << (LW_ENABLED_SOFTIRQ + read);
+    }
+    return mask;
+}
+
+static __always_inline void report_class_and_usage(void *ctx, const struct acquire *a,
+                                                   const struct lw_class *c, __u64 site)
+{
+    __u64 mask = usage_mask_of(a) | LW_CLASS_REPORTED;
+    __u64 *known = bpf_map_lookup_elem(&class_usage, &c->id);
+    __u64 old = 0, fresh;
+    struct lw_record *rec;
+
+    if (known) {
+        old = *known;
+        if ((old & mask) == mask)
+            return;
+        __sync_fetch_and_or(known, mask);
+    } else {
+        long err = bpf_map_update_elem(&class_usage, &c->id, &mask, BPF_NOEXIST);
+
+        if (err == -EEXIST) {
+            known = bpf_map_lookup_elem(&class_usage, &c->id);
+            if (!known)
+                return;
+            old = *known;
+            __sync_fetch_and_or(known, mask);
+        } else {
+            count_update_error(err);
+        }
+    }
+    fresh = mask & ~old;
+
+    if (fresh & LW_CLASS_REPORTED) {
+        rec = new_record(ctx, LW_RECORD_CLASS, a->function, a->context);
+        if (rec) {
+            fill_class(rec, c, a->lock, site);
+            rec->irq_flags = a->irq_flags;
+            rec->acquire_flags = a->flags;
+            bpf_ringbuf_submit(rec, 0);
+        }
+    }
+    for (__u32 bit = 0; bit < LW_USAGE_BITS; bit++) {
+        if (!(fresh & (1ULL << bit)))
+            continue;
+        rec = new_record(ctx, LW_RECORD_USAGE, a->function, a->context);
+        if (!rec)
+            continue;
+        rec->class_id = c->id;
+        rec->class_type = c->type;
+        rec->usage_bit = bit;
+        rec->irq_flags = a->irq_flags;
+        rec->acquire_flags = a->flags;
+        bpf_ringbuf_submit(rec, 0);
+    }
+}
+
+/* True while `lock` is still locked: a qspinlock's or qrwlock's word is
+ * non-zero while anyone holds it. A held entry whose lock reads unlocked
+ * lost its release. */
+static __always_inline bool still_locked(__u64 lock)
+{
+    __u32 word = 1;
+
+    bpf_probe_read_kernel(&word, sizeof(word), (void *)lock);
+    return word != 0;
+}
+
+static __always_inline void report_edge(void *ctx, const struct acquire *a,
+                                        const struct lw_class *next, const struct held_lock *prev,
+                                        __u32 depth)
+{
+    struct edge_key key = {
+        .prev = prev->class_id,
+        .next = next->id,
+        .read_flags = ((prev->acquire_flags & LW_ACQ_READ) ? 1 : 0) |
+                      ((a->flags & LW_ACQ_READ) ? 2 : 0),
+        .context = a->context,
+    };
+    __u8 one = 1;
+    struct lw_record *rec;
+    long err;
+
+    if (bpf_map_lookup_elem(&edges, &key))
+        return;
+    err = bpf_map_update_elem(&edges, &key, &one, BPF_NOEXIST);
+    if (err == -EEXIST)
+        return;
+    count_update_error(err);
+
+    rec = new_record(ctx, LW_RECORD_EDGE, a->function, a->context);
+    if (!rec)
+        return;
+    rec->class_id = next->id;
+    rec->class_type = next->type;
+    rec->irq_flags = a->irq_flags;
+    rec->acquire_flags = a->flags;
+    rec->prev_class_id = prev->class_id;
+    rec->prev_function = prev->function;
+    rec->prev_acquire_flags = prev->acquire_flags;
+    rec->held_depth = depth;
     bpf_ringbuf_submit(rec, 0);
 }
 
-static __always_inline int on_lock_op(void *ctx, __u32 function)
+/* An index into a held stack. The mask is in asm so that the compiler
+ * cannot drop it where it knows the bound but the verifier does not. */
+static __always_inline __u32 LW_SLOT(__u32 i)
 {
-    __u32 context = context_of(read_preempt_count());
-    __u32 *busy_flag = bpf_map_lookup_elem(&busy, &context);
-    __u64 *n;
+    asm volatile("%[i] &= %[mask]" : [i] "+r"(i) : [mask] "i"(LW_MAX_HELD - 1));
+    return i;
+}
 
-    if (!busy_flag)
+/* The topmost live entry at or below `from`, or -1. */
+static __always_inline int live_entry_below(struct held_stack *held, int from)
+{
+    for (int i = 0; i < 4; i++) {
+        int at = from - i;
+
+        if (at < 0)
+            return -1;
+        if (held->locks[LW_SLOT(at)].lock)
+            return at;
+    }
+    return -1;
+}
+
+static __always_inline void pop_released(struct held_stack *held)
+{
+    for (int i = 0; i < LW_MAX_HELD; i++) {
+        __u32 depth = held->depth;
+
+        if (depth == 0 || depth > LW_MAX_HELD || held->locks[LW_SLOT(depth - 1)].lock)
+            break;
+        held->depth = depth - 1;
+    }
+}
+
+static __always_inline void forget_entry(struct held_stack *held, __u32 at)
+{
+    struct held_lock *entry = &held->locks[LW_SLOT(at)];
+
+    if ((entry->acquire_flags & LW_ACQ_IRQS_OFF) && held->irqs_off_held)
+        held->irqs_off_held--;
+    entry->lock = 0;
+    pop_released(held);
+}
+
+static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct acquire *a,
+                                       int hardirqs_on /* 1, 0, or -1: unknown */)
+{
+    struct held_stack *held = &cpu->ctx[a->context & (LW_CTX_COUNT - 1)];
+    __u32 pc = read_preempt_count();
+    struct lw_class class;
+    int top, below = -1, same_lock = -1;
+    __u64 site = 0;
+    __u32 depth;
+
+    if (held->depth > LW_MAX_HELD) {
+        held->depth = 0;
+        held->irqs_off_held = 0;
+    }
+    /* A top entry whose lock reads unlocked lost its release: drop it. */
+    for (int i = 0; i < 2; i++) {
+        depth = held->depth;
+        if (depth == 0 || depth > LW_MAX_HELD)
+            break;
+        if (still_locked(held->locks[LW_SLOT(depth - 1)].lock))
+            break;
+        forget_entry(held, depth - 1);
+        count(&notes, LW_NOTE_STALE_HELD);
+    }
+    depth = held->depth;
+
+    /* Hardirq state: implied by the variant or the context, read from the
+     * saved flags where the hook has them, else inferred from the held
+     * _irq/_irqsave locks of this context. */
+    if ((a->flags & LW_ACQ_IRQS_OFF) || a->context >= LW_CTX_HARDIRQ) {
+        hardirqs_on = 0;
+    } else if (hardirqs_on < 0) {
+        hardirqs_on = held->irqs_off_held == 0;
+        a->irq_flags |= LW_IRQ_STATE_INFERRED;
+        count(&notes, LW_NOTE_IRQ_STATE_INFERRED);
+    }
+    if (hardirqs_on)
+        a->irq_flags |= LW_IRQ_HARDIRQS_ENABLED;
+    if (softirqs_enabled(pc) && !(a->flags & LW_ACQ_BH))
+        a->irq_flags |= LW_IRQ_SOFTIRQS_ENABLED;
+
+    classify_lock(a->lock, 0, &class);
+    if (class.type == LW_CLASS_SITE) {
+        site = call_site(ctx);
+        class.id = class_id_of(LW_CLASS_SITE, site, 0);
+    }
+    report_class_and_usage(ctx, a, &class, site);
+
+    /* The same lock instance again while held: this CPU is about to spin on
+     * itself (read-side reacquires of rwlocks are legal). */
+    for (int i = 0; i < LW_MAX_HELD; i++) {
+        if (i >= depth)
+            break;
+        if (held->locks[i].lock == a->lock) {
+            same_lock = i;
+            break;
+        }
+    }
+    if (same_lock >= 0) {
+        struct held_lock *h = &held->locks[LW_SLOT(same_lock)];
+
+        if (!((a->flags & LW_ACQ_READ) && (h->acquire_flags & LW_ACQ_READ))) {
+            struct lw_record *rec = new_record(ctx, LW_RECORD_RECURSION, a->function, a->context);
+
+            if (rec) {
+                rec->class_id = class.id;
+                rec->class_type = class.type;
+                rec->irq_flags = a->irq_flags;
+                rec->acquire_flags = a->flags;
+                rec->prev_function = h->function;
+                rec->prev_acquire_flags = h->acquire_flags;
+                bpf_ringbuf_submit(rec, 0);
+            }
+        }
+    }
+
+    /* lockdep's check_prevs_add(): an edge from the top held lock, and from
+     * the one below when the top is a trylock. No edge into a trylock.
+     * Same class, different instance is a nesting lockdep would see through
+     * spin_lock_nested(), which we cannot: no self-edge. */
+    top = depth ? live_entry_below(held, depth - 1) : -1;
+    if (top >= 0 && (held->locks[LW_SLOT(top)].acquire_flags & LW_ACQ_TRYLOCK))
+        below = live_entry_below(held, top - 1);
+    if (!(a->flags & LW_ACQ_TRYLOCK)) {
+        if (top >= 0 && held->locks[LW_SLOT(top)].class_id != class.id)
+            report_edge(ctx, a, &class, &held->locks[LW_SLOT(top)], depth);
+        if (below >= 0 && held->locks[LW_SLOT(below)].class_id != class.id)
+            report_edge(ctx, a, &class, &held->locks[LW_SLOT(below)], depth);
+    }
+
+    if (depth >= LW_MAX_HELD) {
+        count(&losses, LW_LOSS_HELD_OVERFLOW);
+        return;
+    }
+    held->locks[LW_SLOT(depth)] = (struct held_lock){
+        .lock = a->lock,
+        .class_id = class.id,
+        .function = a->function,
+        .acquire_flags = a->flags,
+    };
+    if (a->flags & LW_ACQ_IRQS_OFF)
+        held->irqs_off_held++;
+    held->depth = depth + 1;
+}
+
+static __always_inline void on_release(struct cpu_state *cpu, __u32 context, __u64 lock)
+{
+    struct held_stack *held = &cpu->ctx[context & (LW_CTX_COUNT - 1)];
+    __u32 depth = held->depth;
+
+    if (depth > LW_MAX_HELD) {
+        held->depth = 0;
+        held->irqs_off_held = 0;
+        depth = 0;
+    }
+    /* Releases may come out of order: search from the top. */
+    for (int i = 0; i < LW_MAX_HELD; i++) {
+        int at = (int)depth - 1 - i;
+
+        if (at < 0)
+            break;
+        if (held->locks[LW_SLOT(at)].lock == lock) {
+            forget_entry(held, at);
+            return;
+        }
+    }
+    count(&notes, LW_NOTE_UNMATCHED_RELEASE);
+}
+
+enum lw_op_kind { OP_ACQUIRE, OP_RELEASE, OP_TRYLOCK_ENTRY, OP_TRYLOCK_EXIT };
+
+static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __u64 lock,
+                                      enum lw_op_kind kind, int hardirqs_on, int trylock_ok)
+{
+    __u32 zero = 0, context = context_of(read_preempt_count());
+    struct cpu_state *cpu = bpf_map_lookup_elem(&cpu_states, &zero);
+    __u32 *busy;
+
+    if (!cpu)
         return 0;
-    if (*busy_flag) {
-        count_loss(LW_LOSS_RECURSION);
+    busy = &cpu->busy[context & (LW_CTX_COUNT - 1)];
+    if (*busy) {
+        count(&losses, LW_LOSS_RECURSION);
         return 0;
     }
-    *busy_flag = 1;
+    *busy = 1;
 
-    n = bpf_map_lookup_elem(&calls, &function);
-    if (n)
-        *n += 1;
+    if (kind == OP_TRYLOCK_ENTRY) {
+        /* kprobe mode: remember the lock and irq state until the return. */
+        cpu->trylock_lock[context & (LW_CTX_COUNT - 1)] = lock;
+        cpu->trylock_irq_on[context & (LW_CTX_COUNT - 1)] = hardirqs_on;
+        goto out;
+    }
+    if (kind == OP_TRYLOCK_EXIT && !trylock_ok)
+        goto out;
+
+    count(&calls, function);
     report_first_call(ctx, function, context);
-
-    *busy_flag = 0;
+    if (kind == OP_RELEASE) {
+        on_release(cpu, context, lock);
+    } else {
+        struct acquire a = {
+            .lock = lock,
+            .function = function,
+            .flags = flags,
+            .context = context,
+        };
+        on_acquire(ctx, cpu, &a, hardirqs_on);
+    }
+out:
+    *busy = 0;
     return 0;
 }
 
+/* kretprobe mode: the lock and irq state saved by the trylock's entry probe. */
+static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 flags, int ok)
+{
+    __u32 zero = 0, context = context_of(read_preempt_count());
+    struct cpu_state *cpu = bpf_map_lookup_elem(&cpu_states, &zero);
+    __u64 lock;
+    int irq_on;
+
+    if (!cpu)
+        return 0;
+    lock = cpu->trylock_lock[context & (LW_CTX_COUNT - 1)];
+    irq_on = cpu->trylock_irq_on[context & (LW_CTX_COUNT - 1)];
+    cpu->trylock_lock[context & (LW_CTX_COUNT - 1)] = 0;
+    if (!lock)
+        return 0;
+    return on_lock_op(ctx, function, flags, lock, OP_TRYLOCK_EXIT, irq_on, ok);
+}
+
+/* Flags each table entry implies. */
+#define LW_FLAGS_SPIN 0
+#define LW_FLAGS_READ LW_ACQ_READ
+#define LW_FLAGS_WRITE 0
+#define LW_FLAGS_PLAIN 0
+#define LW_FLAGS_BH LW_ACQ_BH
+#define LW_FLAGS_IRQ LW_ACQ_IRQS_OFF
+#define LW_FLAGS_IRQSAVE LW_ACQ_IRQS_OFF
+
+#define LW_REGS_IRQ_ON(regs) (((regs)->flags & X86_EFLAGS_IF) ? 1 : 0)
+
 /*
- * One program per table entry. Acquires and releases are seen on entry;
- * trylocks on exit, and only when they succeeded.
+ * Two programs per function; the loader autoloads one flavour. fentry/fexit
+ * cannot see EFLAGS (hardirq state is then inferred); kprobes read it from
+ * the saved registers.
  */
-#define LW_HOOK_ACQUIRE(symbol)                              \
-    SEC("fentry/" #symbol)                                   \
-    int BPF_PROG(lw_##symbol, void *lock)                    \
-    {                                                        \
-        return on_lock_op(ctx, LW_FN_##symbol);              \
+/*
+ * fentry arguments are read with bpf_get_func_arg(), which the verifier
+ * inlines: it yields the lock address as a plain number, where a typed
+ * argument would be a BTF pointer that allows no arithmetic.
+ */
+static __always_inline __u64 fentry_lock_arg(void *ctx)
+{
+    __u64 lock = 0;
+
+    bpf_get_func_arg(ctx, 0, &lock);
+    return lock;
+}
+
+static __always_inline int fexit_return_value(void *ctx)
+{
+    __u64 ret = 0;
+
+    bpf_get_func_ret(ctx, &ret);
+    return (int)ret;
+}
+
+#define LW_HOOK_ACQUIRE(symbol, flags)                                                     \
+    SEC("fentry/" #symbol)                                                                 \
+    int fentry_##symbol(void *ctx)                                                         \
+    {                                                                                      \
+        return on_lock_op(ctx, LW_FN_##symbol, flags, fentry_lock_arg(ctx), OP_ACQUIRE, -1, \
+                          0);                                                              \
+    }                                                                                      \
+    SEC("kprobe/" #symbol)                                                                 \
+    int kprobe_##symbol(struct pt_regs *ctx)                                               \
+    {                                                                                      \
+        return on_lock_op(ctx, LW_FN_##symbol, flags, PT_REGS_PARM1(ctx), OP_ACQUIRE,      \
+                          LW_REGS_IRQ_ON(ctx), 0);                                         \
     }
-#define LW_HOOK_RELEASE(symbol) LW_HOOK_ACQUIRE(symbol)
-#define LW_HOOK_TRYLOCK(symbol)                              \
-    SEC("fexit/" #symbol)                                    \
-    int BPF_PROG(lw_##symbol, void *lock, int acquired)      \
-    {                                                        \
-        return acquired ? on_lock_op(ctx, LW_FN_##symbol) : 0; \
+#define LW_HOOK_RELEASE(symbol, flags)                                                     \
+    SEC("fentry/" #symbol)                                                                 \
+    int fentry_##symbol(void *ctx)                                                         \
+    {                                                                                      \
+        return on_lock_op(ctx, LW_FN_##symbol, flags, fentry_lock_arg(ctx), OP_RELEASE, -1, \
+                          0);                                                              \
+    }                                                                                      \
+    SEC("kprobe/" #symbol)                                                                 \
+    int kprobe_##symbol(struct pt_regs *ctx)                                               \
+    {                                                                                      \
+        return on_lock_op(ctx, LW_FN_##symbol, flags, PT_REGS_PARM1(ctx), OP_RELEASE, -1,  \
+                          0);                                                              \
+    }
+#define LW_HOOK_TRYLOCK(symbol, flags)                                                     \
+    SEC("fexit/" #symbol)                                                                  \
+    int fexit_##symbol(void *ctx)                                                          \
+    {                                                                                      \
+        return on_lock_op(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK,                   \
+                          fentry_lock_arg(ctx), OP_TRYLOCK_EXIT, -1,                       \
+                          fexit_return_value(ctx));                                        \
+    }                                                                                      \
+    SEC("kprobe/" #symbol)                                                                 \
+    int kprobe_##symbol(struct pt_regs *ctx)                                               \
+    {                                                                                      \
+        return on_lock_op(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK, PT_REGS_PARM1(ctx), \
+                          OP_TRYLOCK_ENTRY, LW_REGS_IRQ_ON(ctx), 0);                       \
+    }                                                                                      \
+    SEC("kretprobe/" #symbol)                                                              \
+    int kretprobe_##symbol(struct pt_regs *ctx)                                            \
+    {                                                                                      \
+        return on_trylock_return(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK,            \
+                                 (int)PT_REGS_RC(ctx));                                    \
     }
 
-#define LW_LOCK_FUNCTION(symbol, kind, op, variant) LW_HOOK_##op(symbol)
+#define LW_LOCK_FUNCTION(symbol, kind, op, variant) \
+    LW_HOOK_##op(symbol, LW_FLAGS_##kind | LW_FLAGS_##variant)
 LW_LOCK_FUNCTIONS
 #undef LW_LOCK_FUNCTION

@@ -23,32 +23,113 @@ enum lw_context {
     LW_CTX_COUNT
 };
 
-/* Why a lock operation was seen but not processed: each is a counted loss. */
+/* Why a lock operation or a fact was seen but not processed: each is a
+ * counted loss, reported by `lockwatch run`. */
 enum lw_loss {
     /* Another lockwatch program was already running in this context on this
      * CPU (our own map and ring-buffer operations take spinlocks). */
     LW_LOSS_RECURSION = 0,
-    /* The ring buffer had no room for a record. */
+    /* The ring buffer had no room for a fact. */
     LW_LOSS_RINGBUF_FULL = 1,
     /* bpf_get_stackid() failed (stack map full or bucket busy). */
     LW_LOSS_STACK = 2,
+    /* A dedup map was full: the fact was sent, but may be sent again. */
+    LW_LOSS_MAP_FULL = 3,
+    /* A map update returned -EBUSY (bucket lock held by an interrupted
+     * update on this CPU). */
+    LW_LOSS_MAP_BUSY = 4,
+    /* More than LW_MAX_HELD locks held in one context. */
+    LW_LOSS_HELD_OVERFLOW = 5,
     LW_LOSS_COUNT
+};
+
+/* Events that are not losses but say how exact the picture is. */
+enum lw_note {
+    /* A release whose acquire we never saw: taken before tracing began, or
+     * its acquire was lost. */
+    LW_NOTE_UNMATCHED_RELEASE = 0,
+    /* Held entries dropped because the lock was no longer locked: their
+     * release was lost. */
+    LW_NOTE_STALE_HELD = 1,
+    /* Acquires whose hardirq state was inferred rather than read. */
+    LW_NOTE_IRQ_STATE_INFERRED = 2,
+    LW_NOTE_COUNT
+};
+
+#define LW_MAX_HELD 32
+
+enum lw_class_type {
+    LW_CLASS_STATIC = 1, /* kernel image data: named by kallsyms */
+    LW_CLASS_PERCPU = 2, /* per-CPU data: named by its per-CPU offset */
+    LW_CLASS_SLAB = 3,   /* slab object: named by (cache, offset) and BTF */
+    LW_CLASS_SITE = 4,   /* anything else: named by the acquiring call site */
+};
+
+/* lockdep's usage bits (kernel/locking/lockdep_states.h order). */
+enum lw_usage_bit {
+    LW_USED_IN_HARDIRQ = 0,
+    LW_USED_IN_HARDIRQ_READ = 1,
+    LW_ENABLED_HARDIRQ = 2,
+    LW_ENABLED_HARDIRQ_READ = 3,
+    LW_USED_IN_SOFTIRQ = 4,
+    LW_USED_IN_SOFTIRQ_READ = 5,
+    LW_ENABLED_SOFTIRQ = 6,
+    LW_ENABLED_SOFTIRQ_READ = 7,
+    LW_USAGE_BITS = 8
 };
 
 enum lw_record_type {
     /* The first time a lock function ran: who called it. */
     LW_RECORD_FIRST_CALL = 1,
+    /* A lock class seen for the first time. */
+    LW_RECORD_CLASS = 2,
+    /* A usage bit set on a class for the first time. */
+    LW_RECORD_USAGE = 3,
+    /* A dependency prev -> next seen for the first time. */
+    LW_RECORD_EDGE = 4,
+    /* The same lock instance acquired again while held: a real self-deadlock. */
+    LW_RECORD_RECURSION = 5,
+};
+
+/* State of the CPU at the acquire that produced a fact. */
+enum lw_irq_flags {
+    LW_IRQ_HARDIRQS_ENABLED = 1 << 0,
+    LW_IRQ_SOFTIRQS_ENABLED = 1 << 1,
+    LW_IRQ_STATE_INFERRED = 1 << 2, /* hardirq state inferred, not read */
+};
+
+enum lw_acquire_flags {
+    LW_ACQ_READ = 1 << 0,
+    LW_ACQ_TRYLOCK = 1 << 1,
+    LW_ACQ_IRQS_OFF = 1 << 2, /* _irq / _irqsave: this acquire disabled hardirqs */
+    LW_ACQ_BH = 1 << 3,       /* _bh: this acquire disabled softirqs */
 };
 
 struct lw_record {
-    __u32 type;           /* enum lw_record_type */
-    __u32 function;       /* enum lw_lock_function_id */
-    __u64 time_ns;        /* bpf_ktime_get_ns() */
-    __s32 stack_id;       /* id in the stacks map, < 0 when unavailable */
+    __u32 type;     /* enum lw_record_type */
+    __u32 function; /* enum lw_lock_function_id of the acquire */
+    __u64 time_ns;  /* bpf_ktime_get_ns() */
+    __s32 stack_id; /* id in the stacks map, < 0 when unavailable */
     __u32 cpu;
-    __u32 pid;            /* thread id */
-    __u32 context;        /* enum lw_context */
+    __u32 pid; /* thread id */
+    __u32 context;   /* enum lw_context */
+    __u32 irq_flags; /* enum lw_irq_flags */
+    __u32 acquire_flags; /* enum lw_acquire_flags of the acquire */
     char comm[LW_TASK_COMM_LEN];
+
+    /* The class the fact is about (CLASS, USAGE), or the acquired one (EDGE). */
+    __u64 class_id;
+    __u32 class_type;  /* enum lw_class_type */
+    __u32 class_offset;
+    __u64 class_key;   /* STATIC: lock address; SITE: call site; SLAB: kmem_cache */
+    __u64 object_size; /* SLAB */
+    char cache_name[32]; /* SLAB: kmem_cache->name */
+
+    __u32 usage_bit; /* USAGE: enum lw_usage_bit */
+    __u32 prev_function;      /* EDGE: how the held lock was acquired */
+    __u64 prev_class_id;      /* EDGE */
+    __u32 prev_acquire_flags; /* EDGE */
+    __u32 held_depth;         /* locks held in this context before this acquire */
 };
 
 #endif /* LOCKWATCH_H */

@@ -2,7 +2,10 @@
 #include <signal.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -10,9 +13,16 @@
 
 #include <fmt/format.h>
 
+#include <bpf/btf.h>
+
 #include "capture/capture.h"
 #include "capture/kallsyms.h"
+#include "class_names.h"
 #include "commands.h"
+#include "engine/engine.h"
+#include "engine/report.h"
+#include "engine/sinks.h"
+#include "fact_decoder.h"
 #include "run_report.h"
 
 namespace lockwatch {
@@ -38,7 +48,28 @@ struct RunOptions {
     double duration_s = 0;
     double interval_s = 1;
     bool verbose = false;
+    bool stats = false;
+    bool rates = false;
+    std::string backend_name = "auto";
+    std::string json_out;  // "-" for standard output
+    bool journal = false;
+    bool list_classes = false;
+    Backend backend = Backend::Auto;
 };
+
+std::string backend_reason(Backend backend) {
+    switch (backend) {
+        case Backend::Auto:
+            return "kprobes on plain, _bh and trylock acquires (exact hardirq state from "
+                   "EFLAGS), fentry elsewhere";
+        case Backend::Fentry:
+            return "fentry everywhere: hardirq state of plain acquires is inferred from held "
+                   "_irq/_irqsave locks";
+        case Backend::Kprobe:
+            return "kprobes everywhere: exact hardirq state";
+    }
+    return "";
+}
 
 std::string kernel_release() {
     utsname u{};
@@ -51,13 +82,61 @@ int run(const RunOptions &options) {
     std::optional<Kallsyms> kallsyms;
     try {
         kallsyms.emplace(Kallsyms::load());
-        capture.emplace(CaptureOptions{.verbose = options.verbose});
+        capture.emplace(CaptureOptions{.backend = options.backend, .verbose = options.verbose});
     } catch (const std::exception &e) {
         fmt::print(stderr, "lockwatch: {}\n", e.what());
         return 1;
     }
 
-    fmt::print("lockwatch: kernel {}, backend fentry\n", kernel_release());
+    fmt::print("lockwatch: kernel {}, backend {}: {}\n", kernel_release(),
+               to_string(options.backend), backend_reason(options.backend));
+
+    btf *vmlinux_btf = btf__load_vmlinux_btf();
+    ClassNamer namer(vmlinux_btf, &*kallsyms, read_slab_aliases());
+    FactDecoder decoder(namer, *kallsyms, [&](int32_t id) { return capture->stack(id); });
+    engine::Engine engine(engine::EngineOptions{.kernel_ident = kernel_release()});
+
+    // Findings: lockdep-format text on stdout (stderr when JSON takes
+    // stdout), JSON lines, journald.
+    engine::MultiSink sinks;
+    FILE *text_out = options.json_out == "-" ? stderr : stdout;
+    sinks.add(std::make_unique<engine::TextSink>(text_out));
+    std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file(nullptr, &std::fclose);
+    if (options.json_out == "-") {
+        sinks.add(std::make_unique<engine::JsonLinesSink>(stdout));
+    } else if (!options.json_out.empty()) {
+        json_file.reset(std::fopen(options.json_out.c_str(), "w"));
+        if (!json_file) {
+            fmt::print(stderr, "lockwatch: cannot write {}: {}\n", options.json_out,
+                       std::strerror(errno));
+            return 1;
+        }
+        sinks.add(std::make_unique<engine::JsonLinesSink>(json_file.get()));
+    }
+    if (options.journal) {
+        sinks.add(std::make_unique<engine::JournaldSink>(
+            std::vector<std::string>{"LOCKWATCH_KERNEL=" + kernel_release()}));
+    }
+
+    uint64_t findings = 0;
+    uint64_t losses_at_last_finding = 0;
+    engine.on_finding([&](const engine::Finding &finding) {
+        ++findings;
+        CaptureLosses losses = capture->read_losses();
+        if (!sinks.write(finding)) {
+            fmt::print(stderr, "lockwatch: a finding sink failed: {}\n", sinks.last_error());
+        }
+        // A finding made while facts were being lost may miss context (or,
+        // with a lost release, be wrong): say so next to it.
+        if (losses.total() != losses_at_last_finding) {
+            fmt::print(text_out, "lockwatch: {} events were lost before this finding ({})\n",
+                       losses.total(), format_losses(losses));
+            losses_at_last_finding = losses.total();
+        }
+        sinks.flush();
+        std::fflush(text_out);
+    });
+    std::vector<engine::Event> events;
     fmt::print("{}", format_coverage(capture->hooks()));
     if (options.duration_s > 0) {
         fmt::print("lockwatch: tracing for {:g} s (Ctrl-C stops)\n", options.duration_s);
@@ -67,7 +146,15 @@ int run(const RunOptions &options) {
     std::fflush(stdout);
 
     auto on_record = [&](const lw_record &rec) {
-        if (rec.type != LW_RECORD_FIRST_CALL || rec.function >= LW_FN_COUNT) {
+        if (rec.type != LW_RECORD_FIRST_CALL) {
+            events.clear();
+            decoder.decode(rec, events);
+            for (const auto &event : events) {
+                engine.process(event);
+            }
+            return;
+        }
+        if (rec.function >= LW_FN_COUNT) {
             return;
         }
         std::string comm(rec.comm, strnlen(rec.comm, sizeof(rec.comm)));
@@ -104,7 +191,15 @@ int run(const RunOptions &options) {
                 delta[i] = now_calls[i] - previous[i];
             }
             previous = now_calls;
-            fmt::print("{}", format_interval(seconds_since_start(), options.interval_s, delta));
+            if (options.rates) {
+                fmt::print("{}", format_interval(seconds_since_start(), options.interval_s, delta));
+            }
+            if (options.stats) {
+                const auto &st = engine.stats();
+                fmt::print("[{:7.1f}s] classes {}, usages {}, edges {}, findings {}; {}\n",
+                           seconds_since_start(), engine.class_count(), st.usages, st.edges,
+                           findings, format_losses(capture->read_losses()));
+            }
             std::fflush(stdout);
             next_tick += std::chrono::duration<double>(options.interval_s);
         }
@@ -112,8 +207,24 @@ int run(const RunOptions &options) {
     capture->poll(0, on_record);
 
     double elapsed = seconds_since_start();
-    fmt::print("{}", format_summary(elapsed, capture->hooks(), capture->read_calls(),
-                                    capture->read_losses()));
+    CaptureLosses losses = capture->read_losses();
+    fmt::print("{}", format_summary(elapsed, capture->hooks(), capture->read_calls()));
+    const auto &st = engine.stats();
+    if (options.list_classes) {
+        fmt::print("lock classes seen (usage as lockdep prints it):\n");
+        std::vector<std::pair<std::string, std::string>> classes;
+        for (const auto &[id, name] : decoder.class_names()) {
+            classes.emplace_back(name, engine.usage_string(id));
+        }
+        std::sort(classes.begin(), classes.end());
+        for (const auto &[name, usage] : classes) {
+            fmt::print("  {:<48} {}\n", name, usage);
+        }
+    }
+    fmt::print("  {}\n", format_losses(losses));
+    fmt::print("  graph: {} classes, {} usage bits, {} edges; {} findings\n", engine.class_count(),
+               st.usages, st.edges, findings);
+    btf__free(vmlinux_btf);
     size_t attached = capture->attached_count();
     capture.reset();
     fmt::print("lockwatch: detached {} programs{}\n", attached,
@@ -138,7 +249,29 @@ CommandRunner add_run_command(CLI::App &app) {
         ->check(CLI::PositiveNumber)
         ->default_val(1.0);
     cmd->add_flag("-v,--verbose", options->verbose, "Show libbpf's own log (verifier output)");
-    return [options] { return run(*options); };
+    cmd->add_flag("--stats", options->stats,
+                  "Print the graph size and every loss counter each interval");
+    cmd->add_flag("--rates", options->rates, "Print per-function call rates each interval");
+    cmd->add_flag("--classes", options->list_classes,
+                  "At the end, list every lock class seen with its usage string");
+    cmd->add_option("--json", options->json_out,
+                    "Also write findings as JSON lines (docs/json-schema.md) to FILE; '-' puts "
+                    "them on standard output and moves the text reports to standard error");
+    cmd->add_flag("--journal,--journald", options->journal,
+                  "Also send each finding to the systemd journal (MESSAGE = the report, "
+                  "LOCKWATCH_* fields; journalctl LOCKWATCH_KIND=irq_safe_to_unsafe)");
+    cmd->add_option("--backend", options->backend_name,
+                    "How to hook the lock functions: auto (kprobes where the hardirq state "
+                    "matters, fentry elsewhere), fentry (fastest; hardirq state inferred), "
+                    "kprobe (exact everywhere)")
+        ->check(CLI::IsMember({"auto", "fentry", "kprobe"}))
+        ->default_val("auto");
+    return [options] {
+        options->backend = options->backend_name == "fentry"   ? Backend::Fentry
+                           : options->backend_name == "kprobe" ? Backend::Kprobe
+                                                               : Backend::Auto;
+        return run(*options);
+    };
 }
 
 }  // namespace lockwatch

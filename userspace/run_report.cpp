@@ -49,8 +49,7 @@ std::string format_interval(double elapsed_s, double interval_s,
 }
 
 std::string format_summary(double elapsed_s, const std::vector<HookStatus> &hooks,
-                           const std::array<uint64_t, LW_FN_COUNT> &calls,
-                           const std::array<uint64_t, LW_LOSS_COUNT> &losses) {
+                           const std::array<uint64_t, LW_FN_COUNT> &calls) {
     std::string text = fmt::format("summary after {:.1f} s:\n", elapsed_s);
     text += fmt::format("  {:<32} {:<6} {:<8} {:>12} {:>12}\n", "function", "kind", "op", "calls",
                         "calls/s");
@@ -68,12 +67,23 @@ std::string format_summary(double elapsed_s, const std::vector<HookStatus> &hook
     }
     text += fmt::format("  {:<32} {:<6} {:<8} {:>12} {:>12.0f}\n", "total", "", "", total,
                         elapsed_s > 0 ? total / elapsed_s : 0.0);
-    text += "  losses:";
-    for (size_t i = 0; i < losses.size(); ++i) {
-        text +=
-            fmt::format("{} {} {}", i ? "," : "", to_string(static_cast<lw_loss>(i)), losses[i]);
-    }
     return text + "\n";
+}
+
+std::string format_losses(const CaptureLosses &losses) {
+    std::string text = "losses:";
+    for (size_t i = 0; i < losses.bpf.size(); ++i) {
+        text += fmt::format("{} {} {}", i ? "," : "", to_string(static_cast<lw_loss>(i)),
+                            losses.bpf[i]);
+    }
+    text += fmt::format(", kernel recursion misses {}, short records {}",
+                        losses.kernel_recursion_misses, losses.short_records);
+    text += "; notes:";
+    for (size_t i = 0; i < losses.notes.size(); ++i) {
+        text += fmt::format("{} {} {}", i ? "," : "", to_string(static_cast<lw_note>(i)),
+                            losses.notes[i]);
+    }
+    return text;
 }
 
 std::string caller_of(const std::vector<uint64_t> &frames, const Kallsyms &kallsyms) {

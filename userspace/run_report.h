@@ -19,10 +19,12 @@ std::string format_coverage(const std::vector<HookStatus> &hooks);
 std::string format_interval(double elapsed_s, double interval_s,
                             const std::array<uint64_t, LW_FN_COUNT> &delta);
 
-// The final table: every attached function with its calls and rate, then losses.
+// The final table: every attached function with its calls and rate.
 std::string format_summary(double elapsed_s, const std::vector<HookStatus> &hooks,
-                           const std::array<uint64_t, LW_FN_COUNT> &calls,
-                           const std::array<uint64_t, LW_LOSS_COUNT> &losses);
+                           const std::array<uint64_t, LW_FN_COUNT> &calls);
+
+// Every loss counter and every note, on one line.
+std::string format_losses(const CaptureLosses &losses);
 
 // The first frame of a kernel stack that is neither a lock function nor BPF
 // machinery (program, trampoline, dispatcher), as "symbol+0xoff/0xsize".

@@ -10,9 +10,10 @@ namespace {
 std::vector<HookStatus> two_hooks() {
     const auto &fns = lock_functions();
     return {
-        {&fns[LW_FN__raw_spin_lock], HookState::Attached, Availability::OutOfLine, ""},
+        {&fns[LW_FN__raw_spin_lock], HookState::Attached, Availability::OutOfLine,
+         HookFlavor::Kprobe, ""},
         {&fns[LW_FN__raw_spin_lock_nested], HookState::Unavailable, Availability::NotInKernel,
-         "inlined or not built on this kernel"},
+         HookFlavor::Kprobe, "inlined or not built on this kernel"},
     };
 }
 
@@ -35,16 +36,27 @@ TEST(RunReport, IntervalListsBusiestFirstAndSkipsIdle) {
     EXPECT_EQ(line.find("_raw_read_lock"), std::string::npos) << line;
 }
 
-TEST(RunReport, SummaryHasOnlyAttachedFunctionsAndLosses) {
+TEST(RunReport, SummaryHasOnlyAttachedFunctions) {
     std::array<uint64_t, LW_FN_COUNT> calls{};
     calls[LW_FN__raw_spin_lock] = 500;
-    std::array<uint64_t, LW_LOSS_COUNT> losses{};
-    losses[LW_LOSS_RECURSION] = 7;
-    std::string text = format_summary(2.0, two_hooks(), calls, losses);
+    std::string text = format_summary(2.0, two_hooks(), calls);
     EXPECT_NE(text.find("_raw_spin_lock "), std::string::npos) << text;
     EXPECT_EQ(text.find("_raw_spin_lock_nested"), std::string::npos) << text;
     EXPECT_NE(text.find("500"), std::string::npos) << text;
+}
+
+TEST(RunReport, LossesNameEveryCounter) {
+    CaptureLosses losses;
+    losses.bpf[LW_LOSS_RECURSION] = 7;
+    losses.bpf[LW_LOSS_RINGBUF_FULL] = 3;
+    losses.kernel_recursion_misses = 2;
+    losses.notes[LW_NOTE_UNMATCHED_RELEASE] = 5;
+    std::string text = format_losses(losses);
     EXPECT_NE(text.find("recursion 7"), std::string::npos) << text;
+    EXPECT_NE(text.find("ring buffer full 3"), std::string::npos) << text;
+    EXPECT_NE(text.find("kernel recursion misses 2"), std::string::npos) << text;
+    EXPECT_NE(text.find("unmatched releases 5"), std::string::npos) << text;
+    EXPECT_EQ(losses.total(), 12u);
 }
 
 TEST(RunReport, CallerSkipsLockFunctionsAndBpfFrames) {

@@ -8,6 +8,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -33,12 +34,69 @@ int libbpf_log(enum libbpf_print_level level, const char *format, va_list args) 
     return vfprintf(stderr, format, args);
 }
 
-bpf_program *program_for(lockwatch_bpf *skel, const LockFunction &fn) {
-    std::string name = fmt::format("lw_{}", fn.symbol);
-    return bpf_object__find_program_by_name(skel->obj, name.c_str());
+bool is_preempt_rt() {
+    std::ifstream realtime("/sys/kernel/realtime");
+    int value = 0;
+    return realtime && (realtime >> value) && value == 1;
 }
 
 }  // namespace
+
+std::string_view to_string(Backend backend) {
+    switch (backend) {
+        case Backend::Auto:
+            return "auto";
+        case Backend::Fentry:
+            return "fentry";
+        case Backend::Kprobe:
+            return "kprobe";
+    }
+    return "?";
+}
+
+std::string_view to_string(HookFlavor flavor) {
+    return flavor == HookFlavor::Fentry ? "fentry" : "kprobe";
+}
+
+HookFlavor choose_flavor(Backend backend, const LockFunction &fn) {
+    switch (backend) {
+        case Backend::Fentry:
+            return HookFlavor::Fentry;
+        case Backend::Kprobe:
+            return HookFlavor::Kprobe;
+        case Backend::Auto:
+            break;
+    }
+    bool state_implied = fn.op == LockOp::Release || fn.variant == LockVariant::Irq ||
+                         fn.variant == LockVariant::Irqsave;
+    return state_implied ? HookFlavor::Fentry : HookFlavor::Kprobe;
+}
+
+uint64_t CaptureLosses::total() const {
+    uint64_t n = kernel_recursion_misses + short_records;
+    for (uint64_t v : bpf) {
+        n += v;
+    }
+    return n;
+}
+
+bpf_program *LockCapture::program(const LockFunction &fn, std::string_view prefix) const {
+    std::string name = fmt::format("{}_{}", prefix, fn.symbol);
+    return bpf_object__find_program_by_name(skel_->obj, name.c_str());
+}
+
+// The programs one hook needs, in attach order.
+std::vector<bpf_program *> LockCapture::programs_for(const HookStatus &hook) const {
+    const LockFunction &fn = *hook.function;
+    bool trylock = fn.op == LockOp::Trylock;
+    if (hook.flavor == HookFlavor::Fentry) {
+        return {program(fn, trylock ? "fexit" : "fentry")};
+    }
+    if (trylock) {
+        return {program(fn, "kprobe"), program(fn, "kretprobe")};
+    }
+    return {program(fn, "kprobe")};
+}
 
 std::string_view to_string(lw_loss loss) {
     switch (loss) {
@@ -48,7 +106,27 @@ std::string_view to_string(lw_loss loss) {
             return "ring buffer full";
         case LW_LOSS_STACK:
             return "stack unavailable";
+        case LW_LOSS_MAP_FULL:
+            return "dedup map full";
+        case LW_LOSS_MAP_BUSY:
+            return "map busy";
+        case LW_LOSS_HELD_OVERFLOW:
+            return "held-lock stack overflow";
         case LW_LOSS_COUNT:
+            break;
+    }
+    return "?";
+}
+
+std::string_view to_string(lw_note note) {
+    switch (note) {
+        case LW_NOTE_UNMATCHED_RELEASE:
+            return "unmatched releases";
+        case LW_NOTE_STALE_HELD:
+            return "stale held locks dropped";
+        case LW_NOTE_IRQ_STATE_INFERRED:
+            return "irq state inferred";
+        case LW_NOTE_COUNT:
             break;
     }
     return "?";
@@ -70,11 +148,16 @@ std::string_view to_string(lw_context context) {
     return "?";
 }
 
-LockCapture::LockCapture(const CaptureOptions &options) {
+LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backend) {
     g_libbpf_verbose = options.verbose;
     libbpf_set_print(libbpf_log);
 
     TracingEnvironment env = read_tracing_environment();
+    if (is_preempt_rt()) {
+        throw CaptureError(
+            "this is a PREEMPT_RT kernel: its spinlocks sleep and are not the "
+            "_raw_spin_* functions lockwatch hooks, so it is not supported");
+    }
     if (!env.has_vmlinux_btf) {
         throw CaptureError(explain_tracing_failure("load lock tracing programs", ENOENT, env));
     }
@@ -98,12 +181,24 @@ LockCapture::LockCapture(const CaptureOptions &options) {
     if (!skel_) {
         throw CaptureError(explain_tracing_failure("open the BPF object", errno, env));
     }
+    bpf_program *prog;
+    bpf_object__for_each_program(prog, skel_->obj) {
+        bpf_program__set_autoload(prog, false);
+    }
     for (const LockFunction &fn : lock_functions()) {
-        bool available = availability[fn.id] == Availability::OutOfLine;
-        bpf_program__set_autoload(program_for(skel_, fn), available);
+        HookFlavor flavor = choose_flavor(backend_, fn);
+        // kprobes attach through kallsyms, fentry needs BTF as well.
+        bool available =
+            availability[fn.id] == Availability::OutOfLine ||
+            (flavor == HookFlavor::Kprobe && availability[fn.id] == Availability::NoBtf);
         hooks_.push_back({&fn, available ? HookState::Attached : HookState::Unavailable,
-                          availability[fn.id],
+                          availability[fn.id], flavor,
                           available ? "" : std::string(to_string(availability[fn.id]))});
+        if (available) {
+            for (bpf_program *p : programs_for(hooks_.back())) {
+                bpf_program__set_autoload(p, true);
+            }
+        }
     }
     if (attached_count() == 0) {
         release();
@@ -117,20 +212,34 @@ LockCapture::LockCapture(const CaptureOptions &options) {
         throw CaptureError(explain_tracing_failure("load the lock tracing programs", -err, env));
     }
 
-    for (HookStatus &hook : hooks_) {
+    // Releases go live before acquires: an acquire seen without its release
+    // hook in place would leave a held lock behind that is never popped.
+    std::vector<HookStatus *> attach_order;
+    for (LockOp op : {LockOp::Release, LockOp::Trylock, LockOp::Acquire}) {
+        for (HookStatus &hook : hooks_) {
+            if (hook.function->op == op) {
+                attach_order.push_back(&hook);
+            }
+        }
+    }
+    for (HookStatus *hook_ptr : attach_order) {
+        HookStatus &hook = *hook_ptr;
         if (hook.state != HookState::Attached) {
             continue;
         }
-        bpf_program *prog = program_for(skel_, *hook.function);
-        bpf_link *link = bpf_program__attach(prog);
-        if (!link) {
-            int err = errno;
-            hook.state = HookState::AttachFailed;
-            hook.reason = explain_tracing_failure(
-                fmt::format("attach fentry program to {}", hook.function->symbol), err, env);
-            continue;
+        for (bpf_program *p : programs_for(hook)) {
+            bpf_link *link = bpf_program__attach(p);
+            if (!link) {
+                int err = errno;
+                hook.state = HookState::AttachFailed;
+                hook.reason = explain_tracing_failure(
+                    fmt::format("attach {} program to {}", bpf_program__section_name(p),
+                                hook.function->symbol),
+                    err, env);
+                break;
+            }
+            links_.push_back(link);
         }
-        links_.push_back(link);
     }
     if (attached_count() == 0) {
         std::string reason;
@@ -203,8 +312,24 @@ std::array<uint64_t, LW_FN_COUNT> LockCapture::read_calls() const {
     return sum_percpu_array<LW_FN_COUNT>(bpf_map__fd(skel_->maps.calls));
 }
 
-std::array<uint64_t, LW_LOSS_COUNT> LockCapture::read_losses() const {
-    return sum_percpu_array<LW_LOSS_COUNT>(bpf_map__fd(skel_->maps.losses));
+CaptureLosses LockCapture::read_losses() const {
+    CaptureLosses losses;
+    losses.bpf = sum_percpu_array<LW_LOSS_COUNT>(bpf_map__fd(skel_->maps.losses));
+    losses.notes = sum_percpu_array<LW_NOTE_COUNT>(bpf_map__fd(skel_->maps.notes));
+    losses.short_records = short_records_;
+    bpf_program *prog;
+    bpf_object__for_each_program(prog, skel_->obj) {
+        int fd = bpf_program__fd(prog);
+        if (fd < 0) {
+            continue;
+        }
+        bpf_prog_info info{};
+        uint32_t len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+            losses.kernel_recursion_misses += info.recursion_misses;
+        }
+    }
+    return losses;
 }
 
 int LockCapture::on_ring_record(void *ctx, void *data, size_t size) {

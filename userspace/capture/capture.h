@@ -15,6 +15,7 @@
 
 struct lockwatch_bpf;
 struct ring_buffer;
+struct bpf_program;
 struct bpf_link;
 
 namespace lockwatch {
@@ -27,15 +28,40 @@ class CaptureError : public std::runtime_error {
 
 enum class HookState { Attached, Unavailable, AttachFailed };
 
+// How the programs hook the lock functions.
+//   fentry: fentry/fexit everywhere; cheapest, but cannot read EFLAGS, so the
+//           hardirq state of plain acquires is inferred from held locks.
+//   kprobe: kprobe/kretprobe everywhere; hardirq state read from pt_regs.
+//   auto:   kprobes where the hardirq state matters (plain, _bh and trylock
+//           acquires), fentry where the variant implies it (_irq, _irqsave)
+//           and for every release: exact at the lowest cost.
+enum class Backend { Auto, Fentry, Kprobe };
+enum class HookFlavor { Fentry, Kprobe };
+
+std::string_view to_string(Backend backend);
+std::string_view to_string(HookFlavor flavor);
+HookFlavor choose_flavor(Backend backend, const LockFunction &fn);
+
 struct HookStatus {
     const LockFunction *function;
     HookState state;
     Availability availability;
+    HookFlavor flavor;
     std::string reason;  // why it is not attached; empty when attached
 };
 
 struct CaptureOptions {
+    Backend backend = Backend::Auto;
     bool verbose = false;  // pass libbpf's own log through to stderr
+};
+
+// What the capture could not see, summed over CPUs.
+struct CaptureLosses {
+    std::array<uint64_t, LW_LOSS_COUNT> bpf{};  // counted by our programs
+    std::array<uint64_t, LW_NOTE_COUNT> notes{};
+    uint64_t kernel_recursion_misses = 0;  // the kernel skipped a program: it was already running
+    uint64_t short_records = 0;            // ring-buffer records too short to decode
+    uint64_t total() const;
 };
 
 class LockCapture {
@@ -54,7 +80,8 @@ class LockCapture {
 
     // Totals since attach, summed over CPUs.
     std::array<uint64_t, LW_FN_COUNT> read_calls() const;
-    std::array<uint64_t, LW_LOSS_COUNT> read_losses() const;
+    CaptureLosses read_losses() const;
+    Backend backend() const { return backend_; }
 
     // Waits up to timeout_ms for records and hands each to `handler`.
     // Returns the number of records handled.
@@ -67,6 +94,10 @@ class LockCapture {
     void release();
     static int on_ring_record(void *ctx, void *data, size_t size);
 
+    bpf_program *program(const LockFunction &fn, std::string_view prefix) const;
+    std::vector<bpf_program *> programs_for(const HookStatus &hook) const;
+
+    Backend backend_;
     lockwatch_bpf *skel_ = nullptr;
     ring_buffer *records_ = nullptr;
     std::vector<bpf_link *> links_;
@@ -76,6 +107,7 @@ class LockCapture {
 };
 
 std::string_view to_string(lw_loss loss);
+std::string_view to_string(lw_note note);
 std::string_view to_string(lw_context context);
 
 }  // namespace lockwatch

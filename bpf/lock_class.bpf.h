@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Lock address -> lock class, for kernels without lockdep (which would give
+ * us the lockdep_map key instead).
+ *
+ * - kernel image data (static locks): the address itself; user space names
+ *   it from kallsyms (tasklist_lock, rcu_state+0x...).
+ * - per-CPU data: the address normalised to its per-CPU offset, so that
+ *   every CPU's copy of runqueues.__lock is one class.
+ * - slab objects: (kmem_cache, offset in the object); user space names it
+ *   from BTF (kioctx.ctx_lock, pid.wait_pidfd.lock).
+ * - anything else (stacks, vmalloc): the acquiring call site.
+ *
+ * Nothing is cached per address: the slab lookup is a handful of loads, and
+ * recomputing it each time means a freed and reused address can never keep
+ * a stale class.
+ */
+#ifndef LOCKWATCH_LOCK_CLASS_BPF_H
+#define LOCKWATCH_LOCK_CLASS_BPF_H
+
+#include "lockwatch.h"
+
+/* Untyped ksyms: libbpf resolves them from kallsyms. Weak, because kernels
+ * without memory randomisation have constants instead of variables. */
+extern const void _stext __ksym __weak;
+extern const void _end __ksym __weak;
+extern const void __per_cpu_start __ksym __weak;
+extern const void __per_cpu_end __ksym __weak;
+extern const void __per_cpu_offset __ksym __weak;
+extern const void page_offset_base __ksym __weak;
+extern const void vmemmap_base __ksym __weak;
+
+#define LW_DEFAULT_PAGE_OFFSET 0xffff888000000000ULL
+#define LW_DEFAULT_VMEMMAP_START 0xffffea0000000000ULL
+#define LW_PAGE_SHIFT 12
+
+struct lw_class {
+    __u64 id;
+    __u32 type;        /* enum lw_class_type */
+    __u32 offset;      /* slab: offset in the object; per-CPU: offset in the area */
+    __u64 cache;       /* slab: struct kmem_cache * */
+    __u64 object_size; /* slab: kmem_cache->object_size */
+};
+
+static __always_inline __u64 read_u64(const void *addr)
+{
+    __u64 v = 0;
+
+    bpf_probe_read_kernel(&v, sizeof(v), addr);
+    return v;
+}
+
+static __always_inline __u64 mix64(__u64 x)
+{
+    /* splitmix64 finaliser: class ids from different sources must not collide */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static __always_inline __u64 class_id_of(__u32 type, __u64 a, __u64 b)
+{
+    return mix64(mix64(a ^ ((__u64)type << 56)) ^ b) | 1; /* never 0 */
+}
+
+static __always_inline bool classify_percpu(__u64 addr, struct lw_class *c)
+{
+    __u64 start = (__u64)&__per_cpu_start, end = (__u64)&__per_cpu_end;
+    __u64 offsets = (__u64)&__per_cpu_offset;
+    __u64 off0, off1, unit, base, rel;
+
+    /* x86-64's per-CPU section is zero-based, so __per_cpu_start is 0 there. */
+    if (!end || !offsets)
+        return false;
+    /* The first chunk's units are evenly spaced: CPU n's copy of a per-CPU
+     * variable v lives at &v + __per_cpu_offset[n]. */
+    off0 = read_u64((void *)offsets);
+    off1 = read_u64((void *)(offsets + 8));
+    unit = off1 > off0 ? off1 - off0 : 0;
+    base = start + off0;
+    if (addr < base)
+        return false;
+    rel = addr - base;
+    if (unit) {
+        if (rel / unit >= 4096) /* NR_CPUS bound */
+            return false;
+        rel = rel % unit;
+    }
+    if (rel >= end - start)
+        return false; /* dynamic per-CPU allocation or no per-CPU data at all */
+    c->type = LW_CLASS_PERCPU;
+    c->offset = (__u32)rel;
+    c->id = class_id_of(LW_CLASS_PERCPU, rel, 0);
+    return true;
+}
+
+static __always_inline bool classify_slab(__u64 addr, struct lw_class *c)
+{
+    __u64 page_offset = LW_DEFAULT_PAGE_OFFSET, vmemmap = LW_DEFAULT_VMEMMAP_START;
+    __u64 page_size = bpf_core_type_size(struct page);
+    __u64 pfn, page, head, flags, slab_base, stride;
+    struct kmem_cache *cache;
+    struct slab *slab;
+
+    if (&page_offset_base)
+        page_offset = read_u64(&page_offset_base);
+    if (&vmemmap_base)
+        vmemmap = read_u64(&vmemmap_base);
+    if (addr < page_offset || !page_size)
+        return false;
+    pfn = (addr - page_offset) >> LW_PAGE_SHIFT;
+    if (pfn >= (1ULL << 40))
+        return false;
+    page = vmemmap + pfn * page_size;
+    head = BPF_CORE_READ((struct page *)page, compound_head);
+    if (head & 1)
+        page = head - 1;
+    flags = BPF_CORE_READ((struct page *)page, flags);
+    if (!(flags & (1ULL << bpf_core_enum_value(enum pageflags, PG_slab))))
+        return false;
+    slab = (struct slab *)page;
+    cache = BPF_CORE_READ(slab, slab_cache);
+    if (!cache)
+        return false;
+    stride = BPF_CORE_READ(cache, size);
+    if (!stride)
+        return false;
+    slab_base = page_offset + (((page - vmemmap) / page_size) << LW_PAGE_SHIFT);
+    c->type = LW_CLASS_SLAB;
+    c->offset = (__u32)((addr - slab_base) % stride) - BPF_CORE_READ(cache, red_left_pad);
+    c->cache = (__u64)cache;
+    c->object_size = BPF_CORE_READ(cache, object_size);
+    c->id = class_id_of(LW_CLASS_SLAB, (__u64)cache, c->offset);
+    return true;
+}
+
+/* `site` is the acquiring call site, used when nothing better names the lock. */
+static __always_inline void classify_lock(__u64 addr, __u64 site, struct lw_class *c)
+{
+    __u64 text = (__u64)&_stext, end = (__u64)&_end;
+
+    c->cache = 0;
+    c->object_size = 0;
+    c->offset = 0;
+    if (text && end && addr >= text && addr < end) {
+        c->type = LW_CLASS_STATIC;
+        c->id = class_id_of(LW_CLASS_STATIC, addr, 0);
+        return;
+    }
+    if (classify_percpu(addr, c))
+        return;
+    if (classify_slab(addr, c))
+        return;
+    c->type = LW_CLASS_SITE;
+    c->id = class_id_of(LW_CLASS_SITE, site, 0);
+}
+
+#endif /* LOCKWATCH_LOCK_CLASS_BPF_H */

@@ -1,0 +1,117 @@
+#include "class_names.h"
+
+#include <bpf/btf.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "capture/kallsyms.h"
+
+namespace lockwatch {
+namespace {
+
+// A miniature kernel BTF: spinlock_t inside wait_queue_head inside pid, an
+// array of timer_base, and a per-CPU section with a runqueue.
+class ClassNamesTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        btf_ = btf__new_empty();
+        ASSERT_NE(btf_, nullptr);
+        int int_id = btf__add_int(btf_, "int", 4, BTF_INT_SIGNED);
+        int raw = btf__add_struct(btf_, "raw_spinlock", 4);
+        btf__add_field(btf_, "raw_lock", int_id, 0, 0);
+        int spin = btf__add_struct(btf_, "spinlock", 4);
+        btf__add_field(btf_, "rlock", raw, 0, 0);
+        int spinlock_t = btf__add_typedef(btf_, "spinlock_t", spin);
+        int wq = btf__add_struct(btf_, "wait_queue_head", 12);
+        btf__add_field(btf_, "lock", spinlock_t, 0, 0);
+        btf__add_field(btf_, "head", int_id, 32, 0);
+        btf__add_field(btf_, "tail", int_id, 64, 0);
+        pid_ = btf__add_struct(btf_, "pid", 24);
+        btf__add_field(btf_, "count", int_id, 0, 0);
+        btf__add_field(btf_, "level", int_id, 32, 0);
+        btf__add_field(btf_, "lock", spinlock_t, 64, 0);
+        btf__add_field(btf_, "wait_pidfd", wq, 96, 0);
+        int base = btf__add_struct(btf_, "timer_base", 8);
+        btf__add_field(btf_, "running", int_id, 0, 0);
+        btf__add_field(btf_, "lock", spinlock_t, 32, 0);
+        int arr = btf__add_array(btf_, int_id, base, 2);
+        int rq = btf__add_struct(btf_, "rq", 8);
+        btf__add_field(btf_, "nr_running", int_id, 0, 0);
+        btf__add_field(btf_, "__lock", raw, 32, 0);
+        int rq_var = btf__add_var(btf_, "runqueues", BTF_VAR_GLOBAL_ALLOCATED, rq);
+        int bases_var = btf__add_var(btf_, "timer_bases", BTF_VAR_GLOBAL_ALLOCATED, arr);
+        btf__add_datasec(btf_, ".data..percpu", 0x200);
+        btf__add_datasec_var_info(btf_, rq_var, 0x100, 8);
+        btf__add_datasec_var_info(btf_, bases_var, 0x180, 16);
+        array_ = arr;
+    }
+    void TearDown() override { btf__free(btf_); }
+
+    btf *btf_ = nullptr;
+    int pid_ = 0;
+    int array_ = 0;
+};
+
+TEST_F(ClassNamesTest, MemberPathStopsAtTheLockType) {
+    EXPECT_EQ(lock_member_path(btf_, pid_, 12), "wait_pidfd.lock");
+    EXPECT_EQ(lock_member_path(btf_, pid_, 8), "lock");
+    EXPECT_EQ(lock_member_path(btf_, pid_, 4), std::nullopt) << "an int is not a lock";
+    EXPECT_EQ(lock_member_path(btf_, pid_, 16), std::nullopt) << "wait_pidfd.head is not a lock";
+    EXPECT_EQ(lock_member_path(btf_, array_, 12), "[1].lock");
+}
+
+TEST_F(ClassNamesTest, SlabNamesComeFromTheCacheOrItsMergedAliases) {
+    ClassNamer namer(btf_, nullptr, {{"anon_vma_chain", {"anon_vma_chain", "pid"}}});
+    EXPECT_EQ(namer.slab("pid", 12, 24), "pid.wait_pidfd.lock");
+    EXPECT_EQ(namer.slab("anon_vma_chain", 12, 24), "pid.wait_pidfd.lock");
+    EXPECT_EQ(namer.slab("kmalloc-64", 12, 64), "kmalloc-64+0xc");
+    // The struct must fit the cache's objects: a smaller object cannot be a pid.
+    EXPECT_EQ(namer.slab("pid", 12, 16), "pid+0xc");
+}
+
+TEST_F(ClassNamesTest, PerCpuNamesUseTheSectionVariables) {
+    ClassNamer namer(btf_, nullptr, {});
+    EXPECT_EQ(namer.percpu(0x104), "runqueues.__lock");
+    EXPECT_EQ(namer.percpu(0x18c), "timer_bases[1].lock");
+    EXPECT_EQ(namer.percpu(0x100), "runqueues+0x0");
+    EXPECT_EQ(namer.percpu(0x1f0), "percpu+0x1f0");
+}
+
+TEST(ClassNames, StaticAndCallSiteNamesComeFromKallsyms) {
+    std::istringstream in(
+        "ffffffff82000000 D tasklist_lock\n"
+        "ffffffff82000040 D rcu_state\n"
+        "ffffffff82001000 D other\n"
+        "ffffffff81000000 T do_wait_for_common\n"
+        "ffffffff81000100 T next_fn\n");
+    Kallsyms k = Kallsyms::parse(in);
+    ClassNamer namer(nullptr, &k, {});
+    EXPECT_EQ(namer.kernel_data(0xffffffff82000000), "tasklist_lock");
+    EXPECT_EQ(namer.kernel_data(0xffffffff82000050), "rcu_state+0x10");
+    EXPECT_EQ(namer.call_site(0xffffffff81000020), "lock@do_wait_for_common");
+}
+
+TEST(ClassNames, SlabAliasesFollowSysfsSymlinks) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::temp_directory_path() / ("lockwatch-slab-" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir / ":A-0000128");
+    fs::create_directories(dir / "kioctx");
+    fs::create_directory_symlink(":A-0000128", dir / "pid");
+    fs::create_directory_symlink(":A-0000128", dir / "anon_vma_chain");
+    auto aliases = read_slab_aliases(dir);
+    fs::remove_all(dir);
+    ASSERT_EQ(aliases.count("pid"), 1u);
+    EXPECT_EQ(aliases["pid"].front(), "pid");
+    EXPECT_NE(std::find(aliases["pid"].begin(), aliases["pid"].end(), "anon_vma_chain"),
+              aliases["pid"].end());
+    EXPECT_EQ(aliases["kioctx"], std::vector<std::string>{"kioctx"});
+}
+
+}  // namespace
+}  // namespace lockwatch

@@ -1,0 +1,122 @@
+#include "fact_decoder.h"
+
+#include <cstring>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "capture/kallsyms.h"
+
+namespace lockwatch {
+namespace {
+
+const char *kSymbols =
+    "ffffffff81000000 T _raw_spin_lock\n"
+    "ffffffff81000040 T io_submit_one\n"
+    "ffffffff81001000 T __x64_sys_io_submit\n"
+    "ffffffff81002000 T end_of_text\n"
+    "ffffffffa0000000 t bpf_trampoline_6442\n"
+    "ffffffffa0001000 t bpf_prog_abc_kprobe\n";
+
+class FactDecoderTest : public ::testing::Test {
+  protected:
+    FactDecoderTest()
+        : kallsyms_(parse()),
+          namer_(nullptr, &kallsyms_, {}),
+          decoder_(namer_, kallsyms_, [this](int32_t id) {
+              ++stack_reads_;
+              return id == 7 ? std::vector<uint64_t>{0xffffffffa0001010, 0xffffffffa0000020,
+                                                     0xffffffff81000005, 0xffffffff81000100,
+                                                     0xffffffff81001010}
+                             : std::vector<uint64_t>{};
+          }) {}
+
+    static Kallsyms parse() {
+        std::istringstream in(kSymbols);
+        return Kallsyms::parse(in);
+    }
+
+    Kallsyms kallsyms_;
+    ClassNamer namer_;
+    FactDecoder decoder_;
+    int stack_reads_ = 0;
+};
+
+lw_record record(uint32_t type) {
+    lw_record r{};
+    r.type = type;
+    r.cpu = 1;
+    r.pid = 42;
+    std::strcpy(r.comm, "repro");
+    r.stack_id = 7;
+    return r;
+}
+
+TEST_F(FactDecoderTest, UsageRecordBecomesUsageFactWithItsStackSentOnce) {
+    lw_record r = record(LW_RECORD_USAGE);
+    r.class_id = 99;
+    r.usage_bit = LW_ENABLED_SOFTIRQ;
+    r.irq_flags = LW_IRQ_STATE_INFERRED;
+    std::vector<engine::Event> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 2u);
+    const auto &stack = std::get<engine::StackFact>(out[0]);
+    EXPECT_EQ(stack.id, 8u) << "engine stack ids are the BPF ids plus one (0 is no stack)";
+    ASSERT_EQ(stack.frames.size(), 3u) << "BPF program and trampoline frames are dropped";
+    EXPECT_EQ(stack.frames[0].symbol, "_raw_spin_lock");
+    EXPECT_EQ(stack.frames[1].symbol, "io_submit_one");
+    EXPECT_EQ(stack.frames[1].offset, 0xc0u);
+    const auto &usage = std::get<engine::UsageFact>(out[1]);
+    EXPECT_EQ(usage.cls, 99u);
+    EXPECT_EQ(usage.bit, engine::UsageBit::EnabledSoftirq);
+    EXPECT_EQ(usage.stack, 8u);
+    EXPECT_TRUE(usage.hardirq_state_inferred);
+    EXPECT_EQ(usage.task.pid, 42);
+    EXPECT_EQ(usage.task.comm_view(), "repro");
+
+    out.clear();
+    decoder_.decode(r, out);
+    EXPECT_EQ(out.size(), 1u) << "a stack is sent to the engine once";
+    EXPECT_EQ(stack_reads_, 1);
+}
+
+TEST_F(FactDecoderTest, EdgeRecordCarriesBothClassesAndReadness) {
+    lw_record r = record(LW_RECORD_EDGE);
+    r.class_id = 2;
+    r.prev_class_id = 1;
+    r.context = LW_CTX_SOFTIRQ;
+    r.acquire_flags = LW_ACQ_READ;
+    r.prev_acquire_flags = 0;
+    r.stack_id = -1;
+    std::vector<engine::Event> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 1u);
+    const auto &edge = std::get<engine::EdgeFact>(out[0]);
+    EXPECT_EQ(edge.prev, 1u);
+    EXPECT_EQ(edge.next, 2u);
+    EXPECT_EQ(edge.context, engine::Context::Softirq);
+    EXPECT_EQ(edge.prev_read, 0);
+    EXPECT_EQ(edge.next_read, 2) << "a reader in interrupt context is read-recursive";
+    EXPECT_EQ(edge.next_stack, engine::kNoStack);
+}
+
+TEST_F(FactDecoderTest, ClassRecordIsNamed) {
+    lw_record r = record(LW_RECORD_CLASS);
+    r.class_id = 5;
+    r.class_type = LW_CLASS_SITE;
+    r.class_key = 0xffffffff81000050;
+    std::vector<engine::Event> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(std::get<engine::ClassFact>(out[0]).name, "lock@io_submit_one");
+    ASSERT_NE(decoder_.class_name(5), nullptr);
+}
+
+TEST(LockdepRead, MatchesLockdepsQueuedRwlockRule) {
+    EXPECT_EQ(lockdep_read(0, LW_CTX_TASK), 0);
+    EXPECT_EQ(lockdep_read(LW_ACQ_READ, LW_CTX_TASK), 1);
+    EXPECT_EQ(lockdep_read(LW_ACQ_READ, LW_CTX_HARDIRQ), 2);
+}
+
+}  // namespace
+}  // namespace lockwatch

@@ -1,0 +1,54 @@
+// Names for the lock classes the BPF side derives from lock addresses, in
+// the spirit of lockdep's `&pid->wait_pidfd`: struct.member paths from BTF.
+//
+//   slab object   (cache, offset)   -> "kioctx.ctx_lock", "pid.wait_pidfd.lock"
+//   per-CPU data  (per-CPU offset)  -> "runqueues.__lock"
+//   kernel data   (symbol + offset) -> "tasklist_lock", "rcu_state.ofl_lock"
+//   other memory  (call site)       -> "lock@do_wait_for_common"
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct btf;
+
+namespace lockwatch {
+
+class Kallsyms;
+
+// The struct.member path of the lock at `offset` inside BTF type `type_id`,
+// descending until a spinlock_t / raw_spinlock_t / rwlock_t. nullopt when
+// the offset is not inside a lock of that type.
+std::optional<std::string> lock_member_path(const btf *btf, int32_t type_id, uint64_t offset);
+
+// Slab cache name -> every cache name merged with it (itself included),
+// read from /sys/kernel/slab, where merged caches are symlinks to one
+// directory.
+std::map<std::string, std::vector<std::string>> read_slab_aliases(
+    const std::string &sysfs_slab = "/sys/kernel/slab");
+
+class ClassNamer {
+  public:
+    // `btf` and `kallsyms` must outlive the namer.
+    ClassNamer(const btf *btf, const Kallsyms *kallsyms,
+               std::map<std::string, std::vector<std::string>> slab_aliases);
+
+    std::string slab(const std::string &cache, uint64_t offset, uint64_t object_size) const;
+    std::string percpu(uint64_t offset) const;
+    std::string kernel_data(uint64_t address) const;
+    std::string call_site(uint64_t address) const;
+
+  private:
+    std::optional<std::string> struct_lock(const std::string &struct_name, uint64_t offset,
+                                           uint64_t object_size) const;
+
+    const btf *btf_;
+    const Kallsyms *kallsyms_;
+    std::map<std::string, std::vector<std::string>> slab_aliases_;
+    std::map<uint64_t, std::pair<std::string, int32_t>> percpu_vars_;  // offset -> (name, type)
+};
+
+}  // namespace lockwatch

@@ -1,0 +1,139 @@
+#include "fact_decoder.h"
+
+#include <cstring>
+
+#include "capture/kallsyms.h"
+#include "capture/lock_functions.h"
+
+namespace lockwatch {
+
+namespace {
+
+bool is_bpf_machinery(std::string_view name) {
+    return name.starts_with("bpf_prog_") || name.starts_with("bpf_trampoline_") ||
+           name.starts_with("bpf_dispatcher_") || name == "__bpf_prog_enter" ||
+           name == "__bpf_prog_exit" || name.starts_with("__bpf_prog_enter") ||
+           name.starts_with("__bpf_prog_exit");
+}
+
+engine::Task task_of(const lw_record &r) {
+    engine::Task task;
+    task.pid = static_cast<int32_t>(r.pid);
+    task.set_comm(std::string_view(r.comm, strnlen(r.comm, sizeof(r.comm))));
+    return task;
+}
+
+engine::Context context_of(uint32_t context) {
+    return static_cast<engine::Context>(context < LW_CTX_COUNT ? context : 0);
+}
+
+}  // namespace
+
+uint8_t lockdep_read(uint32_t acquire_flags, uint32_t context) {
+    if (!(acquire_flags & LW_ACQ_READ)) {
+        return 0;
+    }
+    return context == LW_CTX_TASK ? 1 : 2;
+}
+
+engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kallsyms &kallsyms) {
+    engine::Stack stack;
+    for (uint64_t ip : ips) {
+        auto sym = kallsyms.symbolize(ip);
+        if (!sym || (stack.empty() && is_bpf_machinery(sym->name))) {
+            continue;
+        }
+        engine::Frame frame;
+        frame.symbol = sym->name;
+        frame.offset = sym->offset;
+        frame.size = sym->size;
+        stack.push_back(std::move(frame));
+    }
+    return stack;
+}
+
+FactDecoder::FactDecoder(const ClassNamer &namer, const Kallsyms &kallsyms, StackReader read_stack)
+    : namer_(namer), kallsyms_(kallsyms), read_stack_(std::move(read_stack)) {}
+
+const std::string *FactDecoder::class_name(uint64_t class_id) const {
+    auto it = class_names_.find(class_id);
+    return it == class_names_.end() ? nullptr : &it->second;
+}
+
+engine::StackId FactDecoder::intern_stack(int32_t bpf_stack_id, std::vector<engine::Event> &out) {
+    if (bpf_stack_id < 0) {
+        return engine::kNoStack;
+    }
+    if (auto it = stacks_.find(bpf_stack_id); it != stacks_.end()) {
+        return it->second;
+    }
+    // Engine ids start at 1: 0 is "no stack".
+    engine::StackId id = static_cast<engine::StackId>(bpf_stack_id) + 1;
+    out.push_back(
+        engine::StackFact{id, symbolize_kernel_stack(read_stack_(bpf_stack_id), kallsyms_)});
+    stacks_.emplace(bpf_stack_id, id);
+    return id;
+}
+
+std::string FactDecoder::name_class(const lw_record &r) const {
+    switch (r.class_type) {
+        case LW_CLASS_SLAB:
+            return namer_.slab(
+                std::string(r.cache_name, strnlen(r.cache_name, sizeof(r.cache_name))),
+                r.class_offset, r.object_size);
+        case LW_CLASS_PERCPU:
+            return namer_.percpu(r.class_offset);
+        case LW_CLASS_STATIC:
+            return namer_.kernel_data(r.class_key);
+        case LW_CLASS_SITE:
+        default:
+            return namer_.call_site(r.class_key);
+    }
+}
+
+void FactDecoder::decode(const lw_record &r, std::vector<engine::Event> &out) {
+    const bool inferred = r.irq_flags & LW_IRQ_STATE_INFERRED;
+    switch (r.type) {
+        case LW_RECORD_CLASS: {
+            std::string name = name_class(r);
+            class_names_[r.class_id] = name;
+            out.push_back(engine::ClassFact{r.class_id, std::move(name)});
+            break;
+        }
+        case LW_RECORD_USAGE: {
+            if (r.usage_bit >= LW_USAGE_BITS) {
+                break;
+            }
+            engine::UsageFact fact;
+            fact.cls = r.class_id;
+            fact.bit = static_cast<engine::UsageBit>(r.usage_bit);
+            fact.stack = intern_stack(r.stack_id, out);
+            fact.task = task_of(r);
+            fact.cpu = r.cpu;
+            fact.time_ns = r.time_ns;
+            fact.hardirq_state_inferred = inferred;
+            fact.read = lockdep_read(r.acquire_flags, r.context);
+            out.push_back(fact);
+            break;
+        }
+        case LW_RECORD_EDGE: {
+            engine::EdgeFact fact;
+            fact.prev = r.prev_class_id;
+            fact.next = r.class_id;
+            fact.context = context_of(r.context);
+            fact.prev_read = lockdep_read(r.prev_acquire_flags, r.context);
+            fact.next_read = lockdep_read(r.acquire_flags, r.context);
+            fact.next_stack = intern_stack(r.stack_id, out);
+            fact.task = task_of(r);
+            fact.cpu = r.cpu;
+            fact.time_ns = r.time_ns;
+            fact.hardirq_state_inferred = inferred;
+            out.push_back(fact);
+            break;
+        }
+        default:
+            break;
+    }
+}
+
+}  // namespace lockwatch

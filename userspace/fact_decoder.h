@@ -1,0 +1,53 @@
+// Turns the BPF side's ring-buffer records into the analysis engine's
+// events: names classes, interns symbolized stacks, maps flags.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "class_names.h"
+#include "engine/events.h"
+#include "lockwatch.h"
+
+namespace lockwatch {
+
+class Kallsyms;
+
+// Kernel stack (innermost first) as symbolized frames, starting at the lock
+// function: BPF programs and trampolines above it are dropped. Frames that
+// no symbol covers are dropped too; addresses never leave this function.
+engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kallsyms &kallsyms);
+
+class FactDecoder {
+  public:
+    using StackReader = std::function<std::vector<uint64_t>(int32_t stack_id)>;
+
+    FactDecoder(const ClassNamer &namer, const Kallsyms &kallsyms, StackReader read_stack);
+
+    // Appends the engine events one record stands for (none for records the
+    // engine does not need, such as LW_RECORD_FIRST_CALL).
+    void decode(const lw_record &record, std::vector<engine::Event> &out);
+
+    // The printable name given to a class, if it was announced.
+    const std::string *class_name(uint64_t class_id) const;
+    const std::unordered_map<uint64_t, std::string> &class_names() const { return class_names_; }
+
+  private:
+    engine::StackId intern_stack(int32_t bpf_stack_id, std::vector<engine::Event> &out);
+    std::string name_class(const lw_record &record) const;
+
+    const ClassNamer &namer_;
+    const Kallsyms &kallsyms_;
+    StackReader read_stack_;
+    std::unordered_map<int32_t, engine::StackId> stacks_;
+    std::unordered_map<uint64_t, std::string> class_names_;
+};
+
+// lockdep's held_lock->read for an acquire: 0 write, 1 read, 2 recursive
+// read (a qrwlock reader is recursive only in interrupt context).
+uint8_t lockdep_read(uint32_t acquire_flags, uint32_t context);
+
+}  // namespace lockwatch
