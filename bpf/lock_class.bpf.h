@@ -66,31 +66,42 @@ static __always_inline __u64 class_id_of(__u32 type, __u64 a, __u64 b)
     return mix64(mix64(a ^ ((__u64)type << 56)) ^ b) | 1; /* never 0 */
 }
 
+/* CPU n's copy of the per-CPU variable at section offset v lives at
+ * v + __per_cpu_offset[n]. Checks this CPU's area first (exact), then the
+ * CPU whose area the address would fall in if the units are evenly spaced,
+ * verified against that CPU's own offset. */
+static __always_inline bool percpu_offset_of(__u64 addr, __u64 cpu_offset, __u64 start, __u64 end,
+                                             __u64 *rel)
+{
+    __u64 r = addr - cpu_offset;
+
+    if (r < start || r >= end)
+        return false;
+    *rel = r;
+    return true;
+}
+
 static __always_inline bool classify_percpu(__u64 addr, struct lw_class *c)
 {
+    /* x86-64's per-CPU section is zero-based, so __per_cpu_start is 0 there. */
     __u64 start = (__u64)&__per_cpu_start, end = (__u64)&__per_cpu_end;
     __u64 offsets = (__u64)&__per_cpu_offset;
-    __u64 off0, off1, unit, base, rel;
+    __u64 cpu = bpf_get_smp_processor_id();
+    __u64 off0, off1, rel = 0, n;
 
-    /* x86-64's per-CPU section is zero-based, so __per_cpu_start is 0 there. */
     if (!end || !offsets)
         return false;
-    /* The first chunk's units are evenly spaced: CPU n's copy of a per-CPU
-     * variable v lives at &v + __per_cpu_offset[n]. */
-    off0 = read_u64((void *)offsets);
-    off1 = read_u64((void *)(offsets + 8));
-    unit = off1 > off0 ? off1 - off0 : 0;
-    base = start + off0;
-    if (addr < base)
-        return false;
-    rel = addr - base;
-    if (unit) {
-        if (rel / unit >= 4096) /* NR_CPUS bound */
+    if (!percpu_offset_of(addr, read_u64((void *)(offsets + cpu * 8)), start, end, &rel)) {
+        off0 = read_u64((void *)offsets);
+        off1 = read_u64((void *)(offsets + 8));
+        if (off1 <= off0 || addr < off0 + start)
             return false;
-        rel = rel % unit;
+        n = (addr - off0 - start) / (off1 - off0);
+        if (n >= 8192) /* NR_CPUS bound */
+            return false;
+        if (!percpu_offset_of(addr, read_u64((void *)(offsets + n * 8)), start, end, &rel))
+            return false;
     }
-    if (rel >= end - start)
-        return false; /* dynamic per-CPU allocation or no per-CPU data at all */
     c->type = LW_CLASS_PERCPU;
     c->offset = (__u32)rel;
     c->id = class_id_of(LW_CLASS_PERCPU, rel, 0);

@@ -115,6 +115,16 @@ struct {
     __type(value, __u8);
 } edges SEC(".maps");
 
+/* Locks named by their call site (stacks, vmalloc): the first acquirer's
+ * site names the lock for as long as its address stays in this cache, so
+ * that one lock keeps one class whoever takes it. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, __u64);
+} site_classes SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_STACK_TRACE);
     __uint(max_entries, 16384);
@@ -202,7 +212,7 @@ static __always_inline void report_first_call(void *ctx, __u32 function, __u32 c
         return;
     rec = new_record(ctx, LW_RECORD_FIRST_CALL, function, context);
     if (rec)
-        bpf_ringbuf_submit(rec, 0);
+        bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void fill_class(struct lw_record *rec, const struct lw_class *c,
@@ -287,7 +297,7 @@ static __always_inline void report_class_and_usage(void *ctx, const struct acqui
             fill_class(rec, c, a->lock, site);
             rec->irq_flags = a->irq_flags;
             rec->acquire_flags = a->flags;
-            bpf_ringbuf_submit(rec, 0);
+            bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
         }
     }
     for (__u32 bit = 0; bit < LW_USAGE_BITS; bit++) {
@@ -301,7 +311,7 @@ static __always_inline void report_class_and_usage(void *ctx, const struct acqui
         rec->usage_bit = bit;
         rec->irq_flags = a->irq_flags;
         rec->acquire_flags = a->flags;
-        bpf_ringbuf_submit(rec, 0);
+        bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
     }
 }
 
@@ -349,7 +359,7 @@ static __always_inline void report_edge(void *ctx, const struct acquire *a,
     rec->prev_function = prev->function;
     rec->prev_acquire_flags = prev->acquire_flags;
     rec->held_depth = depth;
-    bpf_ringbuf_submit(rec, 0);
+    bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
 /* An index into a held stack. The mask is in asm so that the compiler
@@ -438,8 +448,15 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
 
     classify_lock(a->lock, 0, &class);
     if (class.type == LW_CLASS_SITE) {
-        site = call_site(ctx);
-        class.id = class_id_of(LW_CLASS_SITE, site, 0);
+        __u64 *cached = bpf_map_lookup_elem(&site_classes, &a->lock);
+
+        if (cached) {
+            class.id = *cached;
+        } else {
+            site = call_site(ctx);
+            class.id = class_id_of(LW_CLASS_SITE, site, 0);
+            bpf_map_update_elem(&site_classes, &a->lock, &class.id, BPF_ANY);
+        }
     }
     report_class_and_usage(ctx, a, &class, site);
 
@@ -466,7 +483,7 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
                 rec->acquire_flags = a->flags;
                 rec->prev_function = h->function;
                 rec->prev_acquire_flags = h->acquire_flags;
-                bpf_ringbuf_submit(rec, 0);
+                bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
             }
         }
     }

@@ -4,6 +4,9 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include <time.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -345,13 +348,32 @@ int LockCapture::on_ring_record(void *ctx, void *data, size_t size) {
 }
 
 int LockCapture::poll(int timeout_ms, const RecordHandler &handler) {
+    // The programs submit without waking us (BPF_RB_NO_WAKEUP): a wakeup is
+    // an irq_work and a wait-queue lock, which lockwatch would then trace as
+    // part of the kernel it watches. Polling every few milliseconds instead
+    // costs a little latency and nothing in the kernel.
+    constexpr int kPollStepMs = 20;
     handler_ = &handler;
-    int n = ring_buffer__poll(records_, timeout_ms);
-    handler_ = nullptr;
-    if (n == -EINTR) {
-        return 0;
+    int total = 0;
+    for (int waited = 0;; waited += kPollStepMs) {
+        int n = ring_buffer__consume(records_);
+        if (n < 0) {
+            total = n;
+            break;
+        }
+        total += n;
+        if (total > 0 || waited >= timeout_ms) {
+            break;
+        }
+        struct timespec step {
+            0, std::min(kPollStepMs, timeout_ms - waited) * 1000000L
+        };
+        if (nanosleep(&step, nullptr) != 0) {
+            break;  // a signal: let the caller look at it
+        }
     }
-    return n;
+    handler_ = nullptr;
+    return total;
 }
 
 std::vector<uint64_t> LockCapture::stack(int32_t stack_id) const {
