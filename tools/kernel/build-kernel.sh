@@ -67,6 +67,14 @@ fi
 for f in "$PATCH" "${fragments[@]}"; do
 	[[ -f "$f" ]] || die "missing $f"
 done
+# Work from a snapshot of the inputs, so that the key always describes what
+# was built even when the files change during a build.
+snap="$(mktemp -d "${TMPDIR:-/tmp}/lockwatch-kernel.XXXXXX")"
+trap 'rm -rf "$snap"' EXIT
+cp "$PATCH" "${fragments[@]}" "$SELF" "$snap/"
+patch_file="$snap/$(basename "$PATCH")"
+self_copy="$snap/$(basename "$SELF")"
+for i in "${!fragments[@]}"; do fragments[i]="$snap/$(basename "${fragments[i]}")"; done
 need_tool() { command -v "$1" >/dev/null 2>&1 || die "$1 not found: apt-get install $2"; }
 need_tool pahole dwarves
 need_tool gcc gcc
@@ -88,13 +96,13 @@ cache="${LOCKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockwatch}/kernels"
 inputs="$(
 	echo "flavor $flavor"
 	echo "package $PKG $pkgver"
-	for f in "$PATCH" "${fragments[@]}" "$SELF"; do
+	for f in "$patch_file" "${fragments[@]}" "$self_copy"; do
 		echo "file $(basename "$f") $(sha256sum < "$f" | cut -d' ' -f1)"
 	done
 )"
 key="$(sha256sum <<<"$inputs" | cut -c1-16)"
 srckey="$(printf 'package %s %s\npatch %s\n' "$PKG" "$pkgver" \
-	"$(sha256sum < "$PATCH" | cut -d' ' -f1)" | sha256sum | cut -c1-16)"
+	"$(sha256sum < "$patch_file" | cut -d' ' -f1)" | sha256sum | cut -c1-16)"
 out="$cache/$flavor-$key"
 src="$cache/src-$srckey"
 build="$cache/build-$flavor"
@@ -142,7 +150,7 @@ phase "building the $flavor kernel (key $key, $PKG $pkgver, $jobs jobs); log: $l
 		mkdir -p "$src.tmp"
 		run_logged tar -xJf "$tarball" -C "$src.tmp" --strip-components=1
 		phase "applying $(basename "$PATCH")"
-		run_logged patch -p1 -d "$src.tmp" -i "$PATCH"
+		run_logged patch -p1 -d "$src.tmp" -i "$patch_file"
 		grep -q 'wait_pidfd\.lock' "$src.tmp/fs/proc/base.c" ||
 			die "$(basename "$PATCH") applied but fs/proc/base.c has no wait_pidfd.lock"
 		touch "$src.tmp/.lockwatch-ready"
