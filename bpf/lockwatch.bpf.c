@@ -26,7 +26,6 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define X86_EFLAGS_IF 0x200
-#define EBUSY 16
 #define EEXIST 17
 
 /* Set by the loader before load. */
@@ -153,10 +152,8 @@ static __always_inline void count(void *map, __u32 key)
 
 static __always_inline void count_update_error(long err)
 {
-    if (err == -EBUSY)
-        count(&losses, LW_LOSS_MAP_BUSY);
-    else if (err)
-        count(&losses, LW_LOSS_MAP_FULL);
+    if (err)
+        count(&notes, LW_NOTE_DEDUP_FAILED);
 }
 
 /* The first frame outside the lock functions and outside BPF (trampolines
@@ -554,7 +551,7 @@ static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __
         return 0;
     busy = &cpu->busy[context & (LW_CTX_COUNT - 1)];
     if (*busy) {
-        count(&losses, LW_LOSS_RECURSION);
+        count(&notes, LW_NOTE_OWN_LOCK_OPS);
         return 0;
     }
     *busy = 1;

@@ -26,20 +26,13 @@ enum lw_context {
 /* Why a lock operation or a fact was seen but not processed: each is a
  * counted loss, reported by `lockwatch run`. */
 enum lw_loss {
-    /* Another lockwatch program was already running in this context on this
-     * CPU (our own map and ring-buffer operations take spinlocks). */
-    LW_LOSS_RECURSION = 0,
     /* The ring buffer had no room for a fact. */
-    LW_LOSS_RINGBUF_FULL = 1,
-    /* bpf_get_stackid() failed (stack map full or bucket busy). */
-    LW_LOSS_STACK = 2,
-    /* A dedup map was full: the fact was sent, but may be sent again. */
-    LW_LOSS_MAP_FULL = 3,
-    /* A map update returned -EBUSY (bucket lock held by an interrupted
-     * update on this CPU). */
-    LW_LOSS_MAP_BUSY = 4,
+    LW_LOSS_RINGBUF_FULL = 0,
+    /* bpf_get_stackid() failed (stack map full or bucket busy): the fact
+     * was sent without its stack. */
+    LW_LOSS_STACK = 1,
     /* More than LW_MAX_HELD locks held in one context. */
-    LW_LOSS_HELD_OVERFLOW = 5,
+    LW_LOSS_HELD_OVERFLOW = 2,
     LW_LOSS_COUNT
 };
 
@@ -53,6 +46,12 @@ enum lw_note {
     LW_NOTE_STALE_HELD = 1,
     /* Acquires whose hardirq state was inferred rather than read. */
     LW_NOTE_IRQ_STATE_INFERRED = 2,
+    /* Lock operations made by lockwatch's own programs (ring buffer and map
+     * locks), skipped by the per-context busy flag: not kernel events. */
+    LW_NOTE_OWN_LOCK_OPS = 3,
+    /* A dedup map insert failed (full, or -EBUSY from a bucket held by an
+     * interrupted update): the fact was sent anyway and may come twice. */
+    LW_NOTE_DEDUP_FAILED = 4,
     LW_NOTE_COUNT
 };
 

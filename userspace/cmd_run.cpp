@@ -137,6 +137,7 @@ int run(const RunOptions &options) {
         std::fflush(text_out);
     });
     std::vector<engine::Event> events;
+    std::vector<engine::EdgeFact> edges_seen;
     fmt::print("{}", format_coverage(capture->hooks()));
     if (options.duration_s > 0) {
         fmt::print("lockwatch: tracing for {:g} s (Ctrl-C stops)\n", options.duration_s);
@@ -150,6 +151,9 @@ int run(const RunOptions &options) {
             events.clear();
             decoder.decode(rec, events);
             for (const auto &event : events) {
+                if (const auto *edge = std::get_if<engine::EdgeFact>(&event)) {
+                    edges_seen.push_back(*edge);
+                }
                 engine.process(event);
             }
             return;
@@ -220,8 +224,33 @@ int run(const RunOptions &options) {
         for (const auto &[name, usage] : classes) {
             fmt::print("  {:<48} {}\n", name, usage);
         }
+        fmt::print("lock dependencies seen (held -> acquired, context):\n");
+        std::vector<std::string> deps;
+        for (const auto &edge : edges_seen) {
+            const std::string *prev = decoder.class_name(edge.prev);
+            const std::string *next = decoder.class_name(edge.next);
+            deps.push_back(fmt::format("  {} -> {} ({})", prev ? *prev : "?", next ? *next : "?",
+                                       engine::context_name(edge.context)));
+        }
+        std::sort(deps.begin(), deps.end());
+        deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+        for (const auto &dep : deps) {
+            fmt::print("{}\n", dep);
+        }
     }
     fmt::print("  {}\n", format_losses(losses));
+    if (auto costs = capture->read_costs(); !costs.empty()) {
+        uint64_t runs = 0, ns = 0;
+        fmt::print("  cost per call (kernel.bpf_stats_enabled):\n");
+        for (const auto &cost : costs) {
+            runs += cost.run_count;
+            ns += cost.run_time_ns;
+            fmt::print("    {:<40} {:>10} calls {:>8.0f} ns\n", cost.program, cost.run_count,
+                       static_cast<double>(cost.run_time_ns) / cost.run_count);
+        }
+        fmt::print("    {:<40} {:>10} calls {:>8.0f} ns\n", "all programs", runs,
+                   runs ? static_cast<double>(ns) / runs : 0.0);
+    }
     fmt::print("  graph: {} classes, {} usage bits, {} edges; {} findings\n", engine.class_count(),
                st.usages, st.edges, findings);
     btf__free(vmlinux_btf);

@@ -47,12 +47,12 @@ TEST(RunReport, SummaryHasOnlyAttachedFunctions) {
 
 TEST(RunReport, LossesNameEveryCounter) {
     CaptureLosses losses;
-    losses.bpf[LW_LOSS_RECURSION] = 7;
+    losses.bpf[LW_LOSS_HELD_OVERFLOW] = 7;
     losses.bpf[LW_LOSS_RINGBUF_FULL] = 3;
     losses.kernel_recursion_misses = 2;
     losses.notes[LW_NOTE_UNMATCHED_RELEASE] = 5;
     std::string text = format_losses(losses);
-    EXPECT_NE(text.find("recursion 7"), std::string::npos) << text;
+    EXPECT_NE(text.find("held-lock stack overflow 7"), std::string::npos) << text;
     EXPECT_NE(text.find("ring buffer full 3"), std::string::npos) << text;
     EXPECT_NE(text.find("kernel recursion misses 2"), std::string::npos) << text;
     EXPECT_NE(text.find("unmatched releases 5"), std::string::npos) << text;

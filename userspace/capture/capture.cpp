@@ -103,16 +103,10 @@ std::vector<bpf_program *> LockCapture::programs_for(const HookStatus &hook) con
 
 std::string_view to_string(lw_loss loss) {
     switch (loss) {
-        case LW_LOSS_RECURSION:
-            return "recursion";
         case LW_LOSS_RINGBUF_FULL:
             return "ring buffer full";
         case LW_LOSS_STACK:
             return "stack unavailable";
-        case LW_LOSS_MAP_FULL:
-            return "dedup map full";
-        case LW_LOSS_MAP_BUSY:
-            return "map busy";
         case LW_LOSS_HELD_OVERFLOW:
             return "held-lock stack overflow";
         case LW_LOSS_COUNT:
@@ -129,6 +123,10 @@ std::string_view to_string(lw_note note) {
             return "stale held locks dropped";
         case LW_NOTE_IRQ_STATE_INFERRED:
             return "irq state inferred";
+        case LW_NOTE_OWN_LOCK_OPS:
+            return "own lock ops skipped";
+        case LW_NOTE_DEDUP_FAILED:
+            return "dedup inserts failed";
         case LW_NOTE_COUNT:
             break;
     }
@@ -333,6 +331,23 @@ CaptureLosses LockCapture::read_losses() const {
         }
     }
     return losses;
+}
+
+std::vector<LockCapture::ProgramCost> LockCapture::read_costs() const {
+    std::vector<ProgramCost> costs;
+    bpf_program *prog;
+    bpf_object__for_each_program(prog, skel_->obj) {
+        int fd = bpf_program__fd(prog);
+        if (fd < 0) {
+            continue;
+        }
+        bpf_prog_info info{};
+        uint32_t len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.run_cnt > 0) {
+            costs.push_back({bpf_program__section_name(prog), info.run_cnt, info.run_time_ns});
+        }
+    }
+    return costs;
 }
 
 int LockCapture::on_ring_record(void *ctx, void *data, size_t size) {

@@ -83,6 +83,15 @@ class LockCapture {
     CaptureLosses read_losses() const;
     Backend backend() const { return backend_; }
 
+    // Per-program run time, when the kernel counts it (sysctl
+    // kernel.bpf_stats_enabled=1); empty otherwise.
+    struct ProgramCost {
+        std::string program;  // e.g. "kprobe/_raw_spin_lock"
+        uint64_t run_count = 0;
+        uint64_t run_time_ns = 0;
+    };
+    std::vector<ProgramCost> read_costs() const;
+
     // Waits up to timeout_ms for records and hands each to `handler`.
     // Returns the number of records handled.
     int poll(int timeout_ms, const RecordHandler &handler);

@@ -1,0 +1,73 @@
+// A healthy kernel under a mixed stress-ng load: lockwatch must report no
+// finding (a finding here is a false positive) and lose no fact.
+#include <regex>
+
+#include <gtest/gtest.h>
+
+#include "vm_test_support.h"
+
+namespace lockwatch::vmtest {
+namespace {
+
+class HealthyKernelUnderStress : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        run_ = new GuestRun(run_in_vm("debian", {STRESS_NG_BINARY}, R"SH(
+ip link set lo up
+sysctl -w kernel.bpf_stats_enabled=1 >/dev/null
+lockwatch run --duration 45 --stats --interval 15 &
+lw=$!
+sleep 10
+stress-ng --aio 1 --aiol 1 --procfs 1 --pipe 1 --sock 1 --timer 1 --fork 1 \
+    --timeout 30s --metrics-brief 2>&1 | tail -12
+wait $lw
+)SH",
+                                      420));
+    }
+    static void TearDownTestSuite() {
+        delete run_;
+        run_ = nullptr;
+    }
+    static GuestRun *run_;
+};
+
+GuestRun *HealthyKernelUnderStress::run_ = nullptr;
+
+TEST_F(HealthyKernelUnderStress, StressRanAndLockwatchExitedCleanly) {
+    ASSERT_EQ(run_->exit_status, 0) << run_->output << run_->harness_log;
+    EXPECT_NE(run_->output.find("successful run completed"), std::string::npos) << run_->output;
+    EXPECT_TRUE(std::regex_search(run_->output, std::regex(R"(detached \d+ programs)")))
+        << run_->output;
+}
+
+TEST_F(HealthyKernelUnderStress, NoFinding) {
+    EXPECT_EQ(run_->output.find("WARNING:"), std::string::npos) << run_->output;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(
+        run_->output, m,
+        std::regex(R"(graph: (\d+) classes, (\d+) usage bits, (\d+) edges; (\d+) findings)")))
+        << run_->output;
+    EXPECT_EQ(m[4], "0") << run_->output;
+    EXPECT_GT(std::stoi(m[1]), 50) << "the stress load must exercise many lock classes";
+}
+
+TEST_F(HealthyKernelUnderStress, NoFactLost) {
+    for (const char *counter :
+         {"ring buffer full 0", "held-lock stack overflow 0", "short records 0"}) {
+        EXPECT_TRUE(
+            std::regex_search(run_->output, std::regex(std::string(R"(\n  losses: .*)") + counter)))
+            << counter << "\n"
+            << run_->output;
+    }
+}
+
+TEST_F(HealthyKernelUnderStress, ReportsPerCallCost) {
+    std::smatch m;
+    ASSERT_TRUE(
+        std::regex_search(run_->output, m, std::regex(R"(all programs +(\d+) calls +(\d+) ns)")))
+        << run_->output;
+    EXPECT_GT(std::stoull(m[1]), 1000u);
+}
+
+}  // namespace
+}  // namespace lockwatch::vmtest
