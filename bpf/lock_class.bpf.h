@@ -9,6 +9,8 @@
  *   every CPU's copy of runqueues.__lock is one class.
  * - slab objects: (kmem_cache, offset in the object); user space names it
  *   from BTF (kioctx.ctx_lock, pid.wait_pidfd.lock).
+ * - struct page (the memmap): the offset in the page, so that every split
+ *   page-table lock is one class (page.ptl), as lockdep has it.
  * - anything else (stacks, vmalloc): the acquiring call site.
  *
  * Nothing is cached per address: the slab lookup is a handful of loads, and
@@ -148,6 +150,22 @@ static __always_inline bool classify_slab(__u64 addr, struct lw_class *c)
     return true;
 }
 
+static __always_inline bool classify_page(__u64 addr, struct lw_class *c)
+{
+    __u64 vmemmap = LW_DEFAULT_VMEMMAP_START;
+    __u64 page_size = bpf_core_type_size(struct page);
+
+    if (&vmemmap_base)
+        vmemmap = read_u64(&vmemmap_base);
+    /* The virtual memmap spans at most 1 TiB with 4-level page tables. */
+    if (!page_size || addr < vmemmap || addr - vmemmap >= (1ULL << 40))
+        return false;
+    c->type = LW_CLASS_PAGE;
+    c->offset = (__u32)((addr - vmemmap) % page_size);
+    c->id = class_id_of(LW_CLASS_PAGE, c->offset, 0);
+    return true;
+}
+
 /* `site` is the acquiring call site, used when nothing better names the lock. */
 static __always_inline void classify_lock(__u64 addr, __u64 site, struct lw_class *c)
 {
@@ -164,6 +182,8 @@ static __always_inline void classify_lock(__u64 addr, __u64 site, struct lw_clas
     if (classify_percpu(addr, c))
         return;
     if (classify_slab(addr, c))
+        return;
+    if (classify_page(addr, c))
         return;
     c->type = LW_CLASS_SITE;
     c->id = class_id_of(LW_CLASS_SITE, site, 0);

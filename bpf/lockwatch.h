@@ -62,6 +62,7 @@ enum lw_class_type {
     LW_CLASS_PERCPU = 2, /* per-CPU data: named by its per-CPU offset */
     LW_CLASS_SLAB = 3,   /* slab object: named by (cache, offset) and BTF */
     LW_CLASS_SITE = 4,   /* anything else: named by the acquiring call site */
+    LW_CLASS_PAGE = 5,   /* inside a struct page (split page-table locks) */
 };
 
 /* lockdep's usage bits (kernel/locking/lockdep_states.h order). */

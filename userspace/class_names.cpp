@@ -244,6 +244,13 @@ std::string ClassNamer::percpu(uint64_t offset) const {
     return fmt::format("percpu+{:#x}", offset);
 }
 
+std::string ClassNamer::page(uint64_t offset) const {
+    if (auto name = struct_lock("page", offset, 0)) {
+        return *name;
+    }
+    return fmt::format("page+{:#x}", offset);
+}
+
 std::string ClassNamer::kernel_data(uint64_t address) const {
     auto sym = kallsyms_ ? kallsyms_->symbolize(address) : std::nullopt;
     if (!sym) {

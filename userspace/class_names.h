@@ -3,6 +3,7 @@
 //
 //   slab object   (cache, offset)   -> "kioctx.ctx_lock", "pid.wait_pidfd.lock"
 //   per-CPU data  (per-CPU offset)  -> "runqueues.__lock"
+//   struct page   (offset)          -> "page.ptl"
 //   kernel data   (symbol + offset) -> "tasklist_lock", "rcu_state.ofl_lock"
 //   other memory  (call site)       -> "lock@do_wait_for_common"
 #pragma once
@@ -38,6 +39,7 @@ class ClassNamer {
 
     std::string slab(const std::string &cache, uint64_t offset, uint64_t object_size) const;
     std::string percpu(uint64_t offset) const;
+    std::string page(uint64_t offset) const;
     std::string kernel_data(uint64_t address) const;
     std::string call_site(uint64_t address) const;
 

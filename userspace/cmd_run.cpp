@@ -54,6 +54,7 @@ struct RunOptions {
     std::string json_out;  // "-" for standard output
     bool journal = false;
     bool list_classes = false;
+    std::string ready_file;  // created once every hook is attached
     Backend backend = Backend::Auto;
 };
 
@@ -139,6 +140,11 @@ int run(const RunOptions &options) {
     std::vector<engine::Event> events;
     std::vector<engine::EdgeFact> edges_seen;
     fmt::print("{}", format_coverage(capture->hooks()));
+    if (!options.ready_file.empty()) {
+        if (FILE *ready = std::fopen(options.ready_file.c_str(), "w")) {
+            std::fclose(ready);
+        }
+    }
     if (options.duration_s > 0) {
         fmt::print("lockwatch: tracing for {:g} s (Ctrl-C stops)\n", options.duration_s);
     } else {
@@ -286,6 +292,8 @@ CommandRunner add_run_command(CLI::App &app) {
     cmd->add_option("--json", options->json_out,
                     "Also write findings as JSON lines (docs/json-schema.md) to FILE; '-' puts "
                     "them on standard output and moves the text reports to standard error");
+    cmd->add_option("--ready-file", options->ready_file,
+                    "Create FILE once tracing has started (for scripts that must wait for it)");
     cmd->add_flag("--journal,--journald", options->journal,
                   "Also send each finding to the systemd journal (MESSAGE = the report, "
                   "LOCKWATCH_* fields; journalctl LOCKWATCH_KIND=irq_safe_to_unsafe)");

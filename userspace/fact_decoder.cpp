@@ -83,6 +83,8 @@ std::string FactDecoder::name_class(const lw_record &r) const {
                 r.class_offset, r.object_size);
         case LW_CLASS_PERCPU:
             return namer_.percpu(r.class_offset);
+        case LW_CLASS_PAGE:
+            return namer_.page(r.class_offset);
         case LW_CLASS_STATIC:
             return namer_.kernel_data(r.class_key);
         case LW_CLASS_SITE:

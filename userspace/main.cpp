@@ -28,6 +28,7 @@ int main(int argc, char **argv) {
     };
     add(lockwatch::add_run_command(app));
     add(lockwatch::add_replay_command(app));
+    add(lockwatch::add_vm_command(app));
 
     CLI11_PARSE(app, argc, argv);
     for (auto &[sub, runner] : commands) {

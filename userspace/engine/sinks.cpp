@@ -189,6 +189,58 @@ nlohmann::json finding_to_json(const Finding &f) {
     return j;
 }
 
+std::optional<Finding> finding_from_json(const nlohmann::json &j) {
+    if (!j.is_object() || !j.contains("kind") || !j.contains("text") || !j["kind"].is_string() ||
+        !j["text"].is_string()) {
+        return std::nullopt;
+    }
+    Finding f;
+    bool known_kind = false;
+    for (FindingKind k :
+         {FindingKind::IrqSafeToUnsafe, FindingKind::IrqInversion, FindingKind::InconsistentState,
+          FindingKind::Circular, FindingKind::Recursive}) {
+        if (finding_kind_name(k) == j["kind"].get<std::string>()) {
+            f.kind = k;
+            known_kind = true;
+        }
+    }
+    if (!known_kind) {
+        return std::nullopt;
+    }
+    std::string irq = j.value("irq", nlohmann::json(nullptr)).is_string()
+                          ? j["irq"].get<std::string>()
+                          : std::string();
+    f.irq = irq == "hardirq"   ? IrqClass::Hardirq
+            : irq == "softirq" ? IrqClass::Softirq
+                               : IrqClass::None;
+    f.title = j.value("title", "");
+    f.signature = j.value("signature", "");
+    f.signature_key = j.value("signature_key", "");
+    f.text = j["text"].get<std::string>();
+    if (j.contains("locks") && j["locks"].is_array()) {
+        for (const auto &l : j["locks"]) {
+            if (l.is_object()) {
+                f.locks.push_back(LockRef{l.value("name", ""), l.value("usage", ""), nullptr, 0});
+            }
+        }
+    }
+    if (j.contains("chain") && j["chain"].is_array()) {
+        for (const auto &n : j["chain"]) {
+            if (n.is_string()) {
+                f.chain.push_back(n.get<std::string>());
+            }
+        }
+    }
+    if (j.contains("task") && j["task"].is_object()) {
+        f.task.pid = j["task"].value("pid", 0);
+        f.task.set_comm(j["task"].value("comm", ""));
+    }
+    f.cpu = j.value("cpu", 0u);
+    f.time_ns = j.value("time_ns", uint64_t{0});
+    f.hardirq_state_inferred = j.value("hardirq_state_inferred", false);
+    return f;
+}
+
 bool JsonLinesSink::write(const Finding &f) {
     return write_line(out_, file_, finding_to_json(f).dump() + "\n", &error_);
 }

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -44,6 +45,12 @@ class TextSink : public Sink {
 // One JSON object per line; the schema is docs/json-schema.md.
 nlohmann::json finding_to_json(const Finding &finding);
 inline constexpr int kJsonSchemaVersion = 1;
+
+// The inverse of finding_to_json() for what the text and journald sinks
+// need (kind, irq, title, signature, locks, chain, task, cpu, time, text):
+// findings that crossed a VM's serial port come back through it. Stacks
+// and paths are not rebuilt. nullopt when `j` is not a finding.
+std::optional<Finding> finding_from_json(const nlohmann::json &j);
 
 class JsonLinesSink : public Sink {
   public:

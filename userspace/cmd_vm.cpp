@@ -1,0 +1,214 @@
+// `lockwatch vm`: boot a test VM with lockwatch tracing inside it, run a
+// command there, and bring the findings back to this host as they happen.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "engine/sinks.h"
+#include "vm_script.h"
+
+namespace lockwatch {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct VmOptions {
+    std::string kernel = "debian";
+    std::vector<std::string> command;
+    std::vector<std::string> bins;
+    std::string backend = "auto";
+    std::string json_out;
+    bool journal = false;
+    std::string console;
+    int timeout_s = 600;
+    double linger_s = 3;
+};
+
+// Where the helper scripts live: $LOCKWATCH_TOOLS_DIR, else the source tree
+// this binary was built from.
+fs::path tools_dir() {
+    if (const char *dir = std::getenv("LOCKWATCH_TOOLS_DIR")) {
+        return dir;
+    }
+    return fs::path(LOCKWATCH_SOURCE_DIR) / "tools";
+}
+
+std::string run_and_capture_last_line(const std::string &cmd, int *status) {
+    std::string last;
+    FILE *pipe = popen(cmd.c_str(), "r");
+    if (!pipe) {
+        *status = -1;
+        return last;
+    }
+    char line[4096];
+    while (std::fgets(line, sizeof(line), pipe)) {
+        last = line;
+    }
+    int rc = pclose(pipe);
+    *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    while (!last.empty() && (last.back() == '\n' || last.back() == '\r')) {
+        last.pop_back();
+    }
+    return last;
+}
+
+// debian -> as is (run-vm.sh fetches it); seed|lockdep -> built (or taken
+// from the cache) by build-kernel.sh; anything else is a path.
+std::optional<std::string> resolve_kernel(const std::string &kernel) {
+    if (kernel != "seed" && kernel != "lockdep") {
+        return kernel;
+    }
+    fmt::print(stderr,
+               "lockwatch vm: preparing the {} kernel (built once from linux-source-6.1, then "
+               "cached; the first build takes 10-20 minutes)\n",
+               kernel);
+    int status = 0;
+    std::string path = run_and_capture_last_line(
+        shell_quote((tools_dir() / "kernel" / "build-kernel.sh").string()) + " " + kernel, &status);
+    if (status != 0 || path.empty()) {
+        fmt::print(stderr, "lockwatch vm: building the {} kernel failed (exit {})\n", kernel,
+                   status);
+        return std::nullopt;
+    }
+    return path;
+}
+
+std::string self_path() {
+    std::error_code ec;
+    fs::path self = fs::read_symlink("/proc/self/exe", ec);
+    return ec ? std::string("lockwatch") : self.string();
+}
+
+int run_vm(const VmOptions &o) {
+    auto kernel = resolve_kernel(o.kernel);
+    if (!kernel) {
+        return kVmExitVmFailed;
+    }
+
+    std::vector<std::string> bins = o.bins;
+    // The reproducers built with lockwatch go into every guest.
+    for (const char *repro : {"seed-repro", "seed-repro-m32"}) {
+        fs::path p = fs::path(LOCKWATCH_BUILD_DIR) / "tools" / "repro" / repro;
+        if (fs::exists(p)) {
+            bins.push_back(p.string());
+        }
+    }
+
+    std::string cmd = shell_quote((tools_dir() / "vm" / "run-vm.sh").string()) + " --kernel " +
+                      shell_quote(*kernel) + fmt::format(" --timeout {}", o.timeout_s) + " --bin " +
+                      shell_quote(self_path());
+    for (const auto &bin : bins) {
+        cmd += " --bin " + shell_quote(bin);
+    }
+    if (!o.console.empty()) {
+        cmd += " --console " + shell_quote(o.console);
+    }
+    cmd += " -- sh -c " + shell_quote(guest_script(o.command, o.backend, o.linger_s));
+
+    engine::MultiSink sinks;
+    sinks.add(std::make_unique<engine::TextSink>(stdout));
+    std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file(nullptr, &std::fclose);
+    if (!o.json_out.empty()) {
+        json_file.reset(o.json_out == "-" ? nullptr : std::fopen(o.json_out.c_str(), "w"));
+        if (o.json_out != "-" && !json_file) {
+            fmt::print(stderr, "lockwatch vm: cannot write {}: {}\n", o.json_out,
+                       std::strerror(errno));
+            return kVmExitUsage;
+        }
+    }
+    GuestOutcome outcome;
+    std::string vm_kernel_field = "LOCKWATCH_VM_KERNEL=" + o.kernel;
+    if (o.journal) {
+        sinks.add(std::make_unique<engine::JournaldSink>(
+            std::vector<std::string>{vm_kernel_field, "LOCKWATCH_SOURCE=vm"}));
+    }
+
+    FILE *pipe = popen(cmd.c_str(), "r");
+    if (!pipe) {
+        fmt::print(stderr, "lockwatch vm: cannot start {}\n",
+                   (tools_dir() / "vm" / "run-vm.sh").string());
+        return kVmExitVmFailed;
+    }
+    std::string line;
+    char buf[8192];
+    while (std::fgets(buf, sizeof(buf), pipe)) {
+        line += buf;
+        if (line.back() != '\n') {
+            continue;  // a line longer than the buffer: keep reading
+        }
+        GuestLine parsed = parse_guest_line(line, &outcome);
+        if (parsed.finding) {
+            if (!sinks.write(*parsed.finding)) {
+                fmt::print(stderr, "lockwatch vm: a finding sink failed: {}\n", sinks.last_error());
+            }
+            if (!o.json_out.empty()) {
+                nlohmann::json j = *parsed.json;
+                j["vm_kernel"] = o.kernel;
+                std::string text = j.dump() + "\n";
+                std::fputs(text.c_str(), json_file ? json_file.get() : stdout);
+            }
+            sinks.flush();
+            std::fflush(stdout);
+        } else if (!parsed.marker) {
+            std::fputs(line.c_str(), stderr);
+        }
+        line.clear();
+    }
+    int rc = pclose(pipe);
+    int harness_status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return vm_exit_status(harness_status, outcome);
+}
+
+}  // namespace
+
+CommandRunner add_vm_command(CLI::App &app) {
+    auto o = std::make_shared<VmOptions>();
+    CLI::App *cmd = app.add_subcommand(
+        "vm",
+        "Boot a test VM (qemu) with lockwatch tracing inside, run COMMAND there, and stream\n"
+        "the findings back to this host as they happen: to stdout, --json and --journal.\n"
+        "The guest's own output goes to stderr. Example, the seed bug end to end:\n"
+        "  lockwatch vm --kernel seed -- seed-repro edge-last\n"
+        "Exit status: 0 no finding; 1 findings were reported; 2 usage error; 3 lockwatch\n"
+        "could not trace inside the guest; 4 the guest command failed (and no finding);\n"
+        "5 the VM failed (kernel build or download, boot, panic, time-out).");
+    cmd->add_option("-k,--kernel", o->kernel,
+                    "debian (Debian's stock cloud kernel), seed (linux-source-6.1 with the seed "
+                    "bug, no lockdep), lockdep (the same with PROVE_LOCKING), or a bzImage path")
+        ->default_val("debian");
+    cmd->add_option("--bin", o->bins, "Also copy PROGRAM (and its libraries) into the guest");
+    cmd->add_option("--backend", o->backend, "lockwatch run --backend inside the guest")
+        ->check(CLI::IsMember({"auto", "fentry", "kprobe"}))
+        ->default_val("auto");
+    cmd->add_option("--json", o->json_out,
+                    "Also write findings as JSON lines to FILE ('-': standard output), each "
+                    "with a vm_kernel field");
+    cmd->add_flag("--journal,--journald", o->journal,
+                  "Also send each finding to this host's journal, with LOCKWATCH_VM_KERNEL");
+    cmd->add_option("--console", o->console, "Keep the guest's kernel log in FILE");
+    cmd->add_option("--timeout", o->timeout_s, "Stop the VM after SECONDS")
+        ->check(CLI::PositiveNumber)
+        ->default_val(600);
+    cmd->add_option("--linger", o->linger_s,
+                    "Keep tracing SECONDS after COMMAND ends (RCU callbacks and softirqs "
+                    "run late)")
+        ->check(CLI::NonNegativeNumber)
+        ->default_val(3);
+    cmd->add_option("command", o->command, "The command to run in the guest")->required();
+    return [o] { return run_vm(*o); };
+}
+
+}  // namespace lockwatch

@@ -1,0 +1,111 @@
+#include "vm_script.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "engine/sinks.h"
+
+namespace lockwatch {
+
+namespace {
+
+constexpr std::string_view kCommandMarker = "LOCKWATCH-VM-COMMAND-EXIT ";
+constexpr std::string_view kTracerMarker = "LOCKWATCH-VM-TRACER-EXIT ";
+
+std::optional<int> parse_int(std::string_view s) {
+    int v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end == s.data()) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+}  // namespace
+
+std::string shell_quote(const std::string &s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'') {
+            out += "'\\''";
+        } else {
+            out += c;
+        }
+    }
+    return out + "'";
+}
+
+std::string guest_script(const std::vector<std::string> &command, const std::string &backend,
+                         double linger_s) {
+    std::string quoted;
+    for (const auto &arg : command) {
+        quoted += (quoted.empty() ? "" : " ") + shell_quote(arg);
+    }
+    return fmt::format(
+        "ready=/tmp/lockwatch.ready\n"
+        "lockwatch run --json - --backend {backend} --ready-file $ready &\n"
+        "lw=$!\n"
+        "while [ ! -e $ready ] && kill -0 $lw 2>/dev/null; do sleep 0.2; done\n"
+        "if [ ! -e $ready ]; then wait $lw; echo \"{tracer}$?\"; exit 0; fi\n"
+        "{command}\n"
+        "echo \"{cmd_marker}$?\"\n"
+        "sleep {linger}\n"
+        "kill -INT $lw\n"
+        "wait $lw\n"
+        "echo \"{tracer}$?\"\n",
+        fmt::arg("backend", shell_quote(backend)), fmt::arg("command", quoted),
+        fmt::arg("cmd_marker", kCommandMarker), fmt::arg("tracer", kTracerMarker),
+        fmt::arg("linger", linger_s));
+}
+
+GuestLine parse_guest_line(const std::string &raw, GuestOutcome *outcome) {
+    GuestLine result;
+    std::string_view line(raw);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
+        line.remove_suffix(1);
+    }
+    if (line.starts_with(kCommandMarker)) {
+        result.marker = true;
+        outcome->command_exit = parse_int(line.substr(kCommandMarker.size()));
+        return result;
+    }
+    if (line.starts_with(kTracerMarker)) {
+        result.marker = true;
+        outcome->tracer_exit = parse_int(line.substr(kTracerMarker.size()));
+        return result;
+    }
+    if (!line.starts_with("{")) {
+        return result;
+    }
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) {
+        return result;
+    }
+    if (auto finding = engine::finding_from_json(j)) {
+        result.finding = std::move(finding);
+        result.json = std::move(j);
+        ++outcome->findings;
+    }
+    return result;
+}
+
+int vm_exit_status(int harness_status, const GuestOutcome &outcome) {
+    if (harness_status >= 240 || harness_status < 0) {
+        return kVmExitVmFailed;
+    }
+    if (!outcome.tracer_exit || *outcome.tracer_exit != 0) {
+        // Findings that did arrive still count: a tracer that died later
+        // does not undo them.
+        return outcome.findings > 0 ? kVmExitFindings : kVmExitTracerFailed;
+    }
+    if (outcome.findings > 0) {
+        return kVmExitFindings;
+    }
+    if (!outcome.command_exit || *outcome.command_exit != 0) {
+        return kVmExitCommandFailed;
+    }
+    return kVmExitNoFinding;
+}
+
+}  // namespace lockwatch
