@@ -261,8 +261,12 @@ int run(const RunOptions &options) {
                st.usages, st.edges, findings);
     btf__free(vmlinux_btf);
     size_t attached = capture->attached_count();
+    fmt::print("lockwatch: detaching {} programs\n", attached);
+    std::fflush(stdout);
+    auto detach_start = clock::now();
     capture.reset();
-    fmt::print("lockwatch: detached {} programs{}\n", attached,
+    fmt::print("lockwatch: detached {} programs in {:.1f} s{}\n", attached,
+               std::chrono::duration<double>(clock::now() - detach_start).count(),
                g_stop ? " (stopped by signal)" : "");
     return 0;
 }

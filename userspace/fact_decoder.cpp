@@ -126,6 +126,8 @@ void FactDecoder::decode(const lw_record &r, std::vector<engine::Event> &out) {
             fact.prev_read = lockdep_read(r.prev_acquire_flags, r.context);
             fact.next_read = lockdep_read(r.acquire_flags, r.context);
             fact.next_stack = intern_stack(r.stack_id, out);
+            fact.hardirqs_enabled = r.irq_flags & LW_IRQ_HARDIRQS_ENABLED;
+            fact.softirqs_enabled = r.irq_flags & LW_IRQ_SOFTIRQS_ENABLED;
             fact.task = task_of(r);
             fact.cpu = r.cpu;
             fact.time_ns = r.time_ns;

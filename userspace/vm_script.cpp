@@ -52,6 +52,13 @@ std::string guest_script(const std::vector<std::string> &command, const std::str
         "echo \"{cmd_marker}$?\"\n"
         "sleep {linger}\n"
         "kill -INT $lw\n"
+        // Detaching waits for RCU grace periods in the guest; give it a
+        // minute, then say so rather than hang the VM.
+        "i=0; while kill -0 $lw 2>/dev/null && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done\n"
+        "if kill -0 $lw 2>/dev/null; then\n"
+        "  echo \"lockwatch vm: lockwatch did not finish detaching within 60 s\"\n"
+        "  echo \"{tracer}124\"; exit 0\n"
+        "fi\n"
         "wait $lw\n"
         "echo \"{tracer}$?\"\n",
         fmt::arg("backend", shell_quote(backend)), fmt::arg("command", quoted),

@@ -87,6 +87,7 @@ TEST_F(FactDecoderTest, EdgeRecordCarriesBothClassesAndReadness) {
     r.context = LW_CTX_SOFTIRQ;
     r.acquire_flags = LW_ACQ_READ;
     r.prev_acquire_flags = 0;
+    r.irq_flags = LW_IRQ_SOFTIRQS_ENABLED;
     r.stack_id = -1;
     std::vector<engine::Event> out;
     decoder_.decode(r, out);
@@ -98,6 +99,8 @@ TEST_F(FactDecoderTest, EdgeRecordCarriesBothClassesAndReadness) {
     EXPECT_EQ(edge.prev_read, 0);
     EXPECT_EQ(edge.next_read, 2) << "a reader in interrupt context is read-recursive";
     EXPECT_EQ(edge.next_stack, engine::kNoStack);
+    EXPECT_FALSE(edge.hardirqs_enabled);
+    EXPECT_TRUE(edge.softirqs_enabled) << "lockdep's SE1 in the report's task line";
 }
 
 TEST_F(FactDecoderTest, ClassRecordIsNamed) {

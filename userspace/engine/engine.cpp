@@ -496,6 +496,8 @@ void Engine::add_edge(const EdgeFact &fact) {
     origin.context = fact.context;
     origin.flags.in_hardirq = fact.context == Context::Hardirq;
     origin.flags.in_softirq = fact.context == Context::Softirq;
+    origin.flags.hardirqs_enabled = fact.hardirqs_enabled;
+    origin.flags.softirqs_enabled = fact.softirqs_enabled;
     origin.inferred = fact.hardirq_state_inferred;
     origin.stack = fact.next_stack;
     origin.held.push_back(prev);  // all a fact tells about the held locks

@@ -156,6 +156,9 @@ struct EdgeFact {
     std::uint8_t next_read = 0;
     StackId next_stack = kNoStack;  // where next was acquired
     StackId prev_stack = kNoStack;  // where prev was acquired, if known
+    // The irq state where next was acquired, as lockdep's HE/SE flags show it.
+    bool hardirqs_enabled = false;
+    bool softirqs_enabled = false;
     Task task;
     std::uint32_t cpu = 0;
     std::uint64_t time_ns = 0;

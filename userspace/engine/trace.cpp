@@ -275,6 +275,8 @@ Event parse_object(const json &j) {
         e.cpu = static_cast<std::uint32_t>(get_u64(j, "cpu", false, 0, kTraceMaxCpu));
         e.time_ns = get_u64(j, "time", false);
         e.hardirq_state_inferred = get_bool(j, "inferred", false);
+        e.hardirqs_enabled = get_bool(j, "hardirqs_enabled", false);
+        e.softirqs_enabled = get_bool(j, "softirqs_enabled", false);
         return e;
     }
     fail(
@@ -570,6 +572,12 @@ std::string trace_record_line(const Event &event) {
                 }
                 if (e.hardirq_state_inferred) {
                     j["inferred"] = true;
+                }
+                if (e.hardirqs_enabled) {
+                    j["hardirqs_enabled"] = true;
+                }
+                if (e.softirqs_enabled) {
+                    j["softirqs_enabled"] = true;
                 }
             }
         },
