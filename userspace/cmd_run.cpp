@@ -104,6 +104,10 @@ int run(const RunOptions &options) {
     sinks.add(std::make_unique<engine::TextSink>(text_out));
     std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file(nullptr, &std::fclose);
     if (options.json_out == "-") {
+        // Unbuffered: each JSON line leaves in one write(), which a tty or a
+        // pipe does not interleave with other writers (lockwatch vm shares
+        // the guest's results port with the traced command).
+        std::setvbuf(stdout, nullptr, _IONBF, 0);
         sinks.add(std::make_unique<engine::JsonLinesSink>(stdout));
     } else if (!options.json_out.empty()) {
         json_file.reset(std::fopen(options.json_out.c_str(), "w"));

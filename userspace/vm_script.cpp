@@ -82,10 +82,14 @@ GuestLine parse_guest_line(const std::string &raw, GuestOutcome *outcome) {
         outcome->tracer_exit = parse_int(line.substr(kTracerMarker.size()));
         return result;
     }
-    if (!line.starts_with("{")) {
+    // A finding is one write() from lockwatch, but the traced command may
+    // have left a line unfinished before it: look for the object anywhere.
+    size_t start = line.find("{\"");
+    if (start == std::string_view::npos) {
         return result;
     }
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json j =
+        nlohmann::json::parse(line.substr(start), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) {
         return result;
     }

@@ -57,10 +57,14 @@ TEST(VmScript, FindingJsonComesBackAsAFinding) {
     EXPECT_EQ(parsed.finding->locks[1].usage, "+.+.");
     EXPECT_EQ(parsed.finding->task.comm_view(), "seed-repro");
 
+    // After an unfinished line of the command's own output.
+    EXPECT_TRUE(parse_guest_line("progress: 50%" + line, &outcome).finding);
+    EXPECT_EQ(outcome.findings, 2);
+
     // Broken or foreign JSON is passed through as guest output.
     EXPECT_FALSE(parse_guest_line("{\"kind\": \"nonsense\", \"text\": \"x\"}\n", &outcome).finding);
     EXPECT_FALSE(parse_guest_line("{truncated\n", &outcome).finding);
-    EXPECT_EQ(outcome.findings, 1);
+    EXPECT_EQ(outcome.findings, 2);
 }
 
 TEST(VmScript, ExitStatusSaysWhatHappened) {
