@@ -281,10 +281,12 @@ CommandRunner add_run_command(CLI::App &app) {
     auto options = std::make_shared<RunOptions>();
     CLI::App *cmd = app.add_subcommand(
         "run",
-        "Trace the live kernel this host runs: attach to every out-of-line spinlock and rwlock\n"
-        "function, print per-function call rates every interval and a summary at the end.\n"
-        "Needs root and a kernel with BTF; kernels in lockdown refuse the attach, trace a\n"
-        "test VM instead (tools/vm/run-vm.sh).");
+        "Trace the live kernel this host runs: hook every out-of-line spinlock and rwlock\n"
+        "function, keep lockdep's classes, usage bits and dependency graph, and report what\n"
+        "lockdep would (irq-safe -> irq-unsafe, irq inversion, inconsistent state, circular,\n"
+        "recursive) in lockdep's format as it happens; a summary and every loss at the end.\n"
+        "Needs root and a kernel with BTF; kernels in lockdown refuse the attach: trace a\n"
+        "test VM instead (lockwatch vm).");
     cmd->add_option("-d,--duration", options->duration_s,
                     "Stop after SECONDS (default: run until SIGINT or SIGTERM)")
         ->check(CLI::NonNegativeNumber);

@@ -64,13 +64,13 @@ std::string explain_tracing_failure(std::string_view what, int error,
         if (auto mode = active_lockdown_mode(env)) {
             why = fmt::format(
                 "kernel lockdown is in '{}' mode, which forbids attaching tracing programs; "
-                "trace a test VM instead (tools/vm/run-vm.sh)",
+                "trace a test VM instead (lockwatch vm)",
                 *mode);
         } else {
             why =
                 "running as root, so the kernel's policy refused it: most likely kernel "
                 "lockdown or a security module that forbids tracing; trace a test VM instead "
-                "(tools/vm/run-vm.sh)";
+                "(lockwatch vm)";
         }
     } else if (error == ENOTSUP || error == EOPNOTSUPP || error == kKernelENOTSUPP) {
         why = "the kernel does not support this kind of program here";
