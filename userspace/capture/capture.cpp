@@ -24,17 +24,51 @@ namespace lockwatch {
 namespace {
 
 bool g_libbpf_verbose = false;
+// The verifier's last word on the last program it refused: the one line that
+// says why a load failed, which errno alone does not.
+std::string g_verifier_verdict;
+
+// The last non-empty line of a verifier log libbpf prints between
+// "-- BEGIN PROG LOAD LOG --" and "-- END PROG LOAD LOG --" (lines that only
+// count processed instructions are skipped).
+void remember_verifier_verdict(const std::string &message) {
+    auto begin = message.find("-- BEGIN PROG LOAD LOG --");
+    auto end = message.find("-- END PROG LOAD LOG --");
+    if (begin == std::string::npos || end == std::string::npos || end < begin) {
+        return;
+    }
+    std::string log = message.substr(begin, end - begin);
+    std::string verdict;
+    size_t pos = 0;
+    while (pos < log.size()) {
+        size_t nl = log.find('\n', pos);
+        std::string line = log.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+        pos = nl == std::string::npos ? log.size() : nl + 1;
+        if (!line.empty() && !line.starts_with("processed ") && !line.starts_with("-- BEGIN") &&
+            !line.starts_with("verification time")) {
+            verdict = line;
+        }
+    }
+    if (!verdict.empty()) {
+        g_verifier_verdict = verdict;
+    }
+}
 
 int libbpf_log(enum libbpf_print_level level, const char *format, va_list args) {
-    if (!g_libbpf_verbose && level != LIBBPF_WARN) {
-        return 0;
+    va_list copy;
+    va_copy(copy, args);
+    char buf[16384];
+    vsnprintf(buf, sizeof(buf), format, copy);
+    va_end(copy);
+    if (level == LIBBPF_WARN) {
+        remember_verifier_verdict(buf);
     }
     // libbpf's warnings are repeated by our own one-line errors; show them
-    // only on request so that a refused attach reads as one line.
+    // only on request so that a refused load or attach reads as one line.
     if (!g_libbpf_verbose) {
         return 0;
     }
-    return vfprintf(stderr, format, args);
+    return std::fputs(buf, stderr);
 }
 
 bool is_preempt_rt() {
@@ -208,8 +242,16 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
             "hooks (all inlined?): it is not supported");
     }
 
+    g_verifier_verdict.clear();
     if (int err = lockwatch_bpf__load(skel_); err) {
         release();
+        if (!g_verifier_verdict.empty() && err != -EPERM) {
+            throw CaptureError(fmt::format(
+                "cannot load the lock tracing programs: {} ({}): the kernel's verifier said: "
+                "\"{}\"; this kernel is not supported as built (--verbose shows the whole log)",
+                std::strerror(-err), strerrorname_np(-err) ? strerrorname_np(-err) : "?",
+                g_verifier_verdict));
+        }
         throw CaptureError(explain_tracing_failure("load the lock tracing programs", -err, env));
     }
 
