@@ -28,8 +28,25 @@ char LICENSE[] SEC("license") = "GPL";
 #define X86_EFLAGS_IF 0x200
 #define EEXIST 17
 
-/* Set by the loader before load. */
-const volatile __u32 max_usage_entries = 0;
+/* Set by the loader before load: only acquires that run inside one of the
+ * --focus functions (probes below keep the scope depth) become facts. */
+const volatile bool focus_enabled = false;
+
+/* Focus scope depth: per task in task context (focus functions may sleep),
+ * per CPU for the interrupt contexts (they cannot). */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u32);
+    __type(value, __u32);
+} focus_task_depth SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, LW_CTX_COUNT);
+    __type(key, __u32);
+    __type(value, __u32);
+} focus_irq_depth SEC(".maps");
 
 struct held_lock {
     __u64 lock;
@@ -538,6 +555,59 @@ static __always_inline void on_release(struct cpu_state *cpu, __u32 context, __u
     count(&notes, LW_NOTE_UNMATCHED_RELEASE);
 }
 
+static __always_inline bool in_focus(__u32 context)
+{
+    __u32 *depth;
+
+    if (context == LW_CTX_TASK) {
+        __u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+        depth = bpf_map_lookup_elem(&focus_task_depth, &tid);
+    } else {
+        depth = bpf_map_lookup_elem(&focus_irq_depth, &context);
+    }
+    return depth && *depth > 0;
+}
+
+static __always_inline int change_focus_depth(int delta)
+{
+    __u32 context = context_of(read_preempt_count());
+    __u32 one = 1, *depth;
+
+    if (context == LW_CTX_TASK) {
+        __u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+        depth = bpf_map_lookup_elem(&focus_task_depth, &tid);
+        if (!depth) {
+            if (delta > 0 && bpf_map_update_elem(&focus_task_depth, &tid, &one, BPF_ANY))
+                count(&notes, LW_NOTE_DEDUP_FAILED);
+            return 0;
+        }
+        if (delta < 0 && *depth <= 1) {
+            bpf_map_delete_elem(&focus_task_depth, &tid);
+            return 0;
+        }
+    } else {
+        depth = bpf_map_lookup_elem(&focus_irq_depth, &context);
+        if (!depth || (delta < 0 && *depth == 0))
+            return 0;
+    }
+    *depth += delta;
+    return 0;
+}
+
+SEC("kprobe")
+int focus_enter(struct pt_regs *ctx)
+{
+    return change_focus_depth(1);
+}
+
+SEC("kretprobe")
+int focus_exit(struct pt_regs *ctx)
+{
+    return change_focus_depth(-1);
+}
+
 enum lw_op_kind { OP_ACQUIRE, OP_RELEASE, OP_TRYLOCK_ENTRY, OP_TRYLOCK_EXIT };
 
 static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __u64 lock,
@@ -567,6 +637,10 @@ static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __
 
     count(&calls, function);
     report_first_call(ctx, function, context);
+    /* Focus: releases always pop (a lock taken in scope may be dropped out
+     * of it); acquires outside the scope are not tracked at all. */
+    if (focus_enabled && kind != OP_RELEASE && !in_focus(context))
+        goto out;
     if (kind == OP_RELEASE) {
         on_release(cpu, context, lock);
     } else {

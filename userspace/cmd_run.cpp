@@ -12,6 +12,7 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <bpf/btf.h>
 
@@ -55,6 +56,7 @@ struct RunOptions {
     bool journal = false;
     bool list_classes = false;
     std::string ready_file;  // created once every hook is attached
+    std::vector<std::string> focus;
     Backend backend = Backend::Auto;
 };
 
@@ -83,7 +85,8 @@ int run(const RunOptions &options) {
     std::optional<Kallsyms> kallsyms;
     try {
         kallsyms.emplace(Kallsyms::load());
-        capture.emplace(CaptureOptions{.backend = options.backend, .verbose = options.verbose});
+        capture.emplace(CaptureOptions{
+            .backend = options.backend, .focus = options.focus, .verbose = options.verbose});
     } catch (const std::exception &e) {
         fmt::print(stderr, "lockwatch: {}\n", e.what());
         return 1;
@@ -144,6 +147,9 @@ int run(const RunOptions &options) {
     std::vector<engine::Event> events;
     std::vector<engine::EdgeFact> edges_seen;
     fmt::print("{}", format_coverage(capture->hooks()));
+    if (!capture->focus_functions().empty()) {
+        fmt::print("focus: only acquires inside {}\n", fmt::join(capture->focus_functions(), ", "));
+    }
     if (!options.ready_file.empty()) {
         if (FILE *ready = std::fopen(options.ready_file.c_str(), "w")) {
             std::fclose(ready);
@@ -302,6 +308,13 @@ CommandRunner add_run_command(CLI::App &app) {
     cmd->add_option("--json", options->json_out,
                     "Also write findings as JSON lines (docs/json-schema.md) to FILE; '-' puts "
                     "them on standard output and moves the text reports to standard error");
+    cmd->add_option("--focus", options->focus,
+                    "Only track acquires made inside these kernel functions (and their "
+                    "compiler copies, name.constprop.0 ...), e.g. "
+                    "io_submit_one,proc_pid_lookup,free_ioctx_users. Cheaper, but blind to "
+                    "anything outside: an edge needs both locks taken in scope, and a usage "
+                    "bit set elsewhere is not seen")
+        ->delimiter(',');
     cmd->add_option("--ready-file", options->ready_file,
                     "Create FILE once tracing has started (for scripts that must wait for it)");
     cmd->add_flag("--journal,--journald", options->journal,

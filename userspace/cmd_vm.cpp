@@ -30,6 +30,7 @@ struct VmOptions {
     std::vector<std::string> command;
     std::vector<std::string> bins;
     std::string backend = "auto";
+    std::vector<std::string> focus;
     std::string json_out;
     bool journal = false;
     std::string console;
@@ -116,7 +117,7 @@ int run_vm(const VmOptions &o) {
     if (!o.console.empty()) {
         cmd += " --console " + shell_quote(o.console);
     }
-    cmd += " -- sh -c " + shell_quote(guest_script(o.command, o.backend, o.linger_s));
+    cmd += " -- sh -c " + shell_quote(guest_script(o.command, o.backend, o.linger_s, o.focus));
 
     engine::MultiSink sinks;
     sinks.add(std::make_unique<engine::TextSink>(stdout));
@@ -193,6 +194,7 @@ CommandRunner add_vm_command(CLI::App &app) {
     cmd->add_option("--backend", o->backend, "lockwatch run --backend inside the guest")
         ->check(CLI::IsMember({"auto", "fentry", "kprobe"}))
         ->default_val("auto");
+    cmd->add_option("--focus", o->focus, "lockwatch run --focus inside the guest")->delimiter(',');
     cmd->add_option("--json", o->json_out,
                     "Also write findings as JSON lines to FILE ('-': standard output), each "
                     "with a vm_kernel field");

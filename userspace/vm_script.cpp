@@ -37,14 +37,21 @@ std::string shell_quote(const std::string &s) {
 }
 
 std::string guest_script(const std::vector<std::string> &command, const std::string &backend,
-                         double linger_s) {
+                         double linger_s, const std::vector<std::string> &focus) {
+    std::string focus_arg;
+    for (const auto &fn : focus) {
+        focus_arg += (focus_arg.empty() ? " --focus " : ",") + fn;
+    }
+    if (!focus_arg.empty()) {
+        focus_arg = " --focus " + shell_quote(focus_arg.substr(9));
+    }
     std::string quoted;
     for (const auto &arg : command) {
         quoted += (quoted.empty() ? "" : " ") + shell_quote(arg);
     }
     return fmt::format(
         "ready=/tmp/lockwatch.ready\n"
-        "lockwatch run --json - --backend {backend} --ready-file $ready &\n"
+        "lockwatch run --json - --backend {backend}{focus} --ready-file $ready &\n"
         "lw=$!\n"
         "while [ ! -e $ready ] && kill -0 $lw 2>/dev/null; do sleep 0.2; done\n"
         "if [ ! -e $ready ]; then wait $lw; echo \"{tracer}$?\"; exit 0; fi\n"
@@ -63,7 +70,7 @@ std::string guest_script(const std::vector<std::string> &command, const std::str
         "echo \"{tracer}$?\"\n",
         fmt::arg("backend", shell_quote(backend)), fmt::arg("command", quoted),
         fmt::arg("cmd_marker", kCommandMarker), fmt::arg("tracer", kTracerMarker),
-        fmt::arg("linger", linger_s));
+        fmt::arg("linger", linger_s), fmt::arg("focus", focus_arg));
 }
 
 GuestLine parse_guest_line(const std::string &raw, GuestOutcome *outcome) {

@@ -37,9 +37,10 @@ std::string slurp(const std::string &path) {
 }
 
 // One VM run per (kernel, order), shared by every test that looks at it.
-const VmRun &run(const std::string &kernel, const std::string &order, bool journal = false) {
+const VmRun &run(const std::string &kernel, const std::string &order, bool journal = false,
+                 const std::string &focus = "") {
     static std::map<std::string, VmRun> runs;
-    std::string key = kernel + "/" + order;
+    std::string key = kernel + "/" + order + "/" + focus;
     if (auto it = runs.find(key); it != runs.end()) {
         return it->second;
     }
@@ -47,8 +48,8 @@ const VmRun &run(const std::string &kernel, const std::string &order, bool journ
         "/tmp/lockwatch-seedtest-" + std::to_string(getpid()) + "-" + kernel + "-" + order;
     std::string cmd = std::string(LOCKWATCH_BINARY) + " vm --timeout 300 --kernel " + kernel +
                       " --json " + base + ".jsonl --console " + base + ".console" +
-                      (journal ? " --journal" : "") + " -- seed-repro " + order + " >" + base +
-                      ".out 2>" + base + ".err";
+                      (journal ? " --journal" : "") + (focus.empty() ? "" : " --focus " + focus) +
+                      " -- seed-repro " + order + " >" + base + ".out 2>" + base + ".err";
     VmRun r;
     int status = std::system(cmd.c_str());
     r.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -191,6 +192,20 @@ TEST_F(SeedKernel, FindingReachesTheHostJournal) {
     EXPECT_EQ(e["LOCKWATCH_LOCKS"], "kioctx.ctx_lock{..-.},pid.wait_pidfd.lock{+.+.}");
     EXPECT_EQ(e["PRIORITY"], "4");
     EXPECT_EQ(e["MESSAGE"], (*f)["text"]);
+}
+
+TEST_F(SeedKernel, FocusOnTheSuspectsStillCatchesIt) {
+    // Only acquires inside the aio and proc functions under suspicion (and
+    // the exit path that also marks wait_pidfd.lock) are tracked.
+    const VmRun &r = run("seed", "edge-last", false,
+                         "io_submit_one,proc_pid_lookup,free_ioctx_users,release_task");
+    ASSERT_EQ(r.exit_status, 1) << diagnostics(r);
+    const nlohmann::json *f = finding_of_kind(r, "irq_safe_to_unsafe");
+    ASSERT_NE(f, nullptr) << diagnostics(r);
+    EXPECT_EQ(lock_names(*f), (std::vector<std::string>{"kioctx.ctx_lock", "pid.wait_pidfd.lock"}));
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.guest, m, std::regex(R"(graph: (\d+) classes)"))) << r.guest;
+    EXPECT_LT(std::stoi(m[1]), 40) << "focus must track far fewer classes than a full run";
 }
 
 // ---- the reference kernel: lockdep's own verdict ------------------------

@@ -43,6 +43,20 @@ TEST(Kallsyms, FindsTextSymbolsOnly) {
     EXPECT_EQ(k.address_of("some_data"), 0xffffffff810001c0u);
 }
 
+TEST(Kallsyms, FunctionCopiesIncludeCompilerClones) {
+    std::istringstream in(
+        "ffffffff81000000 t proc_pid_make_base_inode.constprop.0\n"
+        "ffffffff81000100 T proc_pid_make_base_inode_other\n"
+        "ffffffff81000200 T io_submit_one\n"
+        "ffffffff81000300 D io_submit_one_data\n"
+        "ffffffffc0000000 t io_submit_one\t[mod]\n");
+    Kallsyms k = Kallsyms::parse(in);
+    EXPECT_EQ(k.function_copies("proc_pid_make_base_inode"),
+              std::vector<std::string>{"proc_pid_make_base_inode.constprop.0"});
+    EXPECT_EQ(k.function_copies("io_submit_one"), std::vector<std::string>{"io_submit_one"});
+    EXPECT_TRUE(k.function_copies("aio_poll").empty());
+}
+
 TEST(Kallsyms, CountsMalformedLines) {
     Kallsyms k = parse(
         "ffffffff81000000 T ok\n"

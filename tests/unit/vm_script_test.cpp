@@ -17,6 +17,12 @@ TEST(VmScript, QuotesEveryArgument) {
     EXPECT_NE(script.find("--ready-file"), std::string::npos) << script;
 }
 
+TEST(VmScript, FocusIsPassedToTheGuestLockwatch) {
+    std::string script = guest_script({"true"}, "auto", 1, {"io_submit_one", "proc_pid_lookup"});
+    EXPECT_NE(script.find("--focus 'io_submit_one,proc_pid_lookup'"), std::string::npos) << script;
+    EXPECT_EQ(guest_script({"true"}, "auto", 1).find("--focus"), std::string::npos);
+}
+
 TEST(VmScript, MarkersAreParsedAndHidden) {
     GuestOutcome outcome;
     GuestLine line = parse_guest_line("LOCKWATCH-VM-COMMAND-EXIT 3\r\n", &outcome);

@@ -220,6 +220,22 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
     bpf_object__for_each_program(prog, skel_->obj) {
         bpf_program__set_autoload(prog, false);
     }
+    if (!options.focus.empty()) {
+        for (const std::string &fn : options.focus) {
+            auto copies = kallsyms.function_copies(fn);
+            if (copies.empty()) {
+                release();
+                throw CaptureError(fmt::format(
+                    "cannot focus on {}: no such function in this kernel's text (inlined into "
+                    "its callers? focus on a caller instead)",
+                    fn));
+            }
+            focus_functions_.insert(focus_functions_.end(), copies.begin(), copies.end());
+        }
+        skel_->rodata->focus_enabled = true;
+        bpf_program__set_autoload(skel_->progs.focus_enter, true);
+        bpf_program__set_autoload(skel_->progs.focus_exit, true);
+    }
     for (const LockFunction &fn : lock_functions()) {
         HookFlavor flavor = choose_flavor(backend_, fn);
         // kprobes attach through kallsyms, fentry needs BTF as well.
@@ -253,6 +269,22 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
                 g_verifier_verdict));
         }
         throw CaptureError(explain_tracing_failure("load the lock tracing programs", -err, env));
+    }
+
+    // Focus scopes go live first, so that no acquire in scope is missed.
+    for (const std::string &fn : focus_functions_) {
+        for (bool exit : {false, true}) {
+            bpf_link *link = bpf_program__attach_kprobe(
+                exit ? skel_->progs.focus_exit : skel_->progs.focus_enter, exit, fn.c_str());
+            if (!link) {
+                int err = errno;
+                release();
+                throw CaptureError(explain_tracing_failure(
+                    fmt::format("attach the --focus {} to {}", exit ? "kretprobe" : "kprobe", fn),
+                    err, env));
+            }
+            links_.push_back(link);
+        }
     }
 
     // Releases go live before acquires: an acquire seen without its release

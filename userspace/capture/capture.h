@@ -52,6 +52,9 @@ struct HookStatus {
 
 struct CaptureOptions {
     Backend backend = Backend::Auto;
+    // Only acquires made inside these functions (or their compiler copies)
+    // become facts; releases are always tracked. Empty: everything.
+    std::vector<std::string> focus;
     bool verbose = false;  // pass libbpf's own log through to stderr
 };
 
@@ -76,6 +79,8 @@ class LockCapture {
     LockCapture &operator=(const LockCapture &) = delete;
 
     const std::vector<HookStatus> &hooks() const { return hooks_; }
+    // The kernel functions --focus attached to (compiler copies included).
+    const std::vector<std::string> &focus_functions() const { return focus_functions_; }
     size_t attached_count() const;
 
     // Totals since attach, summed over CPUs.
@@ -111,6 +116,7 @@ class LockCapture {
     ring_buffer *records_ = nullptr;
     std::vector<bpf_link *> links_;
     std::vector<HookStatus> hooks_;
+    std::vector<std::string> focus_functions_;
     const RecordHandler *handler_ = nullptr;
     uint64_t short_records_ = 0;
 };

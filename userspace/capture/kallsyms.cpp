@@ -113,6 +113,22 @@ bool Kallsyms::has_text_symbol(std::string_view name) const {
     });
 }
 
+std::vector<std::string> Kallsyms::function_copies(std::string_view name) const {
+    std::vector<std::string> names;
+    for (const KernelSymbol &sym : symbols_) {
+        if (!is_text_type(sym.type) || !sym.module.empty()) {
+            continue;
+        }
+        std::string_view n = sym.name;
+        if (n == name || (n.starts_with(name) && n.size() > name.size() && n[name.size()] == '.')) {
+            if (std::find(names.begin(), names.end(), sym.name) == names.end()) {
+                names.push_back(sym.name);
+            }
+        }
+    }
+    return names;
+}
+
 std::optional<uint64_t> Kallsyms::address_of(std::string_view name) const {
     for (const KernelSymbol &sym : symbols_) {
         if (sym.name == name) {

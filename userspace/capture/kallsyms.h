@@ -43,6 +43,9 @@ class Kallsyms {
     std::string format(uint64_t address) const;
 
     bool has_text_symbol(std::string_view name) const;
+    // The text symbols a function name stands for: itself, and the copies
+    // the compiler made of it (name.constprop.0, name.isra.0, name.part.0).
+    std::vector<std::string> function_copies(std::string_view name) const;
     std::optional<uint64_t> address_of(std::string_view name) const;
 
     size_t size() const { return symbols_.size(); }
