@@ -1,5 +1,7 @@
 #include "vm_test_support.h"
 
+#include "vm_script.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,22 +12,6 @@
 #include <stdexcept>
 
 namespace lockwatch::vmtest {
-
-namespace {
-
-std::string shell_quote(const std::string &s) {
-    std::string out = "'";
-    for (char c : s) {
-        if (c == '\'') {
-            out += "'\\''";
-        } else {
-            out += c;
-        }
-    }
-    return out + "'";
-}
-
-}  // namespace
 
 GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bins,
                    const std::string &shell_command, int timeout_s) {
