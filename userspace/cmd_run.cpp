@@ -1,6 +1,7 @@
 // `lockwatch run`: attach to the live kernel, report what the lock hooks see.
 #include <signal.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -31,8 +32,14 @@ namespace lockwatch {
 namespace {
 
 std::atomic<bool> g_stop{false};
+// SIGUSR1: report as at the end, then stay attached until killed (a test VM
+// that powers off next has no use for the detach).
+std::atomic<bool> g_stay_attached{false};
 
-void request_stop(int) {
+void request_stop(int sig) {
+    if (sig == SIGUSR1) {
+        g_stay_attached = true;
+    }
     g_stop = true;
 }
 
@@ -43,6 +50,7 @@ void install_stop_handlers() {
     // No SA_RESTART: a signal must interrupt the ring-buffer poll at once.
     sigaction(SIGINT, &action, nullptr);
     sigaction(SIGTERM, &action, nullptr);
+    sigaction(SIGUSR1, &action, nullptr);
 }
 
 struct RunOptions {
@@ -271,6 +279,17 @@ int run(const RunOptions &options) {
                st.usages, st.edges, findings);
     btf__free(vmlinux_btf);
     size_t attached = capture->attached_count();
+    if (g_stay_attached) {
+        fmt::print("lockwatch: report done, staying attached ({} programs) until killed\n",
+                   attached);
+        std::fflush(stdout);
+        if (!options.ready_file.empty()) {
+            std::remove(options.ready_file.c_str());
+        }
+        for (;;) {
+            pause();
+        }
+    }
     fmt::print("lockwatch: detaching {} programs\n", attached);
     std::fflush(stdout);
     auto detach_start = clock::now();
@@ -316,7 +335,9 @@ CommandRunner add_run_command(CLI::App &app) {
                     "bit set elsewhere is not seen")
         ->delimiter(',');
     cmd->add_option("--ready-file", options->ready_file,
-                    "Create FILE once tracing has started (for scripts that must wait for it)");
+                    "Create FILE once tracing has started, remove it once the final report is "
+                    "out (for scripts that must wait for either). SIGUSR1 ends tracing like "
+                    "SIGINT but stays attached afterwards, for a VM about to power off");
     cmd->add_flag("--journal,--journald", options->journal,
                   "Also send each finding to the systemd journal (MESSAGE = the report, "
                   "LOCKWATCH_* fields; journalctl LOCKWATCH_KIND=irq_safe_to_unsafe)");
