@@ -28,6 +28,11 @@ char LICENSE[] SEC("license") = "GPL";
 #define X86_EFLAGS_IF 0x200
 #define EEXIST 17
 
+/* Set by user space just before it detaches: every program returns at once,
+ * so that nothing of ours runs (or takes a lock) while the kernel unpatches
+ * the lock functions. */
+bool stopping = false;
+
 /* Set by the loader before load: only acquires that run inside one of the
  * --focus functions (probes below keep the scope depth) become facts. */
 const volatile bool focus_enabled = false;
@@ -574,6 +579,8 @@ static __always_inline int change_focus_depth(int delta)
     __u32 context = context_of(read_preempt_count());
     __u32 one = 1, *depth;
 
+    if (stopping)
+        return 0;
     if (context == LW_CTX_TASK) {
         __u32 tid = (__u32)bpf_get_current_pid_tgid();
 
@@ -613,10 +620,14 @@ enum lw_op_kind { OP_ACQUIRE, OP_RELEASE, OP_TRYLOCK_ENTRY, OP_TRYLOCK_EXIT };
 static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __u64 lock,
                                       enum lw_op_kind kind, int hardirqs_on, int trylock_ok)
 {
-    __u32 zero = 0, context = context_of(read_preempt_count());
-    struct cpu_state *cpu = bpf_map_lookup_elem(&cpu_states, &zero);
+    __u32 zero = 0, context;
+    struct cpu_state *cpu;
     __u32 *busy;
 
+    if (stopping)
+        return 0;
+    context = context_of(read_preempt_count());
+    cpu = bpf_map_lookup_elem(&cpu_states, &zero);
     if (!cpu)
         return 0;
     busy = &cpu->busy[context & (LW_CTX_COUNT - 1)];

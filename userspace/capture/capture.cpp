@@ -343,9 +343,15 @@ LockCapture::~LockCapture() {
 void LockCapture::release() {
     ring_buffer__free(records_);
     records_ = nullptr;
-    // Links first: detaching stops the programs before their maps go away.
-    for (bpf_link *link : links_) {
-        bpf_link__destroy(link);
+    // Quiesce first: from here on every program returns at once, so none
+    // of ours runs or takes a lock while the kernel unpatches the lock
+    // functions. Then the links, newest first (acquires before releases),
+    // before the maps go away.
+    if (skel_ && skel_->bss) {
+        __atomic_store_n(&skel_->bss->stopping, true, __ATOMIC_SEQ_CST);
+    }
+    for (auto it = links_.rbegin(); it != links_.rend(); ++it) {
+        bpf_link__destroy(*it);
     }
     links_.clear();
     lockwatch_bpf__destroy(skel_);
