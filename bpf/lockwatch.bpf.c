@@ -260,6 +260,7 @@ struct acquire {
     __u32 flags; /* enum lw_acquire_flags */
     __u32 context;
     __u32 irq_flags;
+    __u32 preempt_count; /* read once per operation, in on_lock_op() */
 };
 
 /* lockdep's mark_usage(): which usage bits this acquire sets. */
@@ -428,7 +429,7 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
                                        int hardirqs_on /* 1, 0, or -1: unknown */)
 {
     struct held_stack *held = &cpu->ctx[a->context & (LW_CTX_COUNT - 1)];
-    __u32 pc = read_preempt_count();
+    __u32 pc = a->preempt_count;
     struct lw_class class;
     int top, below = -1, same_lock = -1;
     __u64 site = 0;
@@ -620,13 +621,14 @@ enum lw_op_kind { OP_ACQUIRE, OP_RELEASE, OP_TRYLOCK_ENTRY, OP_TRYLOCK_EXIT };
 static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __u64 lock,
                                       enum lw_op_kind kind, int hardirqs_on, int trylock_ok)
 {
-    __u32 zero = 0, context;
+    __u32 zero = 0, context, pc;
     struct cpu_state *cpu;
     __u32 *busy;
 
     if (stopping)
         return 0;
-    context = context_of(read_preempt_count());
+    pc = read_preempt_count();
+    context = context_of(pc);
     cpu = bpf_map_lookup_elem(&cpu_states, &zero);
     if (!cpu)
         return 0;
@@ -660,6 +662,7 @@ static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __
             .function = function,
             .flags = flags,
             .context = context,
+            .preempt_count = pc,
         };
         on_acquire(ctx, cpu, &a, hardirqs_on);
     }
