@@ -17,8 +17,16 @@
 #   --bin, --file  as for make-initramfs.sh (programs go to /usr/bin).
 #   --accel    auto (default): KVM if /dev/kvm works within 10 s, else TCG.
 #   --append   extra kernel command line.
-#   --smp, --mem   guest CPUs (default 2) and memory (default 1G).
+#   --smp, --mem   guest CPUs (default: 2 with KVM, 1 with TCG, see below)
+#              and memory (default 1G).
 #   COMMAND runs in / as root with busybox's sh in PATH.
+#   LOCKWATCH_QEMU_ARGS: extra qemu arguments, e.g. to look into a hung
+#   guest: '-gdb unix:/tmp/guest.sock,server,nowait', then gdb vmlinux and
+#   'target remote /tmp/guest.sock' (boot with --append nokaslr).
+# One vCPU under TCG: qemu's multi-threaded TCG (7.2) can keep running a
+# stale translation of kernel text that another vCPU just patched (ftrace,
+# kprobes, BPF trampolines): the guest then loops on a breakpoint that is no
+# longer there, or jumps to address 0. With one vCPU there is no other vCPU.
 # Exit: the command's status (0-239), or
 #   240 usage error          241 qemu (or another host tool) missing
 #   242 kernel not found / download failed   243 initramfs build failed
@@ -33,7 +41,7 @@ die() { echo "lockwatch-vm: error: $2" >&2; exit "$1"; }
 note() { echo "lockwatch-vm: $*" >&2; }
 usage="usage: run-vm.sh --kernel debian|BZIMAGE|DIR [--timeout S] [--console FILE] [--bin PATH]... [--file SRC[:DEST]]... [--accel auto|kvm|tcg] [--append ARGS] -- COMMAND..."
 
-kernel='' timeout_s=300 console='' accel=auto append='' smp=2 mem=1G
+kernel='' timeout_s=300 console='' accel=auto append='' smp='' mem=1G
 initramfs_args=()
 while (($#)); do
     case $1 in
@@ -51,14 +59,14 @@ while (($#)); do
                 --mem) mem=$2 ;;
             esac
             shift 2 ;;
-        -h|--help) sed -n '2,28s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,36s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die $E_USAGE "unknown argument '$1' ($usage)" ;;
     esac
 done
 (($#)) || die $E_USAGE "no guest command given after -- ($usage)"
 [[ -n $kernel ]] || die $E_USAGE "--kernel is required ($usage)"
 [[ $timeout_s =~ ^[1-9][0-9]*$ ]] || die $E_USAGE "--timeout must be a positive number of seconds, not '$timeout_s'"
-[[ $smp =~ ^[1-9][0-9]*$ ]] || die $E_USAGE "--smp must be a positive number, not '$smp'"
+[[ -z $smp || $smp =~ ^[1-9][0-9]*$ ]] || die $E_USAGE "--smp must be a positive number, not '$smp'"
 case $accel in auto|kvm|tcg) ;; *) die $E_USAGE "--accel must be auto, kvm or tcg, not '$accel'" ;; esac
 
 qemu=${LOCKWATCH_QEMU:-qemu-system-x86_64}
@@ -116,7 +124,7 @@ qemu_err=$tmp/qemu.stderr
 "$here/make-initramfs.sh" --out "$tmp/initramfs.cpio" "${initramfs_args[@]}" --run "$guest_cmd" ||
     die $E_INITRAMFS "building the initramfs failed (see the line above)"
 
-base_args=(-smp "$smp" -m "$mem" -nodefaults -no-user-config -display none -monitor none
+base_args=(-m "$mem" -nodefaults -no-user-config -display none -monitor none
            -no-reboot -kernel "$kimage")
 cmdline="console=ttyS0 panic=-1 rdinit=/init$append"
 
@@ -153,10 +161,13 @@ if [[ $accel == kvm ]]; then
 else
     accel_args=(-accel tcg -cpu max)
 fi
+[[ -n $smp ]] || { [[ $accel == kvm ]] && smp=2 || smp=1; }
+# shellcheck disable=SC2206  # word splitting is the point
+extra_args=(${LOCKWATCH_QEMU_ARGS:-})
 
 mkfifo "$tmp/results"
 t0=$EPOCHREALTIME
-timeout -k 5 "$timeout_s" "$qemu" "${accel_args[@]}" "${base_args[@]}" -initrd "$tmp/initramfs.cpio" \
+timeout -k 5 "$timeout_s" "$qemu" "${accel_args[@]}" -smp "$smp" "${base_args[@]}" "${extra_args[@]}" -initrd "$tmp/initramfs.cpio" \
     -append "$cmdline" -serial "file:$console" -serial stdio </dev/null >"$tmp/results" 2>"$qemu_err" &
 qpid=$!
 
