@@ -25,6 +25,37 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* A kernel built with lockdep: its lockdep_map (embedded in every lock) and
+ * its own per-CPU view of the hardirq state. CO-RE resolves them on such a
+ * kernel; the programs that use them are not loaded anywhere else. */
+struct lockdep_map___lw {
+    void *key;
+    const char *name;
+    __u8 wait_type_inner;
+    __u8 lock_type;
+} __attribute__((preserve_access_index));
+extern int hardirqs_enabled __ksym __weak;
+
+/* A statically initialized lock has no key until lockdep registers its
+ * class, and then the key is the lock's own lockdep_map: lockdep's rule for
+ * static objects. The tracepoint fires before that (and never again once
+ * lockdep has turned itself off after a report), so apply the rule here. */
+static __always_inline __u64 lockdep_key(struct lockdep_map___lw *map)
+{
+    __u64 key = (__u64)BPF_CORE_READ(map, key);
+
+    return key ? key : (__u64)map;
+}
+
+/* lockdep's wait types: their values depend on the kernel's config
+ * (LD_WAIT_CONFIG is LD_WAIT_SPIN without PROVE_RAW_LOCK_NESTING), so CO-RE
+ * reads them from the kernel. */
+enum lockdep_wait_type___lw {
+    LD_WAIT_SPIN___lw = 2,   /* raw_spinlock_t */
+    LD_WAIT_CONFIG___lw = 3, /* spinlock_t, rwlock_t (and rcu_read_lock) */
+};
+#define LW_LD_LOCK_NORMAL 0
+
 #define X86_EFLAGS_IF 0x200
 #define EEXIST 17
 
@@ -69,12 +100,28 @@ struct held_stack {
     struct held_lock locks[LW_MAX_HELD];
 };
 
+struct acquire {
+    __u64 lock; /* lockdep backend: the lock's lockdep_map */
+    __u32 subclass; /* lockdep backend */
+    __u32 function;
+    __u32 flags; /* enum lw_acquire_flags */
+    __u32 context;
+    __u32 irq_flags;
+    __u32 preempt_count; /* read once per operation, in on_lock_op() */
+};
+
 struct cpu_state {
     struct held_stack ctx[LW_CTX_COUNT];
     /* kprobe mode: a trylock's lock and irq state between entry and return */
     __u64 trylock_lock[LW_CTX_COUNT];
     __u32 trylock_irq_on[LW_CTX_COUNT];
     __u32 busy[LW_CTX_COUNT];
+    /* The operation being processed and its class, per context. They live
+     * here rather than on the stack so that the verifier does not follow
+     * their values as constants: it would walk the code below once per
+     * combination (class type, irq state, ...) and run out of its budget. */
+    struct acquire op[LW_CTX_COUNT];
+    struct lw_class class[LW_CTX_COUNT];
 };
 
 struct {
@@ -86,7 +133,7 @@ struct {
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, LW_FN_COUNT);
+    __uint(max_entries, LW_FN_SLOTS);
     __type(key, __u32);
     __type(value, __u64);
 } calls SEC(".maps");
@@ -108,7 +155,7 @@ struct {
 /* Set once a function's first call has been reported. */
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, LW_FN_COUNT);
+    __uint(max_entries, LW_FN_SLOTS);
     __type(key, __u32);
     __type(value, __u64); /* 64-bit for cmpxchg without -mcpu=v3 */
 } first_call_reported SEC(".maps");
@@ -145,6 +192,19 @@ struct {
     __type(key, __u64);
     __type(value, __u64);
 } site_classes SEC(".maps");
+
+/* lockdep backend: (lockdep class, address-rule class) pairs already sent. */
+struct class_pair {
+    __u64 lockdep_class;
+    __u64 derived_class;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 65536);
+    __type(key, struct class_pair);
+    __type(value, __u8);
+} class_pairs SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_STACK_TRACE);
@@ -249,19 +309,19 @@ static __always_inline void fill_class(struct lw_record *rec, const struct lw_cl
         struct kmem_cache *cache = (struct kmem_cache *)c->cache;
 
         rec->class_key = c->cache;
-        bpf_probe_read_kernel_str(rec->cache_name, sizeof(rec->cache_name),
-                                  BPF_CORE_READ(cache, name));
+        bpf_probe_read_kernel_str(rec->name, sizeof(rec->name), BPF_CORE_READ(cache, name));
+    } else if (c->type == LW_CLASS_LOCKDEP) {
+        struct lockdep_map___lw *map = (struct lockdep_map___lw *)lock;
+
+        /* Resolved at load: without lockdep this branch is dead code. */
+        if (!bpf_core_field_exists(map->key))
+            return;
+
+        rec->class_key = lockdep_key(map);
+        bpf_probe_read_kernel_str(rec->name, sizeof(rec->name), BPF_CORE_READ(map, name));
     }
 }
 
-struct acquire {
-    __u64 lock;
-    __u32 function;
-    __u32 flags; /* enum lw_acquire_flags */
-    __u32 context;
-    __u32 irq_flags;
-    __u32 preempt_count; /* read once per operation, in on_lock_op() */
-};
 
 /* lockdep's mark_usage(): which usage bits this acquire sets. */
 static __always_inline __u32 usage_mask_of(const struct acquire *a)
@@ -398,7 +458,9 @@ static __always_inline int live_entry_below(struct held_stack *held, int from)
 
         if (at < 0)
             return -1;
-        if (held->locks[LW_SLOT(at)].lock)
+        /* lockdep's check_prevs_add() passes over check == 0 locks. */
+        if (held->locks[LW_SLOT(at)].lock &&
+            !(held->locks[LW_SLOT(at)].acquire_flags & LW_ACQ_NOCHECK))
             return at;
     }
     return -1;
@@ -425,13 +487,46 @@ static __always_inline void forget_entry(struct held_stack *held, __u32 at)
     pop_released(held);
 }
 
+/* lockdep backend: the class is lockdep's own, (key, subclass). Each new
+ * pairing with the class lockwatch's address rules would give the same lock
+ * is reported once, to measure how the two agree. */
+static __always_inline void lockdep_class(void *ctx, const struct acquire *a, struct lw_class *c)
+{
+    struct lockdep_map___lw *map = (struct lockdep_map___lw *)a->lock;
+    struct class_pair pair;
+    struct lw_class derived;
+    struct lw_record *rec;
+    __u8 one = 1;
+
+    c->type = LW_CLASS_LOCKDEP;
+    c->offset = a->subclass;
+    c->cache = 0;
+    c->object_size = 0;
+    c->id = class_id_of(LW_CLASS_LOCKDEP, lockdep_key(map), a->subclass);
+
+    classify_lock(a->lock, 0, &derived);
+    pair.lockdep_class = c->id;
+    pair.derived_class = derived.id;
+    if (bpf_map_lookup_elem(&class_pairs, &pair) ||
+        bpf_map_update_elem(&class_pairs, &pair, &one, BPF_NOEXIST))
+        return;
+    rec = new_record(ctx, LW_RECORD_CLASS_PAIR, a->function, a->context);
+    if (!rec)
+        return;
+    rec->class_id = c->id;
+    rec->prev_class_id = derived.id;
+    rec->class_type = derived.type;
+    bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
 static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct acquire *a,
                                        int hardirqs_on /* 1, 0, or -1: unknown */)
 {
     struct held_stack *held = &cpu->ctx[a->context & (LW_CTX_COUNT - 1)];
     __u32 pc = a->preempt_count;
-    struct lw_class class;
-    int top, below = -1, same_lock = -1;
+    struct lw_class *class = &cpu->class[a->context & (LW_CTX_COUNT - 1)];
+    int top, below = -1, same_lock = 0;
+    __u32 same_function = 0, same_flags = 0;
     __u64 site = 0;
     __u32 depth;
 
@@ -466,45 +561,53 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     if (softirqs_enabled(pc) && !(a->flags & LW_ACQ_BH))
         a->irq_flags |= LW_IRQ_SOFTIRQS_ENABLED;
 
-    classify_lock(a->lock, 0, &class);
-    if (class.type == LW_CLASS_SITE) {
+    if (a->flags & LW_ACQ_NOCHECK)
+        goto push;
+    /* Resolved at load: on kernels without lockdep only the else remains. */
+    if (a->function == LW_FN_LOCKDEP && bpf_core_type_exists(struct lockdep_map___lw) &&
+        bpf_core_field_exists(((struct lockdep_map___lw *)0)->key)) {
+        lockdep_class(ctx, a, class);
+    } else {
+        classify_lock(a->lock, 0, class);
+    }
+    if (class->type == LW_CLASS_SITE) {
         __u64 *cached = bpf_map_lookup_elem(&site_classes, &a->lock);
 
         if (cached) {
-            class.id = *cached;
+            class->id = *cached;
         } else {
             site = call_site(ctx);
-            class.id = class_id_of(LW_CLASS_SITE, site, 0);
-            bpf_map_update_elem(&site_classes, &a->lock, &class.id, BPF_ANY);
+            class->id = class_id_of(LW_CLASS_SITE, site, 0);
+            bpf_map_update_elem(&site_classes, &a->lock, &class->id, BPF_ANY);
         }
     }
-    report_class_and_usage(ctx, a, &class, site);
+    report_class_and_usage(ctx, a, class, site);
 
     /* The same lock instance again while held: this CPU is about to spin on
-     * itself (read-side reacquires of rwlocks are legal). */
+     * itself (read-side reacquires of rwlocks are legal). The loop hands on
+     * what it found, never the index: an index the verifier knows would make
+     * it walk everything below once per value. */
     for (int i = 0; i < LW_MAX_HELD; i++) {
         if (i >= depth)
             break;
         if (held->locks[i].lock == a->lock) {
-            same_lock = i;
+            same_lock = 1;
+            same_function = held->locks[i].function;
+            same_flags = held->locks[i].acquire_flags;
             break;
         }
     }
-    if (same_lock >= 0) {
-        struct held_lock *h = &held->locks[LW_SLOT(same_lock)];
+    if (same_lock && !((a->flags & LW_ACQ_READ) && (same_flags & LW_ACQ_READ))) {
+        struct lw_record *rec = new_record(ctx, LW_RECORD_RECURSION, a->function, a->context);
 
-        if (!((a->flags & LW_ACQ_READ) && (h->acquire_flags & LW_ACQ_READ))) {
-            struct lw_record *rec = new_record(ctx, LW_RECORD_RECURSION, a->function, a->context);
-
-            if (rec) {
-                rec->class_id = class.id;
-                rec->class_type = class.type;
-                rec->irq_flags = a->irq_flags;
-                rec->acquire_flags = a->flags;
-                rec->prev_function = h->function;
-                rec->prev_acquire_flags = h->acquire_flags;
-                bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
-            }
+        if (rec) {
+            rec->class_id = class->id;
+            rec->class_type = class->type;
+            rec->irq_flags = a->irq_flags;
+            rec->acquire_flags = a->flags;
+            rec->prev_function = same_function;
+            rec->prev_acquire_flags = same_flags;
+            bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
         }
     }
 
@@ -516,19 +619,20 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     if (top >= 0 && (held->locks[LW_SLOT(top)].acquire_flags & LW_ACQ_TRYLOCK))
         below = live_entry_below(held, top - 1);
     if (!(a->flags & LW_ACQ_TRYLOCK)) {
-        if (top >= 0 && held->locks[LW_SLOT(top)].class_id != class.id)
-            report_edge(ctx, a, &class, &held->locks[LW_SLOT(top)], depth);
-        if (below >= 0 && held->locks[LW_SLOT(below)].class_id != class.id)
-            report_edge(ctx, a, &class, &held->locks[LW_SLOT(below)], depth);
+        if (top >= 0 && held->locks[LW_SLOT(top)].class_id != class->id)
+            report_edge(ctx, a, class, &held->locks[LW_SLOT(top)], depth);
+        if (below >= 0 && held->locks[LW_SLOT(below)].class_id != class->id)
+            report_edge(ctx, a, class, &held->locks[LW_SLOT(below)], depth);
     }
 
+push:
     if (depth >= LW_MAX_HELD) {
         count(&losses, LW_LOSS_HELD_OVERFLOW);
         return;
     }
     held->locks[LW_SLOT(depth)] = (struct held_lock){
         .lock = a->lock,
-        .class_id = class.id,
+        .class_id = class->id,
         .function = a->function,
         .acquire_flags = a->flags,
     };
@@ -618,8 +722,32 @@ int focus_exit(struct pt_regs *ctx)
 
 enum lw_op_kind { OP_ACQUIRE, OP_RELEASE, OP_TRYLOCK_ENTRY, OP_TRYLOCK_EXIT };
 
+/* Code running in `context` proves that no context above it is active on
+ * this CPU: an interrupt ends before what it interrupted goes on, and it may
+ * not return with a spinlock held. Whatever those stacks still hold lost its
+ * release (the kernel skips a program that is already running on this CPU
+ * when an interrupt re-enters it): drop it, so that it cannot make up
+ * dependencies later. */
+static __always_inline void drop_finished_contexts(struct cpu_state *cpu, __u32 context)
+{
+    for (__u32 c = LW_CTX_SOFTIRQ; c < LW_CTX_COUNT; c++) {
+        struct held_stack *held = &cpu->ctx[c & (LW_CTX_COUNT - 1)];
+        __u64 *stale;
+        __u32 note = LW_NOTE_STALE_HELD;
+
+        if (c <= context || held->depth == 0)
+            continue;
+        stale = bpf_map_lookup_elem(&notes, &note);
+        if (stale)
+            *stale += held->depth > LW_MAX_HELD ? LW_MAX_HELD : held->depth;
+        held->depth = 0;
+        held->irqs_off_held = 0;
+    }
+}
+
 static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __u64 lock,
-                                      enum lw_op_kind kind, int hardirqs_on, int trylock_ok)
+                                      enum lw_op_kind kind, int hardirqs_on, int trylock_ok,
+                                      __u32 subclass)
 {
     __u32 zero = 0, context, pc;
     struct cpu_state *cpu;
@@ -638,6 +766,7 @@ static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __
         return 0;
     }
     *busy = 1;
+    drop_finished_contexts(cpu, context);
 
     if (kind == OP_TRYLOCK_ENTRY) {
         /* kprobe mode: remember the lock and irq state until the return. */
@@ -657,20 +786,23 @@ static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __
     if (kind == OP_RELEASE) {
         on_release(cpu, context, lock);
     } else {
-        struct acquire a = {
-            .lock = lock,
-            .function = function,
-            .flags = flags,
-            .context = context,
-            .preempt_count = pc,
-        };
-        on_acquire(ctx, cpu, &a, hardirqs_on);
+        struct acquire *a = &cpu->op[context & (LW_CTX_COUNT - 1)];
+
+        a->lock = lock;
+        a->subclass = subclass;
+        a->function = function;
+        a->flags = flags;
+        a->context = context;
+        a->irq_flags = 0;
+        a->preempt_count = pc;
+        on_acquire(ctx, cpu, a, hardirqs_on);
     }
 out:
     *busy = 0;
     return 0;
 }
 
+/* kretprobe mode: the lock and irq state saved by the trylock's entry probe. */
 /* kretprobe mode: the lock and irq state saved by the trylock's entry probe. */
 static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 flags, int ok)
 {
@@ -686,7 +818,7 @@ static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 fl
     cpu->trylock_lock[context & (LW_CTX_COUNT - 1)] = 0;
     if (!lock)
         return 0;
-    return on_lock_op(ctx, function, flags, lock, OP_TRYLOCK_EXIT, irq_on, ok);
+    return on_lock_op(ctx, function, flags, lock, OP_TRYLOCK_EXIT, irq_on, ok, 0);
 }
 
 /* Flags each table entry implies. */
@@ -731,26 +863,26 @@ static __always_inline int fexit_return_value(void *ctx)
     int fentry_##symbol(void *ctx)                                                         \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, fentry_lock_arg(ctx), OP_ACQUIRE, -1, \
-                          0);                                                              \
+                          0, 0);                                                           \
     }                                                                                      \
     SEC("kprobe/" #symbol)                                                                 \
     int kprobe_##symbol(struct pt_regs *ctx)                                               \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, PT_REGS_PARM1(ctx), OP_ACQUIRE,      \
-                          LW_REGS_IRQ_ON(ctx), 0);                                         \
+                          LW_REGS_IRQ_ON(ctx), 0, 0);                                      \
     }
 #define LW_HOOK_RELEASE(symbol, flags)                                                     \
     SEC("fentry/" #symbol)                                                                 \
     int fentry_##symbol(void *ctx)                                                         \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, fentry_lock_arg(ctx), OP_RELEASE, -1, \
-                          0);                                                              \
+                          0, 0);                                                           \
     }                                                                                      \
     SEC("kprobe/" #symbol)                                                                 \
     int kprobe_##symbol(struct pt_regs *ctx)                                               \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, PT_REGS_PARM1(ctx), OP_RELEASE, -1,  \
-                          0);                                                              \
+                          0, 0);                                                           \
     }
 #define LW_HOOK_TRYLOCK(symbol, flags)                                                     \
     SEC("fexit/" #symbol)                                                                  \
@@ -758,13 +890,13 @@ static __always_inline int fexit_return_value(void *ctx)
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK,                   \
                           fentry_lock_arg(ctx), OP_TRYLOCK_EXIT, -1,                       \
-                          fexit_return_value(ctx));                                        \
+                          fexit_return_value(ctx), 0);                                     \
     }                                                                                      \
     SEC("kprobe/" #symbol)                                                                 \
     int kprobe_##symbol(struct pt_regs *ctx)                                               \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK, PT_REGS_PARM1(ctx), \
-                          OP_TRYLOCK_ENTRY, LW_REGS_IRQ_ON(ctx), 0);                       \
+                          OP_TRYLOCK_ENTRY, LW_REGS_IRQ_ON(ctx), 0, 0);                    \
     }                                                                                      \
     SEC("kretprobe/" #symbol)                                                              \
     int kretprobe_##symbol(struct pt_regs *ctx)                                            \
@@ -777,3 +909,65 @@ static __always_inline int fexit_return_value(void *ctx)
     LW_HOOK_##op(symbol, LW_FLAGS_##kind | LW_FLAGS_##variant)
 LW_LOCK_FUNCTIONS
 #undef LW_LOCK_FUNCTION
+
+/*
+ * The lockdep backend: on a kernel built with lockdep, lock_acquire() and
+ * lock_release() announce every spin and rw lock operation, inlined or not,
+ * with the lock's lockdep_map: lockdep's own class and name, and lockdep's
+ * own record of the hardirq state.
+ */
+static __always_inline bool lockdep_spin_or_rw(struct lockdep_map___lw *map)
+{
+    __u8 inner = BPF_CORE_READ(map, wait_type_inner);
+
+    if (!bpf_core_enum_value_exists(enum lockdep_wait_type___lw, LD_WAIT_SPIN___lw) ||
+        !bpf_core_enum_value_exists(enum lockdep_wait_type___lw, LD_WAIT_CONFIG___lw))
+        return false;
+    if (bpf_core_field_exists(map->lock_type) &&
+        BPF_CORE_READ(map, lock_type) != LW_LD_LOCK_NORMAL)
+        return false;
+    return inner == bpf_core_enum_value(enum lockdep_wait_type___lw, LD_WAIT_SPIN___lw) ||
+           inner == bpf_core_enum_value(enum lockdep_wait_type___lw, LD_WAIT_CONFIG___lw);
+}
+
+/* A tp_btf argument is a typed pointer to the verifier, which then allows no
+ * arithmetic on it (class ids hash the address): read it as a number. */
+static __always_inline __u64 tracepoint_pointer_arg(__u64 *ctx)
+{
+    __u64 value = 0;
+
+    bpf_probe_read_kernel(&value, sizeof(value), ctx);
+    return value;
+}
+
+SEC("tp_btf/lock_acquire")
+int lockdep_acquire(__u64 *ctx)
+{
+    struct lockdep_map___lw *map = (struct lockdep_map___lw *)tracepoint_pointer_arg(ctx);
+    int trylock = (int)ctx[2], read = (int)ctx[3], check = (int)ctx[4];
+    __u32 subclass = (__u32)ctx[1], flags = 0;
+    __u64 lock = (__u64)map;
+    int irq_on = -1;
+
+    if (stopping || !map || !lockdep_spin_or_rw(map))
+        return 0;
+    if (&hardirqs_enabled)
+        irq_on = *(int *)bpf_this_cpu_ptr(&hardirqs_enabled) ? 1 : 0;
+    if (trylock)
+        flags |= LW_ACQ_TRYLOCK; /* lockdep hears of a trylock only when it succeeded */
+    if (read)
+        flags |= LW_ACQ_READ | LW_ACQ_READ_EXACT | (read == 2 ? LW_ACQ_RECURSIVE_READ : 0);
+    if (!check)
+        flags = LW_ACQ_NOCHECK;
+    return on_lock_op(ctx, LW_FN_LOCKDEP, flags, lock, OP_ACQUIRE, irq_on, 0, subclass);
+}
+
+SEC("tp_btf/lock_release")
+int lockdep_release(__u64 *ctx)
+{
+    struct lockdep_map___lw *map = (struct lockdep_map___lw *)tracepoint_pointer_arg(ctx);
+
+    if (stopping || !map || !lockdep_spin_or_rw(map))
+        return 0;
+    return on_lock_op(ctx, LW_FN_LOCKDEP, 0, (__u64)map, OP_RELEASE, -1, 0, 0);
+}

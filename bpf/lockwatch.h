@@ -41,8 +41,8 @@ enum lw_note {
     /* A release whose acquire we never saw: taken before tracing began, or
      * its acquire was lost. */
     LW_NOTE_UNMATCHED_RELEASE = 0,
-    /* Held entries dropped because the lock was no longer locked: their
-     * release was lost. */
+    /* Held entries dropped because their release was lost: the lock reads
+     * unlocked, or they belong to an interrupt context that has ended. */
     LW_NOTE_STALE_HELD = 1,
     /* Acquires whose hardirq state was inferred rather than read. */
     LW_NOTE_IRQ_STATE_INFERRED = 2,
@@ -63,7 +63,13 @@ enum lw_class_type {
     LW_CLASS_SLAB = 3,   /* slab object: named by (cache, offset) and BTF */
     LW_CLASS_SITE = 4,   /* anything else: named by the acquiring call site */
     LW_CLASS_PAGE = 5,   /* inside a struct page (split page-table locks) */
+    LW_CLASS_LOCKDEP = 6, /* lockdep's own class: (lock_class_key, subclass) and its name */
 };
+
+/* The lockdep backend's pseudo lock function: the lock:lock_acquire and
+ * lock:lock_release tracepoints, one slot after the real functions. */
+#define LW_FN_LOCKDEP LW_FN_COUNT
+#define LW_FN_SLOTS (LW_FN_COUNT + 1)
 
 /* lockdep's usage bits (kernel/locking/lockdep_states.h order). */
 enum lw_usage_bit {
@@ -89,6 +95,10 @@ enum lw_record_type {
     LW_RECORD_EDGE = 4,
     /* The same lock instance acquired again while held: a real self-deadlock. */
     LW_RECORD_RECURSION = 5,
+    /* lockdep backend: a lockdep class (class_id) met a lock lockwatch's own
+     * address rules put in class prev_class_id (of type class_type), for the
+     * first time. How the two classings agree. */
+    LW_RECORD_CLASS_PAIR = 6,
 };
 
 /* State of the CPU at the acquire that produced a fact. */
@@ -103,6 +113,13 @@ enum lw_acquire_flags {
     LW_ACQ_TRYLOCK = 1 << 1,
     LW_ACQ_IRQS_OFF = 1 << 2, /* _irq / _irqsave: this acquire disabled hardirqs */
     LW_ACQ_BH = 1 << 3,       /* _bh: this acquire disabled softirqs */
+    /* lockdep backend: lockdep said how the lock is read (LW_ACQ_READ alone:
+     * read == 1, non-recursive; with LW_ACQ_RECURSIVE_READ: read == 2). */
+    LW_ACQ_READ_EXACT = 1 << 4,
+    LW_ACQ_RECURSIVE_READ = 1 << 5,
+    /* lockdep backend: check == 0 (rcu_read_lock() and friends): held for
+     * matching its release, but no usage and no dependency, as in lockdep. */
+    LW_ACQ_NOCHECK = 1 << 6,
 };
 
 struct lw_record {
@@ -121,9 +138,10 @@ struct lw_record {
     __u64 class_id;
     __u32 class_type;  /* enum lw_class_type */
     __u32 class_offset;
-    __u64 class_key;   /* STATIC: lock address; SITE: call site; SLAB: kmem_cache */
+    __u64 class_key;   /* STATIC: lock address; SITE: call site; SLAB: kmem_cache;
+                          LOCKDEP: lock_class_key (class_offset: subclass) */
     __u64 object_size; /* SLAB */
-    char cache_name[32]; /* SLAB: kmem_cache->name */
+    char name[64];     /* SLAB: kmem_cache->name; LOCKDEP: lockdep_map->name */
 
     __u32 usage_bit; /* USAGE: enum lw_usage_bit */
     __u32 prev_function;      /* EDGE: how the held lock was acquired */

@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "engine/sinks.h"
 #include "engine/trace.h"
+#include "kernel_debuginfo.h"
 
 namespace lockwatch {
 
@@ -26,6 +27,7 @@ CommandRunner add_replay_command(CLI::App &app) {
         bool stats = false;
         bool exit_code = false;
         std::string ident;
+        std::string vmlinux;
     };
     auto opts = std::make_shared<Options>();
     CLI::App *sub = app.add_subcommand(
@@ -42,6 +44,9 @@ CommandRunner add_replay_command(CLI::App &app) {
     sub->add_flag("--exit-code", opts->exit_code, "Exit with status 3 when there are findings");
     sub->add_option("--kernel-ident", opts->ident,
                     "Text for the report's kernel line (default: lockwatch)");
+    sub->add_option("--vmlinux", opts->vmlinux,
+                    "The traced kernel's vmlinux with debug info: adds file:line and inlined "
+                    "functions to every stack");
 
     return [opts]() -> int {
         std::ifstream file;
@@ -77,6 +82,16 @@ CommandRunner add_replay_command(CLI::App &app) {
             sinks.add(std::make_unique<engine::JournaldSink>());
         }
 
+        std::unique_ptr<KernelDebugInfo> debuginfo;
+        if (!opts->vmlinux.empty()) {
+            try {
+                debuginfo = KernelDebugInfo::open(opts->vmlinux);
+            } catch (const std::exception &e) {
+                std::fprintf(stderr, "lockwatch replay: %s\n", e.what());
+                return 1;
+            }
+        }
+
         engine::EngineOptions eo;
         eo.kernel_ident = opts->ident;
         engine::Engine eng(eo);
@@ -89,6 +104,9 @@ CommandRunner add_replay_command(CLI::App &app) {
 
         engine::TraceReader reader(*in);
         while (auto ev = reader.next()) {
+            if (auto *stack = std::get_if<engine::StackFact>(&*ev); stack && debuginfo) {
+                stack->frames = debuginfo->annotate(stack->frames);
+            }
             eng.process(*ev);
         }
         sinks.flush();

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -25,6 +26,7 @@
 #include "engine/report.h"
 #include "engine/sinks.h"
 #include "fact_decoder.h"
+#include "kernel_debuginfo.h"
 #include "run_report.h"
 
 namespace lockwatch {
@@ -66,13 +68,19 @@ struct RunOptions {
     std::string ready_file;  // created once every hook is attached
     std::vector<std::string> focus;
     Backend backend = Backend::Auto;
+    std::string vmlinux;  // debug info for file:line
 };
 
-std::string backend_reason(Backend backend) {
-    switch (backend) {
+std::string backend_reason(Backend requested, Backend used) {
+    switch (used) {
+        case Backend::Lockdep:
+            return requested == Backend::Auto
+                       ? "this kernel has lockdep's lock:lock_acquire tracepoint: lockdep's own "
+                         "classes, names and hardirq state, for every lock operation"
+                       : "lockdep's lock:lock_acquire and lock:lock_release tracepoints";
         case Backend::Auto:
-            return "kprobes on plain, _bh and trylock acquires (exact hardirq state from "
-                   "EFLAGS), fentry elsewhere";
+            return "kprobes on plain, _bh and trylock locks and unlocks (exact hardirq "
+                   "state from EFLAGS), fentry on the _irq and _irqsave ones";
         case Backend::Fentry:
             return "fentry everywhere: hardirq state of plain acquires is inferred from held "
                    "_irq/_irqsave locks";
@@ -91,7 +99,18 @@ int run(const RunOptions &options) {
     install_stop_handlers();
     std::optional<LockCapture> capture;
     std::optional<Kallsyms> kallsyms;
+    std::unique_ptr<KernelDebugInfo> debuginfo;
     try {
+        if (!options.vmlinux.empty()) {
+            debuginfo = KernelDebugInfo::open(options.vmlinux);
+            std::string running = running_kernel_build_id();
+            if (!running.empty() && !debuginfo->build_id().empty() &&
+                running != debuginfo->build_id()) {
+                throw std::runtime_error(fmt::format(
+                    "{} is not the running kernel's vmlinux (build id {}, running kernel {})",
+                    options.vmlinux, debuginfo->build_id(), running));
+            }
+        }
         kallsyms.emplace(Kallsyms::load());
         capture.emplace(CaptureOptions{
             .backend = options.backend, .focus = options.focus, .verbose = options.verbose});
@@ -100,12 +119,17 @@ int run(const RunOptions &options) {
         return 1;
     }
 
-    fmt::print("lockwatch: kernel {}, backend {}: {}\n", kernel_release(),
-               to_string(options.backend), backend_reason(options.backend));
+    fmt::print(
+        "lockwatch: kernel {}, backend {}{}: {}\n", kernel_release(), to_string(capture->backend()),
+        options.backend == Backend::Auto && capture->backend() == Backend::Lockdep ? " (auto)" : "",
+        backend_reason(options.backend, capture->backend()));
 
     btf *vmlinux_btf = btf__load_vmlinux_btf();
     ClassNamer namer(vmlinux_btf, &*kallsyms, read_slab_aliases());
     FactDecoder decoder(namer, *kallsyms, [&](int32_t id) { return capture->stack(id); });
+    if (debuginfo) {
+        decoder.set_debuginfo(debuginfo.get());
+    }
     engine::Engine engine(engine::EngineOptions{.kernel_ident = kernel_release()});
 
     // Findings: lockdep-format text on stdout (stderr when JSON takes
@@ -154,7 +178,14 @@ int run(const RunOptions &options) {
     });
     std::vector<engine::Event> events;
     std::vector<engine::EdgeFact> edges_seen;
-    fmt::print("{}", format_coverage(capture->hooks()));
+    if (capture->backend() == Backend::Lockdep) {
+        fmt::print(
+            "lock operations: every spin and rw lock, inlined or not, through "
+            "lock:lock_acquire and lock:lock_release\n");
+    } else {
+        fmt::print("{}", format_coverage(capture->hooks()));
+    }
+    ClassAgreement agreement;
     if (!capture->focus_functions().empty()) {
         fmt::print("focus: only acquires inside {}\n", fmt::join(capture->focus_functions(), ", "));
     }
@@ -171,6 +202,10 @@ int run(const RunOptions &options) {
     std::fflush(stdout);
 
     auto on_record = [&](const lw_record &rec) {
+        if (rec.type == LW_RECORD_CLASS_PAIR) {
+            agreement.add(rec.class_id, rec.prev_class_id, rec.class_type);
+            return;
+        }
         if (rec.type != LW_RECORD_FIRST_CALL) {
             events.clear();
             decoder.decode(rec, events);
@@ -236,7 +271,14 @@ int run(const RunOptions &options) {
 
     double elapsed = seconds_since_start();
     CaptureLosses losses = capture->read_losses();
-    fmt::print("{}", format_summary(elapsed, capture->hooks(), capture->read_calls()));
+    if (capture->backend() == Backend::Lockdep) {
+        uint64_t ops = capture->read_lockdep_calls();
+        fmt::print("summary after {:.1f} s:\n  lockdep tracepoints: {} lock operations, {:.0f}/s\n",
+                   elapsed, ops, elapsed > 0 ? ops / elapsed : 0.0);
+        fmt::print("  {}\n", agreement.format());
+    } else {
+        fmt::print("{}", format_summary(elapsed, capture->hooks(), capture->read_calls()));
+    }
     const auto &st = engine.stats();
     if (options.list_classes) {
         fmt::print("lock classes seen (usage as lockdep prints it):\n");
@@ -341,16 +383,23 @@ CommandRunner add_run_command(CLI::App &app) {
     cmd->add_flag("--journal,--journald", options->journal,
                   "Also send each finding to the systemd journal (MESSAGE = the report, "
                   "LOCKWATCH_* fields; journalctl LOCKWATCH_KIND=irq_safe_to_unsafe)");
+    cmd->add_option("--vmlinux", options->vmlinux,
+                    "The running kernel's vmlinux with debug info (checked by build id): stacks "
+                    "get file:line and the functions inlined at each place")
+        ->check(CLI::ExistingFile);
     cmd->add_option("--backend", options->backend_name,
-                    "How to hook the lock functions: auto (kprobes where the hardirq state "
-                    "matters, fentry elsewhere), fentry (fastest; hardirq state inferred), "
-                    "kprobe (exact everywhere)")
-        ->check(CLI::IsMember({"auto", "fentry", "kprobe"}))
+                    "How to hook the lock functions: auto (lockdep where the kernel has it, "
+                    "else kprobes on plain and _bh locks and unlocks, fentry on _irq/_irqsave "
+                    "ones), fentry (fastest; hardirq state inferred), kprobe (exact "
+                    "everywhere), lockdep (lockdep's tracepoints and classes; kernels built "
+                    "with lockdep only)")
+        ->check(CLI::IsMember({"auto", "fentry", "kprobe", "lockdep"}))
         ->default_val("auto");
     return [options] {
-        options->backend = options->backend_name == "fentry"   ? Backend::Fentry
-                           : options->backend_name == "kprobe" ? Backend::Kprobe
-                                                               : Backend::Auto;
+        options->backend = options->backend_name == "fentry"    ? Backend::Fentry
+                           : options->backend_name == "kprobe"  ? Backend::Kprobe
+                           : options->backend_name == "lockdep" ? Backend::Lockdep
+                                                                : Backend::Auto;
         return run(*options);
     };
 }

@@ -17,6 +17,8 @@
 
 #include "commands.h"
 #include "engine/sinks.h"
+#include "kernel_debuginfo.h"
+#include "report_annotation.h"
 #include "vm_script.h"
 
 namespace lockwatch {
@@ -36,6 +38,7 @@ struct VmOptions {
     std::string console;
     int timeout_s = 600;
     double linger_s = 3;
+    std::string vmlinux = "auto";
 };
 
 // Where the helper scripts live: $LOCKWATCH_TOOLS_DIR, else the source tree
@@ -87,6 +90,35 @@ std::optional<std::string> resolve_kernel(const std::string &kernel) {
     return path;
 }
 
+// --vmlinux auto: the vmlinux next to a kernel lockwatch built (seed,
+// lockdep, or a kernel build directory given as --kernel).
+std::string find_vmlinux(const std::string &option, const std::string &kernel) {
+    if (option == "none") {
+        return "";
+    }
+    if (option != "auto") {
+        return option;
+    }
+    std::error_code ec;
+    fs::path k(kernel);
+    std::vector<fs::path> candidates;
+    if (fs::is_directory(k, ec)) {
+        candidates.push_back(k / "vmlinux");
+    } else {
+        candidates.push_back(k.parent_path() / "vmlinux");
+        if (k.parent_path().filename() == "boot") {  // a build tree's arch/x86/boot/bzImage
+            candidates.push_back(k.parent_path().parent_path().parent_path().parent_path() /
+                                 "vmlinux");
+        }
+    }
+    for (const fs::path &candidate : candidates) {
+        if (fs::is_regular_file(candidate, ec)) {
+            return candidate.string();
+        }
+    }
+    return "";
+}
+
 std::string self_path() {
     std::error_code ec;
     fs::path self = fs::read_symlink("/proc/self/exe", ec);
@@ -97,6 +129,18 @@ int run_vm(const VmOptions &o) {
     auto kernel = resolve_kernel(o.kernel);
     if (!kernel) {
         return kVmExitVmFailed;
+    }
+
+    std::unique_ptr<KernelDebugInfo> debuginfo;
+    if (std::string vmlinux = find_vmlinux(o.vmlinux, *kernel); !vmlinux.empty()) {
+        try {
+            debuginfo = KernelDebugInfo::open(vmlinux);
+        } catch (const std::exception &e) {
+            fmt::print(stderr, "lockwatch vm: {}\n", e.what());
+            if (o.vmlinux != "auto") {
+                return kVmExitUsage;
+            }
+        }
     }
 
     std::vector<std::string> bins = o.bins;
@@ -151,6 +195,10 @@ int run_vm(const VmOptions &o) {
             continue;  // a line longer than the buffer: keep reading
         }
         GuestLine parsed = parse_guest_line(line, &outcome);
+        if (parsed.finding && debuginfo) {
+            annotate_finding_json(*parsed.json, *debuginfo);
+            parsed.finding->text = (*parsed.json)["text"].get<std::string>();
+        }
         if (parsed.finding) {
             if (!sinks.write(*parsed.finding)) {
                 fmt::print(stderr, "lockwatch vm: a finding sink failed: {}\n", sinks.last_error());
@@ -192,7 +240,7 @@ CommandRunner add_vm_command(CLI::App &app) {
         ->default_val("debian");
     cmd->add_option("--bin", o->bins, "Also copy PROGRAM (and its libraries) into the guest");
     cmd->add_option("--backend", o->backend, "lockwatch run --backend inside the guest")
-        ->check(CLI::IsMember({"auto", "fentry", "kprobe"}))
+        ->check(CLI::IsMember({"auto", "fentry", "kprobe", "lockdep"}))
         ->default_val("auto");
     cmd->add_option("--focus", o->focus, "lockwatch run --focus inside the guest")->delimiter(',');
     cmd->add_option("--json", o->json_out,
@@ -209,6 +257,11 @@ CommandRunner add_vm_command(CLI::App &app) {
                     "run late)")
         ->check(CLI::NonNegativeNumber)
         ->default_val(3);
+    cmd->add_option("--vmlinux", o->vmlinux,
+                    "vmlinux with debug info for file:line in the findings: auto (the one "
+                    "built with the seed or lockdep kernel, or found beside --kernel), none, or "
+                    "a path")
+        ->default_val("auto");
     cmd->add_option("command", o->command, "The command to run in the guest")->required();
     return [o] { return run_vm(*o); };
 }

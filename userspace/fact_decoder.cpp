@@ -1,19 +1,25 @@
 #include "fact_decoder.h"
 
+#include <algorithm>
 #include <cstring>
+
+#include <fmt/format.h>
 
 #include "capture/kallsyms.h"
 #include "capture/lock_functions.h"
+#include "kernel_debuginfo.h"
 
 namespace lockwatch {
 
 namespace {
 
+// What runs a BPF program: the program, trampolines and dispatchers, and the
+// raw tracepoint glue the lockdep backend's programs run under.
 bool is_bpf_machinery(std::string_view name) {
     return name.starts_with("bpf_prog_") || name.starts_with("bpf_trampoline_") ||
-           name.starts_with("bpf_dispatcher_") || name == "__bpf_prog_enter" ||
-           name == "__bpf_prog_exit" || name.starts_with("__bpf_prog_enter") ||
-           name.starts_with("__bpf_prog_exit");
+           name.starts_with("bpf_dispatcher_") || name.starts_with("__bpf_prog_enter") ||
+           name.starts_with("__bpf_prog_exit") || name.starts_with("bpf_trace_run") ||
+           name.starts_with("__bpf_trace_run") || name.starts_with("__traceiter_");
 }
 
 engine::Task task_of(const lw_record &r) {
@@ -32,6 +38,9 @@ engine::Context context_of(uint32_t context) {
 uint8_t lockdep_read(uint32_t acquire_flags, uint32_t context) {
     if (!(acquire_flags & LW_ACQ_READ)) {
         return 0;
+    }
+    if (acquire_flags & LW_ACQ_READ_EXACT) {  // lockdep said so
+        return (acquire_flags & LW_ACQ_RECURSIVE_READ) ? 2 : 1;
     }
     return context == LW_CTX_TASK ? 1 : 2;
 }
@@ -69,24 +78,43 @@ engine::StackId FactDecoder::intern_stack(int32_t bpf_stack_id, std::vector<engi
     }
     // Engine ids start at 1: 0 is "no stack".
     engine::StackId id = static_cast<engine::StackId>(bpf_stack_id) + 1;
-    out.push_back(
-        engine::StackFact{id, symbolize_kernel_stack(read_stack_(bpf_stack_id), kallsyms_)});
+    engine::Stack frames = symbolize_kernel_stack(read_stack_(bpf_stack_id), kallsyms_);
+    if (debuginfo_) {
+        frames = debuginfo_->annotate(frames);
+    }
+    out.push_back(engine::StackFact{id, std::move(frames)});
     stacks_.emplace(bpf_stack_id, id);
     return id;
 }
 
-std::string FactDecoder::name_class(const lw_record &r) const {
+std::string FactDecoder::name_class(const lw_record &r) {
     switch (r.class_type) {
         case LW_CLASS_SLAB:
-            return namer_.slab(
-                std::string(r.cache_name, strnlen(r.cache_name, sizeof(r.cache_name))),
-                r.class_offset, r.object_size);
+            return namer_.slab(std::string(r.name, strnlen(r.name, sizeof(r.name))), r.class_offset,
+                               r.object_size);
         case LW_CLASS_PERCPU:
             return namer_.percpu(r.class_offset);
         case LW_CLASS_PAGE:
             return namer_.page(r.class_offset);
         case LW_CLASS_STATIC:
             return namer_.kernel_data(r.class_key);
+        case LW_CLASS_LOCKDEP: {
+            // lockdep's own name as lockdep prints it: "#N" for the Nth key
+            // of that name, "/N" for a subclass.
+            std::string name(r.name, strnlen(r.name, sizeof(r.name)));
+            if (name.empty()) {
+                name = namer_.kernel_data(r.class_key);
+            }
+            auto &keys = lockdep_keys_by_name_[name];
+            auto at = std::find(keys.begin(), keys.end(), r.class_key);
+            if (at == keys.end()) {
+                at = keys.insert(keys.end(), r.class_key);
+            }
+            if (at != keys.begin()) {
+                name += fmt::format("#{}", at - keys.begin() + 1);
+            }
+            return r.class_offset ? fmt::format("{}/{}", name, r.class_offset) : name;
+        }
         case LW_CLASS_SITE:
         default:
             return namer_.call_site(r.class_key);

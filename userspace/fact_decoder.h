@@ -21,6 +21,8 @@ class Kallsyms;
 // no symbol covers are dropped too; addresses never leave this function.
 engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kallsyms &kallsyms);
 
+class KernelDebugInfo;
+
 class FactDecoder {
   public:
     using StackReader = std::function<std::vector<uint64_t>(int32_t stack_id)>;
@@ -31,23 +33,30 @@ class FactDecoder {
     // engine does not need, such as LW_RECORD_FIRST_CALL).
     void decode(const lw_record &record, std::vector<engine::Event> &out);
 
+    // Adds file:line and inlined functions to every stack from here on.
+    void set_debuginfo(const KernelDebugInfo *debuginfo) { debuginfo_ = debuginfo; }
+
     // The printable name given to a class, if it was announced.
     const std::string *class_name(uint64_t class_id) const;
     const std::unordered_map<uint64_t, std::string> &class_names() const { return class_names_; }
 
   private:
     engine::StackId intern_stack(int32_t bpf_stack_id, std::vector<engine::Event> &out);
-    std::string name_class(const lw_record &record) const;
+    std::string name_class(const lw_record &record);
 
     const ClassNamer &namer_;
     const Kallsyms &kallsyms_;
     StackReader read_stack_;
+    const KernelDebugInfo *debuginfo_ = nullptr;
     std::unordered_map<int32_t, engine::StackId> stacks_;
     std::unordered_map<uint64_t, std::string> class_names_;
+    // lockdep backend: the keys met under each lockdep name, in order.
+    std::unordered_map<std::string, std::vector<uint64_t>> lockdep_keys_by_name_;
 };
 
 // lockdep's held_lock->read for an acquire: 0 write, 1 read, 2 recursive
-// read (a qrwlock reader is recursive only in interrupt context).
+// read (a qrwlock reader is recursive only in interrupt context; the lockdep
+// backend has lockdep's own answer).
 uint8_t lockdep_read(uint32_t acquire_flags, uint32_t context);
 
 }  // namespace lockwatch

@@ -103,4 +103,45 @@ std::string caller_of(const std::vector<uint64_t> &frames, const Kallsyms &kalls
     return "?";
 }
 
+void ClassAgreement::add(uint64_t lockdep_class, uint64_t derived_class, uint32_t derived_type) {
+    if (derived_type == LW_CLASS_SITE) {
+        by_call_site_.insert(lockdep_class);
+        return;
+    }
+    by_lockdep_[lockdep_class].insert(derived_class);
+    by_derived_[derived_class].insert(lockdep_class);
+}
+
+size_t ClassAgreement::one_to_one() const {
+    size_t n = 0;
+    for (const auto &[lockdep, derived] : by_lockdep_) {
+        n += derived.size() == 1 && by_derived_.at(*derived.begin()).size() == 1;
+    }
+    return n;
+}
+
+size_t ClassAgreement::split() const {
+    size_t n = 0;
+    for (const auto &[lockdep, derived] : by_lockdep_) {
+        n += derived.size() > 1;
+    }
+    return n;
+}
+
+size_t ClassAgreement::merged() const {
+    size_t n = 0;
+    for (const auto &[derived, lockdep] : by_derived_) {
+        n += lockdep.size() > 1;
+    }
+    return n;
+}
+
+std::string ClassAgreement::format() const {
+    return fmt::format(
+        "class agreement, lockdep's classes vs lockwatch's address rules: {} lockdep classes "
+        "compared, {} one-to-one, {} split over several address classes, {} address classes "
+        "merging several lockdep classes; {} lockdep classes in call-site memory not compared",
+        lockdep_classes(), one_to_one(), split(), merged(), by_call_site());
+}
+
 }  // namespace lockwatch

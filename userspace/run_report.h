@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,5 +31,27 @@ std::string format_losses(const CaptureLosses &losses);
 // The first frame of a kernel stack that is neither a lock function nor BPF
 // machinery (program, trampoline, dispatcher), as "symbol+0xoff/0xsize".
 std::string caller_of(const std::vector<uint64_t> &frames, const Kallsyms &kallsyms);
+
+// lockdep backend: how lockwatch's own classes (from lock addresses) agree
+// with lockdep's (from init sites), pair by pair as the kernel meets them.
+class ClassAgreement {
+  public:
+    void add(uint64_t lockdep_class, uint64_t derived_class, uint32_t derived_type);
+    size_t lockdep_classes() const { return by_lockdep_.size(); }
+    size_t one_to_one() const;
+    // lockdep classes whose locks fall into more than one address class.
+    size_t split() const;
+    // address classes that hold locks of more than one lockdep class.
+    size_t merged() const;
+    // lockdep classes met in memory the address rules name by call site
+    // (stacks, vmalloc): not compared.
+    size_t by_call_site() const { return by_call_site_.size(); }
+    std::string format() const;
+
+  private:
+    std::map<uint64_t, std::set<uint64_t>> by_lockdep_;  // compared pairs only
+    std::map<uint64_t, std::set<uint64_t>> by_derived_;
+    std::set<uint64_t> by_call_site_;
+};
 
 }  // namespace lockwatch

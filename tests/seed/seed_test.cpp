@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -149,17 +150,47 @@ TEST_F(SeedKernel, EdgeLastReportHasTheStacksOfBothUsagesAndTheEdge) {
     std::string text = (*f)["text"];
     // ctx_lock became SOFTIRQ-safe in the RCU softirq, wait_pidfd.lock
     // SOFTIRQ-unsafe with softirqs on, and the edge came from aio's poll.
-    std::regex safe(
-        R"(IN-SOFTIRQ-W at:\n\s+_raw_spin_lock_irq\+0x[0-9a-f]+/0x[0-9a-f]+\n\s+free_ioctx_users\+)");
-    std::regex unsafe(R"(SOFTIRQ-ON-W at:\n\s+_raw_spin_lock\+0x[0-9a-f]+/0x[0-9a-f]+\n\s+\w+)");
-    std::regex edge(
-        R"(\.\.\. acquired at:\n\s+_raw_spin_lock\+0x[0-9a-f]+/0x[0-9a-f]+\n\s+io_submit_one\+)");
+    // A frame, then the functions inlined into the next one (file:line
+    // comes from the seed kernel's vmlinux).
+    const std::string next = R"([^\n]*\n(?:\s+\S+ \S+:\d+ \[inline\]\n)*\s+)";
+    std::regex safe(R"(IN-SOFTIRQ-W at:\n\s+_raw_spin_lock_irq\+0x[0-9a-f]+/0x[0-9a-f]+)" + next +
+                    R"(free_ioctx_users\+)");
+    std::regex unsafe(R"(SOFTIRQ-ON-W at:\n\s+_raw_spin_lock\+0x[0-9a-f]+/0x[0-9a-f]+)" + next +
+                      R"(\w+)");
+    std::regex edge(R"(\.\.\. acquired at:\n\s+_raw_spin_lock\+0x[0-9a-f]+/0x[0-9a-f]+)" + next +
+                    R"(io_submit_one\+)");
     EXPECT_TRUE(std::regex_search(text, safe)) << text;
     EXPECT_TRUE(std::regex_search(text, unsafe)) << text;
     EXPECT_TRUE(std::regex_search(text, edge)) << text;
     EXPECT_FALSE(std::regex_search(text, std::regex("ffff[0-9a-f]{12}")))
         << "a raw kernel address leaked into the report\n"
         << text;
+}
+
+TEST_F(SeedKernel, EdgeLastReportNamesSourceLinesFromTheVmlinux) {
+    const VmRun &r = run("seed", "edge-last");
+    const nlohmann::json *f = finding_of_kind(r, "irq_safe_to_unsafe");
+    ASSERT_NE(f, nullptr) << diagnostics(r);
+    std::string text = (*f)["text"];
+    // The edge: spin_lock() inlined into aio's poll path, inlined into
+    // io_submit_one, as syzbot prints it.
+    EXPECT_TRUE(std::regex_search(
+        text, std::regex(R"(at: spin_lock include/linux/spinlock\.h:\d+ \[inline\]\n)")))
+        << text;
+    EXPECT_TRUE(std::regex_search(text, std::regex(R"(at: aio_poll fs/aio\.c:\d+ \[inline\]\n)")))
+        << text;
+    EXPECT_TRUE(std::regex_search(
+        text, std::regex(R"(at: io_submit_one\+0x[0-9a-f]+/0x[0-9a-f]+ fs/aio\.c:\d+\n)")))
+        << text;
+    EXPECT_FALSE(std::regex_search(text, std::regex(R"( /\w+/[^\n]*\.[ch]:\d+)")))
+        << "a build machine's path leaked into the report\n"
+        << text;
+    // The JSON frames carry the same places.
+    bool placed = false;
+    for (const auto &fr : (*f)["stacks"]["backtrace"]) {
+        placed |= fr.value("file", "") == "fs/aio.c" && fr.value("line", 0) > 0;
+    }
+    EXPECT_TRUE(placed) << (*f)["stacks"].dump(1);
 }
 
 TEST_F(SeedKernel, UsageLastIsIrqInversion) {
@@ -228,6 +259,27 @@ TEST_P(LockdepKernel, LockdepAgreesWithLockwatch) {
             << name << " as lockdep names it\n"
             << report;
     }
+}
+
+// On the lockdep kernel lockwatch itself uses lockdep's tracepoints (auto
+// picks them): its finding must name the locks exactly as lockdep does.
+TEST_P(LockdepKernel, LockdepBackendNamesTheLocksAsLockdepDoes) {
+    const auto &[order, kind] = GetParam();
+    const VmRun &r = run("lockdep", order);
+    EXPECT_NE(r.guest.find("backend lockdep (auto)"), std::string::npos) << diagnostics(r);
+    const nlohmann::json *f = finding_of_kind(r, kind);
+    ASSERT_NE(f, nullptr) << "lockwatch's own finding on the lockdep kernel\n" << diagnostics(r);
+    std::vector<std::string> names = lock_names(*f);
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"&ctx->ctx_lock", "&pid->wait_pidfd"}))
+        << (*f)["text"].get<std::string>();
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(
+        r.guest, m,
+        std::regex(R"(class agreement, [^:]*: (\d+) lockdep classes compared, (\d+) one-to-one)")))
+        << diagnostics(r);
+    EXPECT_GT(std::stoi(m[1]), 10) << "the run must have compared many classes";
+    EXPECT_GT(std::stoi(m[2]), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(

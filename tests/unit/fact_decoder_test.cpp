@@ -115,10 +115,38 @@ TEST_F(FactDecoderTest, ClassRecordIsNamed) {
     ASSERT_NE(decoder_.class_name(5), nullptr);
 }
 
+TEST_F(FactDecoderTest, LockdepClassesKeepLockdepsNamesVersionsAndSubclasses) {
+    auto name_of = [&](uint64_t id, uint64_t key, uint32_t subclass, const char *name) {
+        lw_record r = record(LW_RECORD_CLASS);
+        r.class_id = id;
+        r.class_type = LW_CLASS_LOCKDEP;
+        r.class_key = key;
+        r.class_offset = subclass;
+        std::strcpy(r.name, name);
+        std::vector<engine::Event> out;
+        decoder_.decode(r, out);
+        return out.size() == 1 ? std::get<engine::ClassFact>(out[0]).name : std::string("?");
+    };
+    EXPECT_EQ(name_of(1, 0x100, 0, "&ctx->ctx_lock"), "&ctx->ctx_lock");
+    // Another key under the same name is lockdep's "#2"; the first key keeps
+    // its plain name for its other subclasses.
+    EXPECT_EQ(name_of(2, 0x200, 0, "&sb->s_type->i_lock_key"), "&sb->s_type->i_lock_key");
+    EXPECT_EQ(name_of(3, 0x300, 0, "&sb->s_type->i_lock_key"), "&sb->s_type->i_lock_key#2");
+    EXPECT_EQ(name_of(4, 0x200, 1, "&sb->s_type->i_lock_key"), "&sb->s_type->i_lock_key/1");
+    EXPECT_EQ(name_of(5, 0x300, 1, "&sb->s_type->i_lock_key"), "&sb->s_type->i_lock_key#2/1");
+}
+
 TEST(LockdepRead, MatchesLockdepsQueuedRwlockRule) {
     EXPECT_EQ(lockdep_read(0, LW_CTX_TASK), 0);
     EXPECT_EQ(lockdep_read(LW_ACQ_READ, LW_CTX_TASK), 1);
     EXPECT_EQ(lockdep_read(LW_ACQ_READ, LW_CTX_HARDIRQ), 2);
+}
+
+TEST(LockdepRead, TakesLockdepsOwnAnswerWhenItHasOne) {
+    EXPECT_EQ(lockdep_read(LW_ACQ_READ | LW_ACQ_READ_EXACT, LW_CTX_HARDIRQ), 1);
+    EXPECT_EQ(lockdep_read(LW_ACQ_READ | LW_ACQ_READ_EXACT | LW_ACQ_RECURSIVE_READ, LW_CTX_TASK),
+              2);
+    EXPECT_EQ(lockdep_read(LW_ACQ_READ_EXACT, LW_CTX_TASK), 0);
 }
 
 }  // namespace

@@ -71,5 +71,24 @@ TEST(RunReport, CallerSkipsLockFunctionsAndBpfFrames) {
     EXPECT_EQ(caller_of({0xffffffff81000105}, k), "?");
 }
 
+TEST(ClassAgreement, CountsOneToOneSplitAndMergedClasses) {
+    ClassAgreement agreement;
+    agreement.add(1, 100, LW_CLASS_SLAB);  // one-to-one
+    agreement.add(1, 100, LW_CLASS_SLAB);  // the same pair again
+    agreement.add(2, 200, LW_CLASS_SLAB);  // 2 is split over two caches
+    agreement.add(2, 201, LW_CLASS_SLAB);
+    agreement.add(3, 300, LW_CLASS_STATIC);  // 300 merges 3 and 4
+    agreement.add(4, 300, LW_CLASS_STATIC);
+    agreement.add(5, 500, LW_CLASS_SITE);  // call-site memory: not compared
+    EXPECT_EQ(agreement.lockdep_classes(), 4u);
+    EXPECT_EQ(agreement.one_to_one(), 1u);
+    EXPECT_EQ(agreement.split(), 1u);
+    EXPECT_EQ(agreement.merged(), 1u);
+    EXPECT_EQ(agreement.by_call_site(), 1u);
+    EXPECT_NE(agreement.format().find("4 lockdep classes compared, 1 one-to-one"),
+              std::string::npos)
+        << agreement.format();
+}
+
 }  // namespace
 }  // namespace lockwatch

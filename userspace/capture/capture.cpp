@@ -55,11 +55,19 @@ void remember_verifier_verdict(const std::string &message) {
 }
 
 int libbpf_log(enum libbpf_print_level level, const char *format, va_list args) {
+    // Verifier logs run to megabytes: size the buffer to the message, so that
+    // the verdict on its last line is never cut off.
     va_list copy;
     va_copy(copy, args);
-    char buf[16384];
-    vsnprintf(buf, sizeof(buf), format, copy);
+    int n = vsnprintf(nullptr, 0, format, copy);
     va_end(copy);
+    if (n < 0) {
+        return 0;
+    }
+    std::string text(static_cast<size_t>(n) + 1, '\0');
+    vsnprintf(text.data(), text.size(), format, args);
+    text.resize(static_cast<size_t>(n));
+    const char *buf = text.c_str();
     if (level == LIBBPF_WARN) {
         remember_verifier_verdict(buf);
     }
@@ -87,6 +95,8 @@ std::string_view to_string(Backend backend) {
             return "fentry";
         case Backend::Kprobe:
             return "kprobe";
+        case Backend::Lockdep:
+            return "lockdep";
     }
     return "?";
 }
@@ -102,11 +112,18 @@ HookFlavor choose_flavor(Backend backend, const LockFunction &fn) {
         case Backend::Kprobe:
             return HookFlavor::Kprobe;
         case Backend::Auto:
+        case Backend::Lockdep:
             break;
     }
-    bool state_implied = fn.op == LockOp::Release || fn.variant == LockVariant::Irq ||
-                         fn.variant == LockVariant::Irqsave;
-    return state_implied ? HookFlavor::Fentry : HookFlavor::Kprobe;
+    // fentry only where hardirqs are off, or are known to be, at entry: the
+    // _irq/_irqsave acquires (the variant implies the state) and releases
+    // (they run with the lock, and so irqs off, still held). The rest go
+    // through kprobes, which read EFLAGS; a plain release shares its
+    // acquire's mechanism so that an interrupt that re-enters a running
+    // program loses both halves of a lock pair, never just the release
+    // (a lost release would leave a held lock behind and make up edges).
+    bool irqs_off_at_entry = fn.variant == LockVariant::Irq || fn.variant == LockVariant::Irqsave;
+    return irqs_off_at_entry ? HookFlavor::Fentry : HookFlavor::Kprobe;
 }
 
 uint64_t CaptureLosses::total() const {
@@ -201,6 +218,19 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
     if (!vmlinux_btf) {
         throw CaptureError(explain_tracing_failure("read the kernel's BTF", errno, env));
     }
+    // lockdep's tracepoints exist only where lockdep is built in.
+    bool has_lockdep =
+        btf__find_by_name_kind(vmlinux_btf, "btf_trace_lock_acquire", BTF_KIND_TYPEDEF) > 0 &&
+        btf__find_by_name_kind(vmlinux_btf, "btf_trace_lock_release", BTF_KIND_TYPEDEF) > 0;
+    if (backend_ == Backend::Lockdep && !has_lockdep) {
+        btf__free(vmlinux_btf);
+        throw CaptureError(
+            "--backend lockdep needs a kernel built with lockdep (CONFIG_LOCKDEP, which has the "
+            "lock:lock_acquire tracepoint); this one is not: use --backend auto");
+    }
+    if (backend_ == Backend::Auto && has_lockdep) {
+        backend_ = Backend::Lockdep;
+    }
     Kallsyms kallsyms = Kallsyms::load();
     auto availability = discover_lock_functions({
         .has_btf_function =
@@ -236,7 +266,14 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
         bpf_program__set_autoload(skel_->progs.focus_enter, true);
         bpf_program__set_autoload(skel_->progs.focus_exit, true);
     }
+    if (backend_ == Backend::Lockdep) {
+        bpf_program__set_autoload(skel_->progs.lockdep_acquire, true);
+        bpf_program__set_autoload(skel_->progs.lockdep_release, true);
+    }
     for (const LockFunction &fn : lock_functions()) {
+        if (backend_ == Backend::Lockdep) {
+            break;  // the tracepoints see every lock function
+        }
         HookFlavor flavor = choose_flavor(backend_, fn);
         // kprobes attach through kallsyms, fentry needs BTF as well.
         bool available =
@@ -251,7 +288,7 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
             }
         }
     }
-    if (attached_count() == 0) {
+    if (backend_ != Backend::Lockdep && attached_count() == 0) {
         release();
         throw CaptureError(
             "this kernel has none of the out-of-line lock functions lockwatch "
@@ -271,6 +308,21 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
         throw CaptureError(explain_tracing_failure("load the lock tracing programs", -err, env));
     }
 
+    if (options.verbose) {
+        // How hard each program was to verify: the number to watch when the
+        // programs grow towards the verifier's limit of 1M instructions.
+        bpf_program *loaded;
+        bpf_object__for_each_program(loaded, skel_->obj) {
+            bpf_prog_info info{};
+            uint32_t len = sizeof(info);
+            int fd = bpf_program__fd(loaded);
+            if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+                fmt::print(stderr, "lockwatch: {} verified {} instructions\n",
+                           bpf_program__name(loaded), info.verified_insns);
+            }
+        }
+    }
+
     // Focus scopes go live first, so that no acquire in scope is missed.
     for (const std::string &fn : focus_functions_) {
         for (bool exit : {false, true}) {
@@ -284,6 +336,21 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
                     err, env));
             }
             links_.push_back(link);
+        }
+    }
+
+    // lockdep's tracepoints: release first, for the reason below.
+    if (backend_ == Backend::Lockdep) {
+        for (bpf_program *p : {skel_->progs.lockdep_release, skel_->progs.lockdep_acquire}) {
+            bpf_link *link = bpf_program__attach(p);
+            if (!link) {
+                int err = errno;
+                release();
+                throw CaptureError(explain_tracing_failure(
+                    fmt::format("attach {}", bpf_program__section_name(p)), err, env));
+            }
+            links_.push_back(link);
+            ++lockdep_links_;
         }
     }
 
@@ -354,12 +421,13 @@ void LockCapture::release() {
         bpf_link__destroy(*it);
     }
     links_.clear();
+    lockdep_links_ = 0;
     lockwatch_bpf__destroy(skel_);
     skel_ = nullptr;
 }
 
 size_t LockCapture::attached_count() const {
-    size_t n = 0;
+    size_t n = lockdep_links_;
     for (const HookStatus &hook : hooks_) {
         n += hook.state == HookState::Attached;
     }
@@ -391,6 +459,10 @@ std::array<uint64_t, N> sum_percpu_array(int map_fd) {
 
 std::array<uint64_t, LW_FN_COUNT> LockCapture::read_calls() const {
     return sum_percpu_array<LW_FN_COUNT>(bpf_map__fd(skel_->maps.calls));
+}
+
+uint64_t LockCapture::read_lockdep_calls() const {
+    return sum_percpu_array<LW_FN_SLOTS>(bpf_map__fd(skel_->maps.calls))[LW_FN_LOCKDEP];
 }
 
 CaptureLosses LockCapture::read_losses() const {

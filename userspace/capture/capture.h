@@ -29,13 +29,16 @@ class CaptureError : public std::runtime_error {
 enum class HookState { Attached, Unavailable, AttachFailed };
 
 // How the programs hook the lock functions.
-//   fentry: fentry/fexit everywhere; cheapest, but cannot read EFLAGS, so the
-//           hardirq state of plain acquires is inferred from held locks.
-//   kprobe: kprobe/kretprobe everywhere; hardirq state read from pt_regs.
-//   auto:   kprobes where the hardirq state matters (plain, _bh and trylock
-//           acquires), fentry where the variant implies it (_irq, _irqsave)
-//           and for every release: exact at the lowest cost.
-enum class Backend { Auto, Fentry, Kprobe };
+//   fentry:  fentry/fexit everywhere; cheapest, but cannot read EFLAGS, so the
+//            hardirq state of plain acquires is inferred from held locks.
+//   kprobe:  kprobe/kretprobe everywhere; hardirq state read from pt_regs.
+//   lockdep: only on kernels built with lockdep: the lock:lock_acquire and
+//            lock:lock_release tracepoints, with lockdep's own classes, names
+//            and hardirq state, for every lock operation, inlined or not.
+//   auto:    lockdep where the kernel has it; else kprobes on plain and _bh
+//            locks and unlocks and trylocks (EFLAGS), fentry on the _irq and
+//            _irqsave ones (the variant implies the state): exact, and cheap.
+enum class Backend { Auto, Fentry, Kprobe, Lockdep };
 enum class HookFlavor { Fentry, Kprobe };
 
 std::string_view to_string(Backend backend);
@@ -81,11 +84,14 @@ class LockCapture {
     const std::vector<HookStatus> &hooks() const { return hooks_; }
     // The kernel functions --focus attached to (compiler copies included).
     const std::vector<std::string> &focus_functions() const { return focus_functions_; }
+    // Programs attached (lock hooks, or the lockdep tracepoints).
     size_t attached_count() const;
 
     // Totals since attach, summed over CPUs.
     std::array<uint64_t, LW_FN_COUNT> read_calls() const;
+    uint64_t read_lockdep_calls() const;  // lockdep backend: spin/rw lock operations
     CaptureLosses read_losses() const;
+    // The backend in use: auto resolved to the one it picked.
     Backend backend() const { return backend_; }
 
     // Per-program run time, when the kernel counts it (sysctl
@@ -115,6 +121,7 @@ class LockCapture {
     lockwatch_bpf *skel_ = nullptr;
     ring_buffer *records_ = nullptr;
     std::vector<bpf_link *> links_;
+    size_t lockdep_links_ = 0;
     std::vector<HookStatus> hooks_;
     std::vector<std::string> focus_functions_;
     const RecordHandler *handler_ = nullptr;
