@@ -183,15 +183,17 @@ struct {
     __type(value, __u8);
 } edges SEC(".maps");
 
-/* Locks named by their call site (stacks, vmalloc): the first acquirer's
- * site names the lock for as long as its address stays in this cache, so
- * that one lock keeps one class whoever takes it. */
+/* Lock address -> the call site of its first acquire seen. It names locks
+ * in memory that says nothing of their type (stacks, vmalloc), and tells
+ * apart locks of unrelated structs that share a generic kmalloc-N cache and
+ * an offset. The first acquirer's site holds for as long as the address
+ * stays in this cache, so that one lock keeps one class whoever takes it. */
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
     __uint(max_entries, 16384);
     __type(key, __u64);
     __type(value, __u64);
-} site_classes SEC(".maps");
+} first_sites SEC(".maps");
 
 /* lockdep backend: (lockdep class, address-rule class) pairs already sent. */
 struct class_pair {
@@ -305,10 +307,11 @@ static __always_inline void fill_class(struct lw_record *rec, const struct lw_cl
         rec->class_key = lock;
     else if (c->type == LW_CLASS_SITE)
         rec->class_key = site;
-    else if (c->type == LW_CLASS_SLAB) {
+    else if (c->type == LW_CLASS_SLAB || c->type == LW_CLASS_KMALLOC) {
         struct kmem_cache *cache = (struct kmem_cache *)c->cache;
 
         rec->class_key = c->cache;
+        rec->site = site;
         bpf_probe_read_kernel_str(rec->name, sizeof(rec->name), BPF_CORE_READ(cache, name));
     } else if (c->type == LW_CLASS_LOCKDEP) {
         struct lockdep_map___lw *map = (struct lockdep_map___lw *)lock;
@@ -487,6 +490,17 @@ static __always_inline void forget_entry(struct held_stack *held, __u32 at)
     pop_released(held);
 }
 
+/* kmalloc-N, kmalloc-cg-N, kmalloc-rcl-N: caches any struct of a size may
+ * come from, so (cache, offset) alone would merge unrelated locks. */
+static __always_inline bool generic_kmalloc_cache(__u64 cache)
+{
+    const char *name = BPF_CORE_READ((struct kmem_cache *)cache, name);
+    __u64 prefix = 0;
+
+    bpf_probe_read_kernel(&prefix, sizeof(prefix), name);
+    return prefix == 0x2d636f6c6c616d6bULL; /* "kmalloc-", little endian */
+}
+
 /* lockdep backend: the class is lockdep's own, (key, subclass). Each new
  * pairing with the class lockwatch's address rules would give the same lock
  * is reported once, to measure how the two agree. */
@@ -570,15 +584,21 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     } else {
         classify_lock(a->lock, 0, class);
     }
-    if (class->type == LW_CLASS_SITE) {
-        __u64 *cached = bpf_map_lookup_elem(&site_classes, &a->lock);
+    if (class->type == LW_CLASS_SITE ||
+        (class->type == LW_CLASS_SLAB && generic_kmalloc_cache(class->cache))) {
+        __u64 *cached = bpf_map_lookup_elem(&first_sites, &a->lock);
 
         if (cached) {
-            class->id = *cached;
+            site = *cached;
         } else {
             site = call_site(ctx);
+            bpf_map_update_elem(&first_sites, &a->lock, &site, BPF_ANY);
+        }
+        if (class->type == LW_CLASS_SITE) {
             class->id = class_id_of(LW_CLASS_SITE, site, 0);
-            bpf_map_update_elem(&site_classes, &a->lock, &class->id, BPF_ANY);
+        } else {
+            class->type = LW_CLASS_KMALLOC;
+            class->id = class_id_of(LW_CLASS_KMALLOC, class->cache, class->offset ^ mix64(site));
         }
     }
     report_class_and_usage(ctx, a, class, site);

@@ -64,6 +64,7 @@ enum lw_class_type {
     LW_CLASS_SITE = 4,   /* anything else: named by the acquiring call site */
     LW_CLASS_PAGE = 5,   /* inside a struct page (split page-table locks) */
     LW_CLASS_LOCKDEP = 6, /* lockdep's own class: (lock_class_key, subclass) and its name */
+    LW_CLASS_KMALLOC = 7, /* generic kmalloc-N object: (cache, offset, first acquirer's site) */
 };
 
 /* The lockdep backend's pseudo lock function: the lock:lock_acquire and
@@ -141,7 +142,8 @@ struct lw_record {
     __u64 class_key;   /* STATIC: lock address; SITE: call site; SLAB: kmem_cache;
                           LOCKDEP: lock_class_key (class_offset: subclass) */
     __u64 object_size; /* SLAB */
-    char name[64];     /* SLAB: kmem_cache->name; LOCKDEP: lockdep_map->name */
+    char name[64];     /* SLAB, KMALLOC: kmem_cache->name; LOCKDEP: lockdep_map->name */
+    __u64 site;        /* KMALLOC: the call site of the lock's first acquire */
 
     __u32 usage_bit; /* USAGE: enum lw_usage_bit */
     __u32 prev_function;      /* EDGE: how the held lock was acquired */

@@ -98,6 +98,16 @@ std::string FactDecoder::name_class(const lw_record &r) {
             return namer_.page(r.class_offset);
         case LW_CLASS_STATIC:
             return namer_.kernel_data(r.class_key);
+        case LW_CLASS_KMALLOC: {
+            // A generic kmalloc cache holds any struct of a size: the first
+            // acquirer's function tells unrelated locks apart.
+            auto sym = kallsyms_.symbolize(r.site);
+            return fmt::format(
+                "{}@{}",
+                namer_.slab(std::string(r.name, strnlen(r.name, sizeof(r.name))), r.class_offset,
+                            r.object_size),
+                sym ? sym->name : "unknown");
+        }
         case LW_CLASS_LOCKDEP: {
             // lockdep's own name as lockdep prints it: "#N" for the Nth key
             // of that name, "/N" for a subclass.

@@ -115,6 +115,20 @@ TEST_F(FactDecoderTest, ClassRecordIsNamed) {
     ASSERT_NE(decoder_.class_name(5), nullptr);
 }
 
+TEST_F(FactDecoderTest, GenericKmallocClassIsNamedByItsFirstAcquirer) {
+    lw_record r = record(LW_RECORD_CLASS);
+    r.class_id = 6;
+    r.class_type = LW_CLASS_KMALLOC;
+    r.class_offset = 0x848;
+    r.object_size = 4096;
+    r.site = 0xffffffff81000050;
+    std::strcpy(r.name, "kmalloc-4k");
+    std::vector<engine::Event> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(std::get<engine::ClassFact>(out[0]).name, "kmalloc-4k+0x848@io_submit_one");
+}
+
 TEST_F(FactDecoderTest, LockdepClassesKeepLockdepsNamesVersionsAndSubclasses) {
     auto name_of = [&](uint64_t id, uint64_t key, uint32_t subclass, const char *name) {
         lw_record r = record(LW_RECORD_CLASS);
