@@ -31,6 +31,7 @@ char LICENSE[] SEC("license") = "GPL";
 struct lockdep_map___lw {
     void *key;
     const char *name;
+    __u8 wait_type_outer;
     __u8 wait_type_inner;
     __u8 lock_type;
 } __attribute__((preserve_access_index));
@@ -946,31 +947,54 @@ static __always_inline bool lockdep_spin_or_rw(struct lockdep_map___lw *map)
     if (bpf_core_field_exists(map->lock_type) &&
         BPF_CORE_READ(map, lock_type) != LW_LD_LOCK_NORMAL)
         return false;
+    /* rcu_read_lock() and friends have an outer wait type (LD_WAIT_FREE);
+     * spin and rw locks none. They must stay out: the BPF machinery itself
+     * takes rcu_read_lock() around every program, the kernel skips the
+     * nested program, and half-seen pairs would pile up on the stacks. */
+    if (BPF_CORE_READ(map, wait_type_outer) != 0)
+        return false;
     return inner == bpf_core_enum_value(enum lockdep_wait_type___lw, LD_WAIT_SPIN___lw) ||
            inner == bpf_core_enum_value(enum lockdep_wait_type___lw, LD_WAIT_CONFIG___lw);
 }
 
-/* A tp_btf argument is a typed pointer to the verifier, which then allows no
- * arithmetic on it (class ids hash the address): read it as a number. */
-static __always_inline __u64 tracepoint_pointer_arg(__u64 *ctx)
+/*
+ * One program for both tracepoints. The kernel skips a program that is
+ * already running on this CPU, and a softirq can run inside ours (on the
+ * exit of an interrupt that hit it): with one program per tracepoint, the
+ * releases in that softirq were skipped while its acquires were not, and
+ * the locks left behind made up dependencies. With one program both halves
+ * are skipped together. lock_release(lock, ip) has a code address where
+ * lock_acquire(lock, subclass, trylock, read, check, nest_lock, ip) has the
+ * subclass. The arguments past the second are read as memory: a direct read
+ * would stop the program from attaching to the two-argument tracepoint.
+ */
+#define LW_KERNEL_TEXT_MIN 0xffff800000000000ULL
+
+static __always_inline __u64 raw_tp_arg(__u64 *ctx, int n)
 {
     __u64 value = 0;
 
-    bpf_probe_read_kernel(&value, sizeof(value), ctx);
+    bpf_probe_read_kernel(&value, sizeof(value), &ctx[n]);
     return value;
 }
 
-SEC("tp_btf/lock_acquire")
-int lockdep_acquire(__u64 *ctx)
+SEC("raw_tp")
+int lockdep_lock_op(__u64 *ctx)
 {
-    struct lockdep_map___lw *map = (struct lockdep_map___lw *)tracepoint_pointer_arg(ctx);
-    int trylock = (int)ctx[2], read = (int)ctx[3], check = (int)ctx[4];
-    __u32 subclass = (__u32)ctx[1], flags = 0;
+    struct lockdep_map___lw *map = (struct lockdep_map___lw *)ctx[0];
+    __u64 second = ctx[1];
     __u64 lock = (__u64)map;
-    int irq_on = -1;
+    int trylock, read, check, irq_on = -1;
+    __u32 flags = 0;
 
     if (stopping || !map || !lockdep_spin_or_rw(map))
         return 0;
+    if (second >= LW_KERNEL_TEXT_MIN)
+        return on_lock_op(ctx, LW_FN_LOCKDEP, 0, lock, OP_RELEASE, -1, 0, 0);
+
+    trylock = (int)raw_tp_arg(ctx, 2);
+    read = (int)raw_tp_arg(ctx, 3);
+    check = (int)raw_tp_arg(ctx, 4);
     if (&hardirqs_enabled)
         irq_on = *(int *)bpf_this_cpu_ptr(&hardirqs_enabled) ? 1 : 0;
     if (trylock)
@@ -979,15 +1003,5 @@ int lockdep_acquire(__u64 *ctx)
         flags |= LW_ACQ_READ | LW_ACQ_READ_EXACT | (read == 2 ? LW_ACQ_RECURSIVE_READ : 0);
     if (!check)
         flags = LW_ACQ_NOCHECK;
-    return on_lock_op(ctx, LW_FN_LOCKDEP, flags, lock, OP_ACQUIRE, irq_on, 0, subclass);
-}
-
-SEC("tp_btf/lock_release")
-int lockdep_release(__u64 *ctx)
-{
-    struct lockdep_map___lw *map = (struct lockdep_map___lw *)tracepoint_pointer_arg(ctx);
-
-    if (stopping || !map || !lockdep_spin_or_rw(map))
-        return 0;
-    return on_lock_op(ctx, LW_FN_LOCKDEP, 0, (__u64)map, OP_RELEASE, -1, 0, 0);
+    return on_lock_op(ctx, LW_FN_LOCKDEP, flags, lock, OP_ACQUIRE, irq_on, 0, (__u32)second);
 }

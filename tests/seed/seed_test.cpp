@@ -282,6 +282,37 @@ TEST_P(LockdepKernel, LockdepBackendNamesTheLocksAsLockdepDoes) {
     EXPECT_GT(std::stoi(m[2]), 0);
 }
 
+// lockdep itself watches the same run: under a mixed load on its kernel,
+// where lockdep finds nothing, lockwatch's lockdep backend must not either,
+// and must lose no release (a lost release is how false findings are made).
+TEST(LockdepKernelUnderStress, LockdepBackendAgreesWithLockdep) {
+    std::string base = "/tmp/lockwatch-seedtest-" + std::to_string(getpid()) + "-stress";
+    std::string cmd = std::string(LOCKWATCH_BINARY) +
+                      " vm --timeout 600 --kernel lockdep --bin " STRESS_NG_BINARY " --console " +
+                      base +
+                      ".console -- stress-ng --sock 1 --timer 1 "
+                      "--fork 1 --pipe 1 --aio 1 --procfs 1 --timeout 20s >" +
+                      base + ".out 2>" + base + ".err";
+    int status = std::system(cmd.c_str());
+    VmRun r;
+    r.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.output = slurp(base + ".out");
+    r.guest = slurp(base + ".err");
+    r.console = slurp(base + ".console");
+    for (const char *ext : {".out", ".err", ".console"}) {
+        unlink((base + ext).c_str());
+    }
+    ASSERT_NE(r.guest.find("backend lockdep (auto)"), std::string::npos) << diagnostics(r);
+    EXPECT_EQ(r.console.find("WARNING:"), std::string::npos)
+        << "lockdep itself reported something: the premise is gone\n"
+        << diagnostics(r);
+    EXPECT_EQ(r.exit_status, 0) << "0: no finding\n" << diagnostics(r);
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.guest, m, std::regex(R"(unmatched releases (\d+))")))
+        << diagnostics(r);
+    EXPECT_LT(std::stoi(m[1]), 1000) << diagnostics(r);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     BothOrders, LockdepKernel,
     ::testing::Values(std::make_pair(std::string("edge-last"), std::string("irq_safe_to_unsafe")),

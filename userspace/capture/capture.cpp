@@ -267,8 +267,7 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
         bpf_program__set_autoload(skel_->progs.focus_exit, true);
     }
     if (backend_ == Backend::Lockdep) {
-        bpf_program__set_autoload(skel_->progs.lockdep_acquire, true);
-        bpf_program__set_autoload(skel_->progs.lockdep_release, true);
+        bpf_program__set_autoload(skel_->progs.lockdep_lock_op, true);
     }
     for (const LockFunction &fn : lock_functions()) {
         if (backend_ == Backend::Lockdep) {
@@ -339,15 +338,17 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
         }
     }
 
-    // lockdep's tracepoints: release first, for the reason below.
+    // lockdep's tracepoints, one program on both: release first, for the
+    // reason below.
     if (backend_ == Backend::Lockdep) {
-        for (bpf_program *p : {skel_->progs.lockdep_release, skel_->progs.lockdep_acquire}) {
-            bpf_link *link = bpf_program__attach(p);
+        for (const char *tracepoint : {"lock_release", "lock_acquire"}) {
+            bpf_link *link =
+                bpf_program__attach_raw_tracepoint(skel_->progs.lockdep_lock_op, tracepoint);
             if (!link) {
                 int err = errno;
                 release();
                 throw CaptureError(explain_tracing_failure(
-                    fmt::format("attach {}", bpf_program__section_name(p)), err, env));
+                    fmt::format("attach to the lock:{} tracepoint", tracepoint), err, env));
             }
             links_.push_back(link);
             ++lockdep_links_;
