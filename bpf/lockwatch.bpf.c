@@ -209,6 +209,15 @@ struct {
     __type(value, __u8);
 } class_pairs SEC(".maps");
 
+/* lockdep backend: lock instance -> the lockdep class it was last paired
+ * under, so that a lock seen before costs one lookup, not a classification. */
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 16384);
+    __type(key, __u64);
+    __type(value, __u64);
+} paired_locks SEC(".maps");
+
 struct {
     __uint(type, BPF_MAP_TYPE_STACK_TRACE);
     __uint(max_entries, 16384);
@@ -462,9 +471,7 @@ static __always_inline int live_entry_below(struct held_stack *held, int from)
 
         if (at < 0)
             return -1;
-        /* lockdep's check_prevs_add() passes over check == 0 locks. */
-        if (held->locks[LW_SLOT(at)].lock &&
-            !(held->locks[LW_SLOT(at)].acquire_flags & LW_ACQ_NOCHECK))
+        if (held->locks[LW_SLOT(at)].lock)
             return at;
     }
     return -1;
@@ -511,6 +518,7 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a, st
     struct class_pair pair;
     struct lw_class derived;
     struct lw_record *rec;
+    __u64 *paired;
     __u8 one = 1;
 
     c->type = LW_CLASS_LOCKDEP;
@@ -519,6 +527,10 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a, st
     c->object_size = 0;
     c->id = class_id_of(LW_CLASS_LOCKDEP, lockdep_key(map), a->subclass);
 
+    paired = bpf_map_lookup_elem(&paired_locks, &a->lock);
+    if (paired && *paired == c->id)
+        return;
+    bpf_map_update_elem(&paired_locks, &a->lock, &c->id, BPF_ANY);
     classify_lock(a->lock, 0, &derived);
     pair.lockdep_class = c->id;
     pair.derived_class = derived.id;
@@ -576,10 +588,8 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     if (softirqs_enabled(pc) && !(a->flags & LW_ACQ_BH))
         a->irq_flags |= LW_IRQ_SOFTIRQS_ENABLED;
 
-    if (a->flags & LW_ACQ_NOCHECK)
-        goto push;
     /* Resolved at load: on kernels without lockdep only the else remains. */
-    if (a->function == LW_FN_LOCKDEP && bpf_core_type_exists(struct lockdep_map___lw) &&
+    if (a->function == LW_FN_LOCKDEP &&
         bpf_core_field_exists(((struct lockdep_map___lw *)0)->key)) {
         lockdep_class(ctx, a, class);
     } else {
@@ -646,7 +656,6 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
             report_edge(ctx, a, class, &held->locks[LW_SLOT(below)], depth);
     }
 
-push:
     if (depth >= LW_MAX_HELD) {
         count(&losses, LW_LOSS_HELD_OVERFLOW);
         return;
@@ -824,7 +833,6 @@ out:
 }
 
 /* kretprobe mode: the lock and irq state saved by the trylock's entry probe. */
-/* kretprobe mode: the lock and irq state saved by the trylock's entry probe. */
 static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 flags, int ok)
 {
     __u32 zero = 0, context = context_of(read_preempt_count());
@@ -995,13 +1003,15 @@ int lockdep_lock_op(__u64 *ctx)
     trylock = (int)raw_tp_arg(ctx, 2);
     read = (int)raw_tp_arg(ctx, 3);
     check = (int)raw_tp_arg(ctx, 4);
+    /* check == 0: lockdep neither tracks usage nor dependencies; spin and rw
+     * locks always check, so only odd lockdep_maps get here. */
+    if (!check)
+        return 0;
     if (&hardirqs_enabled)
         irq_on = *(int *)bpf_this_cpu_ptr(&hardirqs_enabled) ? 1 : 0;
     if (trylock)
         flags |= LW_ACQ_TRYLOCK; /* lockdep hears of a trylock only when it succeeded */
     if (read)
         flags |= LW_ACQ_READ | LW_ACQ_READ_EXACT | (read == 2 ? LW_ACQ_RECURSIVE_READ : 0);
-    if (!check)
-        flags = LW_ACQ_NOCHECK;
     return on_lock_op(ctx, LW_FN_LOCKDEP, flags, lock, OP_ACQUIRE, irq_on, 0, (__u32)second);
 }

@@ -118,9 +118,6 @@ enum lw_acquire_flags {
      * read == 1, non-recursive; with LW_ACQ_RECURSIVE_READ: read == 2). */
     LW_ACQ_READ_EXACT = 1 << 4,
     LW_ACQ_RECURSIVE_READ = 1 << 5,
-    /* lockdep backend: check == 0 (rcu_read_lock() and friends): held for
-     * matching its release, but no usage and no dependency, as in lockdep. */
-    LW_ACQ_NOCHECK = 1 << 6,
 };
 
 struct lw_record {

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "engine/report.h"
+#include "engine/sinks.h"
 #include "kernel_debuginfo.h"
 
 namespace lockwatch {
@@ -41,22 +42,7 @@ void annotate_frames(nlohmann::json &frames, const KernelDebugInfo &debuginfo) {
             annotate_one(f["symbol"].get<std::string>(), f["offset"].get<uint64_t>(),
                          f.value("size", uint64_t{0}), debuginfo);
         for (const engine::Frame &a : annotated) {
-            nlohmann::json j = {{"symbol", a.symbol}, {"text", engine::format_frame(a)}};
-            if (!a.inlined) {
-                j["offset"] = a.offset;
-                if (a.size) {
-                    j["size"] = a.size;
-                }
-            } else {
-                j["inline"] = true;
-            }
-            if (!a.file.empty()) {
-                j["file"] = a.file;
-                if (a.line) {
-                    j["line"] = a.line;
-                }
-            }
-            out.push_back(std::move(j));
+            out.push_back(engine::frame_to_json(a));
         }
     }
     frames = std::move(out);

@@ -13,28 +13,11 @@
 namespace lockwatch::engine {
 namespace {
 
-nlohmann::json frame_json(const Frame &f) {
-    nlohmann::json j = {{"symbol", f.symbol}, {"offset", f.offset}, {"text", format_frame(f)}};
-    if (f.size) {
-        j["size"] = f.size;
-    }
-    if (!f.file.empty()) {
-        j["file"] = f.file;
-        if (f.line) {
-            j["line"] = f.line;
-        }
-    }
-    if (f.inlined) {
-        j["inline"] = true;
-    }
-    return j;
-}
-
 nlohmann::json stack_json(const StackRef &s) {
     nlohmann::json arr = nlohmann::json::array();
     if (s) {
         for (const Frame &f : *s) {
-            arr.push_back(frame_json(f));
+            arr.push_back(frame_to_json(f));
         }
     }
     return arr;
@@ -124,6 +107,23 @@ void TextSink::flush() {
     } else {
         std::fflush(file_);
     }
+}
+
+nlohmann::json frame_to_json(const Frame &f) {
+    nlohmann::json j = {{"symbol", f.symbol}, {"offset", f.offset}, {"text", format_frame(f)}};
+    if (f.size) {
+        j["size"] = f.size;
+    }
+    if (!f.file.empty()) {
+        j["file"] = f.file;
+        if (f.line) {
+            j["line"] = f.line;
+        }
+    }
+    if (f.inlined) {
+        j["inline"] = true;
+    }
+    return j;
 }
 
 nlohmann::json finding_to_json(const Finding &f) {
