@@ -83,6 +83,12 @@ std::string format_losses(const CaptureLosses &losses) {
         text += fmt::format("{} {} {}", i ? "," : "", to_string(static_cast<lw_note>(i)),
                             losses.notes[i]);
     }
+    if (losses.skipped_nested_tracepoints != 0) {
+        text += fmt::format(
+            ", lockdep tracepoints skipped while lockwatch ran (mostly its own "
+            "rcu and map locks) {}",
+            losses.skipped_nested_tracepoints);
+    }
     return text;
 }
 

@@ -59,6 +59,20 @@ TEST(RunReport, LossesNameEveryCounter) {
     EXPECT_EQ(losses.total(), 12u);
 }
 
+TEST(RunReport, LockdepNestedTracepointSkipsAreANoteNotALoss) {
+    CaptureLosses losses;
+    EXPECT_EQ(format_losses(losses).find("tracepoints skipped"), std::string::npos);
+    losses.skipped_nested_tracepoints = 40;
+    std::string text = format_losses(losses);
+    auto notes = text.find("; notes:");
+    ASSERT_NE(notes, std::string::npos) << text;
+    auto skipped = text.find("lockdep tracepoints skipped while lockwatch ran");
+    ASSERT_NE(skipped, std::string::npos) << text;
+    EXPECT_GT(skipped, notes) << text;
+    EXPECT_NE(text.find(") 40"), std::string::npos) << text;
+    EXPECT_EQ(losses.total(), 0u);
+}
+
 TEST(RunReport, CallerSkipsLockFunctionsAndBpfFrames) {
     std::istringstream in(
         "ffffffff81000000 T bpf_trampoline_6442\n"

@@ -480,7 +480,9 @@ CaptureLosses LockCapture::read_losses() const {
         bpf_prog_info info{};
         uint32_t len = sizeof(info);
         if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
-            losses.kernel_recursion_misses += info.recursion_misses;
+            (backend_ == Backend::Lockdep ? losses.skipped_nested_tracepoints
+                                          : losses.kernel_recursion_misses) +=
+                info.recursion_misses;
         }
     }
     return losses;

@@ -66,7 +66,13 @@ struct CaptureLosses {
     std::array<uint64_t, LW_LOSS_COUNT> bpf{};  // counted by our programs
     std::array<uint64_t, LW_NOTE_COUNT> notes{};
     uint64_t kernel_recursion_misses = 0;  // the kernel skipped a program: it was already running
-    uint64_t short_records = 0;            // ring-buffer records too short to decode
+    // The lockdep backend's recursion misses: the tracepoints fire for the
+    // program's own rcu_read_lock()/unlock() around every run and for the
+    // locks of the maps and ring buffer it uses, so nearly all of these are
+    // lockwatch's own lock operations, not the kernel's. A note, not a loss;
+    // kernel lock operations really missed show up as unmatched releases.
+    uint64_t skipped_nested_tracepoints = 0;
+    uint64_t short_records = 0;  // ring-buffer records too short to decode
     uint64_t total() const;
 };
 
