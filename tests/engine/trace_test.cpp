@@ -130,6 +130,11 @@ TEST(Trace, ErrorsNameThePosition) {
         read_all_error(kHeader + "{\"t\":\"bogus\"}\n"),
         "t.jsonl:2: unknown record type \"bogus\" (class, stack, acquire, release, usage, edge)");
     EXPECT_EQ(read_all_error(kHeader + "[1,2]\n"), "t.jsonl:2: a record must be a JSON object");
+    // Numbers that overflow a double are an error, in the header and after it.
+    EXPECT_EQ(read_all_error("44E444\n").rfind("t.jsonl:1: invalid JSON in the header", 0), 0u);
+    EXPECT_EQ(read_all_error(kHeader + "{\"t\":\"class\",\"id\":1e999}\n")
+                  .rfind("t.jsonl:2: invalid JSON", 0),
+              0u);
     // Truncated: the last line stops mid-record.
     std::string err =
         read_all_error(kHeader + "{\"t\":\"class\",\"id\":1,\"name\":\"a\"}\n{\"t\":\"cla");

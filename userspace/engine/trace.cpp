@@ -381,6 +381,9 @@ std::optional<Event> parse_trace_record(std::string_view text, std::size_t line,
             TraceError{line, e.byte ? e.byte : 1,
                        "invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos))};
         return std::nullopt;
+    } catch (const json::exception &e) {  // e.g. a number too large for a double
+        *error = TraceError{line, 0, std::string("invalid JSON: ") + e.what()};
+        return std::nullopt;
     }
     try {
         return parse_object(j);
@@ -401,6 +404,11 @@ bool TraceReader::read_header(std::string_view text) {
         error_ = TraceError{line_, e.byte ? e.byte : 1,
                             "invalid JSON in the header: expected "
                             "{\"format\":\"lockwatch-trace\",\"version\":1}"};
+        return false;
+    } catch (const json::exception &e) {
+        error_ = TraceError{line_, 0,
+                            std::string("invalid JSON in the header (") + e.what() +
+                                "): expected {\"format\":\"lockwatch-trace\",\"version\":1}"};
         return false;
     }
     if (!j.is_object() || !j.contains("format") || j["format"] != kTraceFormatName) {
