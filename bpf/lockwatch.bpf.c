@@ -88,6 +88,7 @@ struct {
 struct held_lock {
     __u64 lock;
     __u64 class_id;
+    __u64 site; /* the lock call's return address, 0 where the hook cannot see it */
     __u32 function;
     __u32 acquire_flags; /* enum lw_acquire_flags */
 };
@@ -103,6 +104,7 @@ struct held_stack {
 
 struct acquire {
     __u64 lock; /* lockdep backend: the lock's lockdep_map */
+    __u64 site; /* return address of the lock call, 0 where the hook cannot see it */
     __u32 subclass; /* lockdep backend */
     __u32 function;
     __u32 flags; /* enum lw_acquire_flags */
@@ -234,6 +236,8 @@ struct {
 
 extern const void _etext __ksym __weak;
 extern const void __lock_text_start __ksym __weak;
+/* Kernel addresses on x86-64 (text, data and stacks) lie above this. */
+#define LW_KERNEL_TEXT_MIN 0xffff800000000000ULL
 extern const void __lock_text_end __ksym __weak;
 
 static __always_inline void count(void *map, __u32 key)
@@ -451,6 +455,7 @@ static __always_inline void report_edge(void *ctx, const struct acquire *a,
     rec->prev_class_id = prev->class_id;
     rec->prev_function = prev->function;
     rec->prev_acquire_flags = prev->acquire_flags;
+    rec->prev_site = prev->site;
     rec->held_depth = depth;
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
@@ -663,6 +668,7 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     held->locks[LW_SLOT(depth)] = (struct held_lock){
         .lock = a->lock,
         .class_id = class->id,
+        .site = a->site,
         .function = a->function,
         .acquire_flags = a->flags,
     };
@@ -777,7 +783,7 @@ static __always_inline void drop_finished_contexts(struct cpu_state *cpu, __u32 
 
 static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __u64 lock,
                                       enum lw_op_kind kind, int hardirqs_on, int trylock_ok,
-                                      __u32 subclass)
+                                      __u32 subclass, __u64 site)
 {
     __u32 zero = 0, context, pc;
     struct cpu_state *cpu;
@@ -819,6 +825,7 @@ static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __
         struct acquire *a = &cpu->op[context & (LW_CTX_COUNT - 1)];
 
         a->lock = lock;
+        a->site = site;
         a->subclass = subclass;
         a->function = function;
         a->flags = flags;
@@ -832,8 +839,10 @@ out:
     return 0;
 }
 
-/* kretprobe mode: the lock and irq state saved by the trylock's entry probe. */
-static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 flags, int ok)
+/* kretprobe mode: the lock and irq state saved by the trylock's entry probe.
+ * `site` is the return address, which the kretprobe sees in regs->ip. */
+static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 flags, int ok,
+                                             __u64 site)
 {
     __u32 zero = 0, context = context_of(read_preempt_count());
     struct cpu_state *cpu = bpf_map_lookup_elem(&cpu_states, &zero);
@@ -847,7 +856,7 @@ static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 fl
     cpu->trylock_lock[context & (LW_CTX_COUNT - 1)] = 0;
     if (!lock)
         return 0;
-    return on_lock_op(ctx, function, flags, lock, OP_TRYLOCK_EXIT, irq_on, ok, 0);
+    return on_lock_op(ctx, function, flags, lock, OP_TRYLOCK_EXIT, irq_on, ok, 0, site);
 }
 
 /* Flags each table entry implies. */
@@ -860,6 +869,16 @@ static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 fl
 #define LW_FLAGS_IRQSAVE LW_ACQ_IRQS_OFF
 
 #define LW_REGS_IRQ_ON(regs) (((regs)->flags & X86_EFLAGS_IF) ? 1 : 0)
+
+/* At a function's entry the stack pointer points at its return address:
+ * where the caller took the lock, lockdep's "at:" for a held lock. */
+static __always_inline __u64 kprobe_return_address(struct pt_regs *regs)
+{
+    __u64 ret = 0;
+
+    bpf_probe_read_kernel(&ret, sizeof(ret), (void *)PT_REGS_SP(regs));
+    return ret;
+}
 
 /*
  * Two programs per function; the loader autoloads one flavour. fentry/fexit
@@ -879,6 +898,31 @@ static __always_inline __u64 fentry_lock_arg(void *ctx)
     return lock;
 }
 
+/*
+ * The return address into the lock function's caller, read off the x86 BPF
+ * trampoline's frame: the traced function's first instruction called the
+ * trampoline, which pushed %rbp, so [rbp + 8] is the return into the lock
+ * function and [rbp + 16] the return into its caller. The programs' ctx
+ * (the saved arguments) sits 8 bytes per argument below %rbp, 8 more when
+ * the trampoline also keeps a return value (an fexit program shares it).
+ * Both layouts are tried; the right one has [rbp + 8] in lock text.
+ */
+static __always_inline __u64 fentry_return_address(void *ctx, __u32 nr_args)
+{
+    __u64 lock_start = (__u64)&__lock_text_start, lock_end = (__u64)&__lock_text_end;
+    __u64 frame[2];
+
+    for (__u32 extra = 0; extra < 2; extra++) {
+        void *rbp = ctx + 8 * (nr_args + extra);
+
+        if (bpf_probe_read_kernel(frame, sizeof(frame), rbp + 8))
+            return 0;
+        if (frame[0] >= lock_start && frame[0] < lock_end)
+            return frame[1] >= LW_KERNEL_TEXT_MIN ? frame[1] : 0;
+    }
+    return 0;
+}
+
 static __always_inline int fexit_return_value(void *ctx)
 {
     __u64 ret = 0;
@@ -892,26 +936,26 @@ static __always_inline int fexit_return_value(void *ctx)
     int fentry_##symbol(void *ctx)                                                         \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, fentry_lock_arg(ctx), OP_ACQUIRE, -1, \
-                          0, 0);                                                           \
+                          0, 0, fentry_return_address(ctx, bpf_get_func_arg_cnt(ctx)));    \
     }                                                                                      \
     SEC("kprobe/" #symbol)                                                                 \
     int kprobe_##symbol(struct pt_regs *ctx)                                               \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, PT_REGS_PARM1(ctx), OP_ACQUIRE,      \
-                          LW_REGS_IRQ_ON(ctx), 0, 0);                                      \
+                          LW_REGS_IRQ_ON(ctx), 0, 0, kprobe_return_address(ctx));          \
     }
 #define LW_HOOK_RELEASE(symbol, flags)                                                     \
     SEC("fentry/" #symbol)                                                                 \
     int fentry_##symbol(void *ctx)                                                         \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, fentry_lock_arg(ctx), OP_RELEASE, -1, \
-                          0, 0);                                                           \
+                          0, 0, 0);                                                        \
     }                                                                                      \
     SEC("kprobe/" #symbol)                                                                 \
     int kprobe_##symbol(struct pt_regs *ctx)                                               \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, PT_REGS_PARM1(ctx), OP_RELEASE, -1,  \
-                          0, 0);                                                           \
+                          0, 0, 0);                                                        \
     }
 #define LW_HOOK_TRYLOCK(symbol, flags)                                                     \
     SEC("fexit/" #symbol)                                                                  \
@@ -919,19 +963,20 @@ static __always_inline int fexit_return_value(void *ctx)
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK,                   \
                           fentry_lock_arg(ctx), OP_TRYLOCK_EXIT, -1,                       \
-                          fexit_return_value(ctx), 0);                                     \
+                          fexit_return_value(ctx), 0,                                      \
+                          fentry_return_address(ctx, bpf_get_func_arg_cnt(ctx)));          \
     }                                                                                      \
     SEC("kprobe/" #symbol)                                                                 \
     int kprobe_##symbol(struct pt_regs *ctx)                                               \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK, PT_REGS_PARM1(ctx), \
-                          OP_TRYLOCK_ENTRY, LW_REGS_IRQ_ON(ctx), 0, 0);                    \
+                          OP_TRYLOCK_ENTRY, LW_REGS_IRQ_ON(ctx), 0, 0, 0);                 \
     }                                                                                      \
     SEC("kretprobe/" #symbol)                                                              \
     int kretprobe_##symbol(struct pt_regs *ctx)                                            \
     {                                                                                      \
         return on_trylock_return(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK,            \
-                                 (int)PT_REGS_RC(ctx));                                    \
+                                 (int)PT_REGS_RC(ctx), PT_REGS_IP(ctx));                   \
     }
 
 #define LW_LOCK_FUNCTION(symbol, kind, op, variant) \
@@ -976,7 +1021,6 @@ static __always_inline bool lockdep_spin_or_rw(struct lockdep_map___lw *map)
  * subclass. The arguments past the second are read as memory: a direct read
  * would stop the program from attaching to the two-argument tracepoint.
  */
-#define LW_KERNEL_TEXT_MIN 0xffff800000000000ULL
 
 static __always_inline __u64 raw_tp_arg(__u64 *ctx, int n)
 {
@@ -998,7 +1042,7 @@ int lockdep_lock_op(__u64 *ctx)
     if (stopping || !map || !lockdep_spin_or_rw(map))
         return 0;
     if (second >= LW_KERNEL_TEXT_MIN)
-        return on_lock_op(ctx, LW_FN_LOCKDEP, 0, lock, OP_RELEASE, -1, 0, 0);
+        return on_lock_op(ctx, LW_FN_LOCKDEP, 0, lock, OP_RELEASE, -1, 0, 0, 0);
 
     trylock = (int)raw_tp_arg(ctx, 2);
     read = (int)raw_tp_arg(ctx, 3);
@@ -1013,5 +1057,8 @@ int lockdep_lock_op(__u64 *ctx)
         flags |= LW_ACQ_TRYLOCK; /* lockdep hears of a trylock only when it succeeded */
     if (read)
         flags |= LW_ACQ_READ | LW_ACQ_READ_EXACT | (read == 2 ? LW_ACQ_RECURSIVE_READ : 0);
-    return on_lock_op(ctx, LW_FN_LOCKDEP, flags, lock, OP_ACQUIRE, irq_on, 0, (__u32)second);
+    /* lockdep's own "at:" for the lock: the ip argument, _RET_IP_ of the
+     * spin_lock() family. */
+    return on_lock_op(ctx, LW_FN_LOCKDEP, flags, lock, OP_ACQUIRE, irq_on, 0, (__u32)second,
+                      raw_tp_arg(ctx, 6));
 }

@@ -87,6 +87,24 @@ engine::StackId FactDecoder::intern_stack(int32_t bpf_stack_id, std::vector<engi
     return id;
 }
 
+engine::StackId FactDecoder::intern_site(uint64_t site, std::vector<engine::Event> &out) {
+    if (site == 0) {
+        return engine::kNoStack;
+    }
+    if (auto it = sites_.find(site); it != sites_.end()) {
+        return it->second;
+    }
+    // A one-frame stack, numbered apart from the BPF stack ids.
+    engine::StackId id = kFirstSiteStackId + static_cast<engine::StackId>(sites_.size());
+    engine::Stack frames = symbolize_kernel_stack({site}, kallsyms_);
+    if (debuginfo_) {
+        frames = debuginfo_->annotate(frames);
+    }
+    out.push_back(engine::StackFact{id, std::move(frames)});
+    sites_.emplace(site, id);
+    return id;
+}
+
 std::string FactDecoder::name_class(const lw_record &r) {
     switch (r.class_type) {
         case LW_CLASS_SLAB:
@@ -102,11 +120,10 @@ std::string FactDecoder::name_class(const lw_record &r) {
             // A generic kmalloc cache holds any struct of a size: the first
             // acquirer's function tells unrelated locks apart.
             auto sym = kallsyms_.symbolize(r.site);
-            return fmt::format(
-                "{}@{}",
-                namer_.slab(std::string(r.name, strnlen(r.name, sizeof(r.name))), r.class_offset,
-                            r.object_size),
-                sym ? sym->name : "unknown");
+            return fmt::format("{}@{}",
+                               namer_.slab(std::string(r.name, strnlen(r.name, sizeof(r.name))),
+                                           r.class_offset, r.object_size),
+                               sym ? sym->name : "unknown");
         }
         case LW_CLASS_LOCKDEP: {
             // lockdep's own name as lockdep prints it: "#N" for the Nth key
@@ -164,6 +181,7 @@ void FactDecoder::decode(const lw_record &r, std::vector<engine::Event> &out) {
             fact.prev_read = lockdep_read(r.prev_acquire_flags, r.context);
             fact.next_read = lockdep_read(r.acquire_flags, r.context);
             fact.next_stack = intern_stack(r.stack_id, out);
+            fact.prev_stack = intern_site(r.prev_site, out);
             fact.hardirqs_enabled = r.irq_flags & LW_IRQ_HARDIRQS_ENABLED;
             fact.softirqs_enabled = r.irq_flags & LW_IRQ_SOFTIRQS_ENABLED;
             fact.task = task_of(r);

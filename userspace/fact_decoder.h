@@ -42,6 +42,9 @@ class FactDecoder {
 
   private:
     engine::StackId intern_stack(int32_t bpf_stack_id, std::vector<engine::Event> &out);
+    // Where a held lock was taken (its lock call's return address), as a
+    // one-frame stack: the "at:" of "already holding".
+    engine::StackId intern_site(uint64_t site, std::vector<engine::Event> &out);
     std::string name_class(const lw_record &record);
 
     const ClassNamer &namer_;
@@ -49,6 +52,8 @@ class FactDecoder {
     StackReader read_stack_;
     const KernelDebugInfo *debuginfo_ = nullptr;
     std::unordered_map<int32_t, engine::StackId> stacks_;
+    static constexpr engine::StackId kFirstSiteStackId = 0x80000000u;
+    std::unordered_map<uint64_t, engine::StackId> sites_;
     std::unordered_map<uint64_t, std::string> class_names_;
     // lockdep backend: the keys met under each lockdep name, in order.
     std::unordered_map<std::string, std::vector<uint64_t>> lockdep_keys_by_name_;

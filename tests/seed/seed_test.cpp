@@ -193,6 +193,21 @@ TEST_F(SeedKernel, EdgeLastReportNamesSourceLinesFromTheVmlinux) {
     EXPECT_TRUE(placed) << (*f)["stacks"].dump(1);
 }
 
+// lockdep's "already holding" names where the held lock was taken; so must
+// lockwatch, from the lock call's return address (fentry for spin_lock_irq).
+TEST_F(SeedKernel, EdgeLastReportSaysWhereTheHeldLockWasTaken) {
+    const VmRun &r = run("seed", "edge-last");
+    const nlohmann::json *f = finding_of_kind(r, "irq_safe_to_unsafe");
+    ASSERT_NE(f, nullptr) << diagnostics(r);
+    std::string text = (*f)["text"];
+    EXPECT_TRUE(std::regex_search(
+        text,
+        std::regex(
+            R"(already holding:\n(?: \(kioctx\.ctx_lock\)\{\.\.-\.\}, at: [^\n]+\n)*)"
+            R"( \(kioctx\.ctx_lock\)\{\.\.-\.\}, at: io_submit_one\+0x[0-9a-f]+/0x[0-9a-f]+)")))
+        << text;
+}
+
 TEST_F(SeedKernel, UsageLastIsIrqInversion) {
     const VmRun &r = run("seed", "usage-last");
     ASSERT_EQ(r.exit_status, 1) << diagnostics(r);
@@ -280,6 +295,21 @@ TEST_P(LockdepKernel, LockdepBackendNamesTheLocksAsLockdepDoes) {
         << diagnostics(r);
     EXPECT_GT(std::stoi(m[1]), 10) << "the run must have compared many classes";
     EXPECT_GT(std::stoi(m[2]), 0);
+    // Where the held lock was taken: the same symbol+offset lockdep prints.
+    if (kind != "irq_safe_to_unsafe") {
+        return;  // lockdep's inversion report has no "already holding"
+    }
+    std::smatch at;
+    ASSERT_TRUE(
+        std::regex_search(r.console, at,
+                          std::regex(R"(already holding:\r?\n[^\n]*\(&ctx->ctx_lock\)[^\n]*, at: )"
+                                     R"(([\w.]+\+0x[0-9a-f]+/0x[0-9a-f]+))")))
+        << "lockdep's report has no at: for the held lock\n"
+        << r.console;
+    std::string text = (*f)["text"];
+    EXPECT_NE(text.find("(&ctx->ctx_lock){..-.}, at: " + at[1].str()), std::string::npos)
+        << "lockdep: at: " << at[1] << "\n"
+        << text;
 }
 
 // lockdep itself watches the same run: under a mixed load on its kernel,

@@ -103,6 +103,39 @@ TEST_F(FactDecoderTest, EdgeRecordCarriesBothClassesAndReadness) {
     EXPECT_TRUE(edge.softirqs_enabled) << "lockdep's SE1 in the report's task line";
 }
 
+// The held lock's acquire site becomes a one-frame stack, the report's
+// "already holding ... at:"; the same site is announced once.
+TEST_F(FactDecoderTest, EdgeCarriesWhereTheHeldLockWasTaken) {
+    lw_record r = record(LW_RECORD_EDGE);
+    r.class_id = 2;
+    r.prev_class_id = 1;
+    r.stack_id = -1;
+    r.prev_site = 0xffffffff81000100;
+    std::vector<engine::Event> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 2u);
+    const auto &site = std::get<engine::StackFact>(out[0]);
+    ASSERT_EQ(site.frames.size(), 1u);
+    EXPECT_EQ(site.frames[0].symbol, "io_submit_one");
+    EXPECT_EQ(site.frames[0].offset, 0xc0u);
+    const auto &edge = std::get<engine::EdgeFact>(out[1]);
+    EXPECT_EQ(edge.prev_stack, site.id);
+    EXPECT_NE(edge.prev_stack, engine::kNoStack);
+    const engine::StackId site_id = site.id;
+
+    out.clear();
+    r.class_id = 3;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 1u) << "a site already announced is not announced again";
+    EXPECT_EQ(std::get<engine::EdgeFact>(out[0]).prev_stack, site_id);
+
+    out.clear();
+    r.prev_site = 0;  // a hook that cannot see the site
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(std::get<engine::EdgeFact>(out[0]).prev_stack, engine::kNoStack);
+}
+
 TEST_F(FactDecoderTest, ClassRecordIsNamed) {
     lw_record r = record(LW_RECORD_CLASS);
     r.class_id = 5;
