@@ -236,9 +236,9 @@ struct {
 
 extern const void _etext __ksym __weak;
 extern const void __lock_text_start __ksym __weak;
+extern const void __lock_text_end __ksym __weak;
 /* Kernel addresses on x86-64 (text, data and stacks) lie above this. */
 #define LW_KERNEL_TEXT_MIN 0xffff800000000000ULL
-extern const void __lock_text_end __ksym __weak;
 
 static __always_inline void count(void *map, __u32 key)
 {
@@ -758,6 +758,78 @@ int focus_exit(struct pt_regs *ctx)
 
 enum lw_op_kind { OP_ACQUIRE, OP_RELEASE, OP_TRYLOCK_ENTRY, OP_TRYLOCK_EXIT };
 
+/*
+ * Where the lock was taken, lockdep's "at:" for a held lock: the return
+ * address of the lock call. Each hook finds it its own way; it is read only
+ * for acquires that will be tracked.
+ */
+enum lw_site_source {
+    SITE_NONE,
+    SITE_KPROBE_ENTRY, /* the word at the stack pointer */
+    SITE_KRETPROBE,    /* regs->ip: the kretprobe puts the real return address there */
+    SITE_TRAMPOLINE,   /* the BPF trampoline's frame (fentry, fexit) */
+    SITE_LOCKDEP_IP,   /* lock_acquire()'s ip argument */
+};
+
+/* At a function's entry the stack pointer points at its return address. */
+static __always_inline __u64 kprobe_return_address(struct pt_regs *regs)
+{
+    __u64 ret = 0;
+
+    bpf_probe_read_kernel(&ret, sizeof(ret), (void *)PT_REGS_SP(regs));
+    return ret;
+}
+
+/*
+ * The return address into the lock function's caller, read off the x86 BPF
+ * trampoline's frame: the traced function's first instruction called the
+ * trampoline, which pushed %rbp, so [rbp + 8] is the return into the lock
+ * function and [rbp + 16] the return into its caller. The programs' ctx
+ * (the saved arguments) sits 8 bytes per argument below %rbp, 8 more when
+ * the trampoline also keeps a return value (an fexit program shares it).
+ * Both layouts are tried; the right one has [rbp + 8] in lock text.
+ */
+static __always_inline __u64 fentry_return_address(void *ctx, __u32 nr_args)
+{
+    __u64 lock_start = (__u64)&__lock_text_start, lock_end = (__u64)&__lock_text_end;
+    __u64 frame[2];
+
+    for (__u32 extra = 0; extra < 2; extra++) {
+        void *rbp = ctx + 8 * (nr_args + extra);
+
+        if (bpf_probe_read_kernel(frame, sizeof(frame), rbp + 8))
+            return 0;
+        if (frame[0] >= lock_start && frame[0] < lock_end)
+            return frame[1] >= LW_KERNEL_TEXT_MIN ? frame[1] : 0;
+    }
+    return 0;
+}
+
+/* A raw tracepoint argument read as memory (see lockdep_lock_op). */
+static __always_inline __u64 raw_tp_arg(__u64 *ctx, int n)
+{
+    __u64 value = 0;
+
+    bpf_probe_read_kernel(&value, sizeof(value), &ctx[n]);
+    return value;
+}
+
+static __always_inline __u64 lock_site(void *ctx, enum lw_site_source from)
+{
+    switch (from) {
+    case SITE_KPROBE_ENTRY:
+        return kprobe_return_address(ctx);
+    case SITE_KRETPROBE:
+        return PT_REGS_IP((struct pt_regs *)ctx);
+    case SITE_TRAMPOLINE:
+        return fentry_return_address(ctx, bpf_get_func_arg_cnt(ctx));
+    case SITE_LOCKDEP_IP:
+        return raw_tp_arg(ctx, 6);
+    default:
+        return 0;
+    }
+}
+
 /* Code running in `context` proves that no context above it is active on
  * this CPU: an interrupt ends before what it interrupted goes on, and it may
  * not return with a spinlock held. Whatever those stacks still hold lost its
@@ -783,7 +855,7 @@ static __always_inline void drop_finished_contexts(struct cpu_state *cpu, __u32 
 
 static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __u64 lock,
                                       enum lw_op_kind kind, int hardirqs_on, int trylock_ok,
-                                      __u32 subclass, __u64 site)
+                                      __u32 subclass, enum lw_site_source site_from)
 {
     __u32 zero = 0, context, pc;
     struct cpu_state *cpu;
@@ -825,7 +897,7 @@ static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __
         struct acquire *a = &cpu->op[context & (LW_CTX_COUNT - 1)];
 
         a->lock = lock;
-        a->site = site;
+        a->site = lock_site(ctx, site_from);
         a->subclass = subclass;
         a->function = function;
         a->flags = flags;
@@ -839,10 +911,8 @@ out:
     return 0;
 }
 
-/* kretprobe mode: the lock and irq state saved by the trylock's entry probe.
- * `site` is the return address, which the kretprobe sees in regs->ip. */
-static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 flags, int ok,
-                                             __u64 site)
+/* kretprobe mode: the lock and irq state saved by the trylock's entry probe. */
+static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 flags, int ok)
 {
     __u32 zero = 0, context = context_of(read_preempt_count());
     struct cpu_state *cpu = bpf_map_lookup_elem(&cpu_states, &zero);
@@ -856,7 +926,8 @@ static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 fl
     cpu->trylock_lock[context & (LW_CTX_COUNT - 1)] = 0;
     if (!lock)
         return 0;
-    return on_lock_op(ctx, function, flags, lock, OP_TRYLOCK_EXIT, irq_on, ok, 0, site);
+    return on_lock_op(ctx, function, flags, lock, OP_TRYLOCK_EXIT, irq_on, ok, 0,
+                      SITE_KRETPROBE);
 }
 
 /* Flags each table entry implies. */
@@ -869,16 +940,6 @@ static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 fl
 #define LW_FLAGS_IRQSAVE LW_ACQ_IRQS_OFF
 
 #define LW_REGS_IRQ_ON(regs) (((regs)->flags & X86_EFLAGS_IF) ? 1 : 0)
-
-/* At a function's entry the stack pointer points at its return address:
- * where the caller took the lock, lockdep's "at:" for a held lock. */
-static __always_inline __u64 kprobe_return_address(struct pt_regs *regs)
-{
-    __u64 ret = 0;
-
-    bpf_probe_read_kernel(&ret, sizeof(ret), (void *)PT_REGS_SP(regs));
-    return ret;
-}
 
 /*
  * Two programs per function; the loader autoloads one flavour. fentry/fexit
@@ -898,31 +959,6 @@ static __always_inline __u64 fentry_lock_arg(void *ctx)
     return lock;
 }
 
-/*
- * The return address into the lock function's caller, read off the x86 BPF
- * trampoline's frame: the traced function's first instruction called the
- * trampoline, which pushed %rbp, so [rbp + 8] is the return into the lock
- * function and [rbp + 16] the return into its caller. The programs' ctx
- * (the saved arguments) sits 8 bytes per argument below %rbp, 8 more when
- * the trampoline also keeps a return value (an fexit program shares it).
- * Both layouts are tried; the right one has [rbp + 8] in lock text.
- */
-static __always_inline __u64 fentry_return_address(void *ctx, __u32 nr_args)
-{
-    __u64 lock_start = (__u64)&__lock_text_start, lock_end = (__u64)&__lock_text_end;
-    __u64 frame[2];
-
-    for (__u32 extra = 0; extra < 2; extra++) {
-        void *rbp = ctx + 8 * (nr_args + extra);
-
-        if (bpf_probe_read_kernel(frame, sizeof(frame), rbp + 8))
-            return 0;
-        if (frame[0] >= lock_start && frame[0] < lock_end)
-            return frame[1] >= LW_KERNEL_TEXT_MIN ? frame[1] : 0;
-    }
-    return 0;
-}
-
 static __always_inline int fexit_return_value(void *ctx)
 {
     __u64 ret = 0;
@@ -936,26 +972,26 @@ static __always_inline int fexit_return_value(void *ctx)
     int fentry_##symbol(void *ctx)                                                         \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, fentry_lock_arg(ctx), OP_ACQUIRE, -1, \
-                          0, 0, fentry_return_address(ctx, bpf_get_func_arg_cnt(ctx)));    \
+                          0, 0, SITE_TRAMPOLINE);                                          \
     }                                                                                      \
     SEC("kprobe/" #symbol)                                                                 \
     int kprobe_##symbol(struct pt_regs *ctx)                                               \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, PT_REGS_PARM1(ctx), OP_ACQUIRE,      \
-                          LW_REGS_IRQ_ON(ctx), 0, 0, kprobe_return_address(ctx));          \
+                          LW_REGS_IRQ_ON(ctx), 0, 0, SITE_KPROBE_ENTRY);                   \
     }
 #define LW_HOOK_RELEASE(symbol, flags)                                                     \
     SEC("fentry/" #symbol)                                                                 \
     int fentry_##symbol(void *ctx)                                                         \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, fentry_lock_arg(ctx), OP_RELEASE, -1, \
-                          0, 0, 0);                                                        \
+                          0, 0, SITE_NONE);                                                \
     }                                                                                      \
     SEC("kprobe/" #symbol)                                                                 \
     int kprobe_##symbol(struct pt_regs *ctx)                                               \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, flags, PT_REGS_PARM1(ctx), OP_RELEASE, -1,  \
-                          0, 0, 0);                                                        \
+                          0, 0, SITE_NONE);                                                \
     }
 #define LW_HOOK_TRYLOCK(symbol, flags)                                                     \
     SEC("fexit/" #symbol)                                                                  \
@@ -963,20 +999,19 @@ static __always_inline int fexit_return_value(void *ctx)
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK,                   \
                           fentry_lock_arg(ctx), OP_TRYLOCK_EXIT, -1,                       \
-                          fexit_return_value(ctx), 0,                                      \
-                          fentry_return_address(ctx, bpf_get_func_arg_cnt(ctx)));          \
+                          fexit_return_value(ctx), 0, SITE_TRAMPOLINE);                    \
     }                                                                                      \
     SEC("kprobe/" #symbol)                                                                 \
     int kprobe_##symbol(struct pt_regs *ctx)                                               \
     {                                                                                      \
         return on_lock_op(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK, PT_REGS_PARM1(ctx), \
-                          OP_TRYLOCK_ENTRY, LW_REGS_IRQ_ON(ctx), 0, 0, 0);                 \
+                          OP_TRYLOCK_ENTRY, LW_REGS_IRQ_ON(ctx), 0, 0, SITE_NONE);         \
     }                                                                                      \
     SEC("kretprobe/" #symbol)                                                              \
     int kretprobe_##symbol(struct pt_regs *ctx)                                            \
     {                                                                                      \
         return on_trylock_return(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK,            \
-                                 (int)PT_REGS_RC(ctx), PT_REGS_IP(ctx));                   \
+                                 (int)PT_REGS_RC(ctx));                                    \
     }
 
 #define LW_LOCK_FUNCTION(symbol, kind, op, variant) \
@@ -1022,14 +1057,6 @@ static __always_inline bool lockdep_spin_or_rw(struct lockdep_map___lw *map)
  * would stop the program from attaching to the two-argument tracepoint.
  */
 
-static __always_inline __u64 raw_tp_arg(__u64 *ctx, int n)
-{
-    __u64 value = 0;
-
-    bpf_probe_read_kernel(&value, sizeof(value), &ctx[n]);
-    return value;
-}
-
 SEC("raw_tp")
 int lockdep_lock_op(__u64 *ctx)
 {
@@ -1042,7 +1069,7 @@ int lockdep_lock_op(__u64 *ctx)
     if (stopping || !map || !lockdep_spin_or_rw(map))
         return 0;
     if (second >= LW_KERNEL_TEXT_MIN)
-        return on_lock_op(ctx, LW_FN_LOCKDEP, 0, lock, OP_RELEASE, -1, 0, 0, 0);
+        return on_lock_op(ctx, LW_FN_LOCKDEP, 0, lock, OP_RELEASE, -1, 0, 0, SITE_NONE);
 
     trylock = (int)raw_tp_arg(ctx, 2);
     read = (int)raw_tp_arg(ctx, 3);
@@ -1057,8 +1084,6 @@ int lockdep_lock_op(__u64 *ctx)
         flags |= LW_ACQ_TRYLOCK; /* lockdep hears of a trylock only when it succeeded */
     if (read)
         flags |= LW_ACQ_READ | LW_ACQ_READ_EXACT | (read == 2 ? LW_ACQ_RECURSIVE_READ : 0);
-    /* lockdep's own "at:" for the lock: the ip argument, _RET_IP_ of the
-     * spin_lock() family. */
     return on_lock_op(ctx, LW_FN_LOCKDEP, flags, lock, OP_ACQUIRE, irq_on, 0, (__u32)second,
-                      raw_tp_arg(ctx, 6));
+                      SITE_LOCKDEP_IP);
 }

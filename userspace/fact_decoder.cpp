@@ -78,11 +78,7 @@ engine::StackId FactDecoder::intern_stack(int32_t bpf_stack_id, std::vector<engi
     }
     // Engine ids start at 1: 0 is "no stack".
     engine::StackId id = static_cast<engine::StackId>(bpf_stack_id) + 1;
-    engine::Stack frames = symbolize_kernel_stack(read_stack_(bpf_stack_id), kallsyms_);
-    if (debuginfo_) {
-        frames = debuginfo_->annotate(frames);
-    }
-    out.push_back(engine::StackFact{id, std::move(frames)});
+    announce_stack(id, read_stack_(bpf_stack_id), out);
     stacks_.emplace(bpf_stack_id, id);
     return id;
 }
@@ -96,13 +92,18 @@ engine::StackId FactDecoder::intern_site(uint64_t site, std::vector<engine::Even
     }
     // A one-frame stack, numbered apart from the BPF stack ids.
     engine::StackId id = kFirstSiteStackId + static_cast<engine::StackId>(sites_.size());
-    engine::Stack frames = symbolize_kernel_stack({site}, kallsyms_);
+    announce_stack(id, {site}, out);
+    sites_.emplace(site, id);
+    return id;
+}
+
+void FactDecoder::announce_stack(engine::StackId id, const std::vector<uint64_t> &ips,
+                                 std::vector<engine::Event> &out) const {
+    engine::Stack frames = symbolize_kernel_stack(ips, kallsyms_);
     if (debuginfo_) {
         frames = debuginfo_->annotate(frames);
     }
     out.push_back(engine::StackFact{id, std::move(frames)});
-    sites_.emplace(site, id);
-    return id;
 }
 
 std::string FactDecoder::name_class(const lw_record &r) {

@@ -45,6 +45,9 @@ class FactDecoder {
     // Where a held lock was taken (its lock call's return address), as a
     // one-frame stack: the "at:" of "already holding".
     engine::StackId intern_site(uint64_t site, std::vector<engine::Event> &out);
+    // Symbolizes (and, with debug info, places) the frames as stack `id`.
+    void announce_stack(engine::StackId id, const std::vector<uint64_t> &ips,
+                        std::vector<engine::Event> &out) const;
     std::string name_class(const lw_record &record);
 
     const ClassNamer &namer_;
