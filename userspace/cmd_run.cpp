@@ -158,11 +158,17 @@ int run(const RunOptions &options) {
             std::vector<std::string>{"LOCKWATCH_KERNEL=" + kernel_release()}));
     }
 
+    // What the kernel side lost, and the records user space could not decode.
+    auto read_losses = [&] {
+        CaptureLosses losses = capture->read_losses();
+        losses.malformed_records = decoder.malformed_records();
+        return losses;
+    };
     uint64_t findings = 0;
     uint64_t losses_at_last_finding = 0;
     engine.on_finding([&](const engine::Finding &finding) {
         ++findings;
-        CaptureLosses losses = capture->read_losses();
+        CaptureLosses losses = read_losses();
         if (!sinks.write(finding)) {
             fmt::print(stderr, "lockwatch: a finding sink failed: {}\n", sinks.last_error());
         }
@@ -176,7 +182,6 @@ int run(const RunOptions &options) {
         sinks.flush();
         std::fflush(text_out);
     });
-    std::vector<engine::Event> events;
     std::vector<engine::EdgeFact> edges_seen;
     if (capture->backend() == Backend::Lockdep) {
         fmt::print(
@@ -201,30 +206,24 @@ int run(const RunOptions &options) {
     }
     std::fflush(stdout);
 
+    std::vector<DecodedRecord> decoded;
     auto on_record = [&](const lw_record &rec) {
-        if (rec.type == LW_RECORD_CLASS_PAIR) {
-            agreement.add(rec.class_id, rec.prev_class_id, rec.class_type);
-            return;
-        }
-        if (rec.type != LW_RECORD_FIRST_CALL) {
-            events.clear();
-            decoder.decode(rec, events);
-            for (const auto &event : events) {
-                if (const auto *edge = std::get_if<engine::EdgeFact>(&event)) {
+        decoded.clear();
+        decoder.decode(rec, decoded);
+        for (const DecodedRecord &item : decoded) {
+            if (const auto *event = std::get_if<engine::Event>(&item)) {
+                if (const auto *edge = std::get_if<engine::EdgeFact>(event)) {
                     edges_seen.push_back(*edge);
                 }
-                engine.process(event);
+                engine.process(*event);
+            } else if (const auto *pair = std::get_if<ClassPair>(&item)) {
+                agreement.add(pair->lockdep_class, pair->derived_class, pair->derived_type);
+            } else if (const auto *first = std::get_if<FirstCall>(&item)) {
+                fmt::print("first {}: cpu {} pid {} ({}) in {} context, called from {}\n",
+                           lock_functions()[first->function].symbol, first->cpu, first->pid,
+                           first->comm, to_string(first->context), first->caller);
             }
-            return;
         }
-        if (rec.function >= LW_FN_COUNT) {
-            return;
-        }
-        std::string comm(rec.comm, strnlen(rec.comm, sizeof(rec.comm)));
-        fmt::print("first {}: cpu {} pid {} ({}) in {} context, called from {}\n",
-                   lock_functions()[rec.function].symbol, rec.cpu, rec.pid, comm,
-                   to_string(static_cast<lw_context>(rec.context)),
-                   caller_of(capture->stack(rec.stack_id), *kallsyms));
     };
 
     using clock = std::chrono::steady_clock;
@@ -261,7 +260,7 @@ int run(const RunOptions &options) {
                 const auto &st = engine.stats();
                 fmt::print("[{:7.1f}s] classes {}, usages {}, edges {}, findings {}; {}\n",
                            seconds_since_start(), engine.class_count(), st.usages, st.edges,
-                           findings, format_losses(capture->read_losses()));
+                           findings, format_losses(read_losses()));
             }
             std::fflush(stdout);
             next_tick += std::chrono::duration<double>(options.interval_s);
@@ -270,7 +269,7 @@ int run(const RunOptions &options) {
     capture->poll(0, on_record);
 
     double elapsed = seconds_since_start();
-    CaptureLosses losses = capture->read_losses();
+    CaptureLosses losses = read_losses();
     if (capture->backend() == Backend::Lockdep) {
         uint64_t ops = capture->read_lockdep_calls();
         fmt::print("summary after {:.1f} s:\n  lockdep tracepoints: {} lock operations, {:.0f}/s\n",

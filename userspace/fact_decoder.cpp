@@ -8,6 +8,7 @@
 #include "capture/kallsyms.h"
 #include "capture/lock_functions.h"
 #include "kernel_debuginfo.h"
+#include "run_report.h"
 
 namespace lockwatch {
 
@@ -69,7 +70,7 @@ const std::string *FactDecoder::class_name(uint64_t class_id) const {
     return it == class_names_.end() ? nullptr : &it->second;
 }
 
-engine::StackId FactDecoder::intern_stack(int32_t bpf_stack_id, std::vector<engine::Event> &out) {
+engine::StackId FactDecoder::intern_stack(int32_t bpf_stack_id, std::vector<DecodedRecord> &out) {
     if (bpf_stack_id < 0) {
         return engine::kNoStack;
     }
@@ -83,7 +84,7 @@ engine::StackId FactDecoder::intern_stack(int32_t bpf_stack_id, std::vector<engi
     return id;
 }
 
-engine::StackId FactDecoder::intern_site(uint64_t site, std::vector<engine::Event> &out) {
+engine::StackId FactDecoder::intern_site(uint64_t site, std::vector<DecodedRecord> &out) {
     if (site == 0) {
         return engine::kNoStack;
     }
@@ -98,12 +99,12 @@ engine::StackId FactDecoder::intern_site(uint64_t site, std::vector<engine::Even
 }
 
 void FactDecoder::announce_stack(engine::StackId id, const std::vector<uint64_t> &ips,
-                                 std::vector<engine::Event> &out) const {
+                                 std::vector<DecodedRecord> &out) const {
     engine::Stack frames = symbolize_kernel_stack(ips, kallsyms_);
     if (debuginfo_) {
         frames = debuginfo_->annotate(frames);
     }
-    out.push_back(engine::StackFact{id, std::move(frames)});
+    out.push_back(engine::Event{engine::StackFact{id, std::move(frames)}});
 }
 
 std::string FactDecoder::name_class(const lw_record &r) {
@@ -149,52 +150,89 @@ std::string FactDecoder::name_class(const lw_record &r) {
     }
 }
 
-void FactDecoder::decode(const lw_record &r, std::vector<engine::Event> &out) {
-    const bool inferred = r.irq_flags & LW_IRQ_STATE_INFERRED;
-    switch (r.type) {
-        case LW_RECORD_CLASS: {
-            std::string name = name_class(r);
-            class_names_[r.class_id] = name;
-            out.push_back(engine::ClassFact{r.class_id, std::move(name)});
-            break;
-        }
-        case LW_RECORD_USAGE: {
-            if (r.usage_bit >= LW_USAGE_BITS) {
-                break;
-            }
-            engine::UsageFact fact;
-            fact.cls = r.class_id;
-            fact.bit = static_cast<engine::UsageBit>(r.usage_bit);
-            fact.stack = intern_stack(r.stack_id, out);
-            fact.task = task_of(r);
-            fact.cpu = r.cpu;
-            fact.time_ns = r.time_ns;
-            fact.hardirq_state_inferred = inferred;
-            fact.read = lockdep_read(r.acquire_flags, r.context);
-            out.push_back(fact);
-            break;
-        }
-        case LW_RECORD_EDGE: {
-            engine::EdgeFact fact;
-            fact.prev = r.prev_class_id;
-            fact.next = r.class_id;
-            fact.context = context_of(r.context);
-            fact.prev_read = lockdep_read(r.prev_acquire_flags, r.context);
-            fact.next_read = lockdep_read(r.acquire_flags, r.context);
-            fact.next_stack = intern_stack(r.stack_id, out);
-            fact.prev_stack = intern_site(r.prev_site, out);
-            fact.hardirqs_enabled = r.irq_flags & LW_IRQ_HARDIRQS_ENABLED;
-            fact.softirqs_enabled = r.irq_flags & LW_IRQ_SOFTIRQS_ENABLED;
-            fact.task = task_of(r);
-            fact.cpu = r.cpu;
-            fact.time_ns = r.time_ns;
-            fact.hardirq_state_inferred = inferred;
-            out.push_back(fact);
-            break;
-        }
-        default:
-            break;
+void FactDecoder::decode(const lw_record &r, std::vector<DecodedRecord> &out) {
+    switch (static_cast<lw_record_type>(r.type)) {
+        case LW_RECORD_FIRST_CALL:
+            return decode_first_call(r, out);
+        case LW_RECORD_CLASS:
+            return decode_class(r, out);
+        case LW_RECORD_USAGE:
+            return decode_usage(r, out);
+        case LW_RECORD_EDGE:
+            return decode_edge(r, out);
+        case LW_RECORD_RECURSION:
+            return decode_recursion(r, out);
+        case LW_RECORD_CLASS_PAIR:
+            out.push_back(ClassPair{r.class_id, r.prev_class_id, r.class_type});
+            return;
     }
+    ++malformed_records_;  // a type this build does not know
+}
+
+void FactDecoder::decode_first_call(const lw_record &r, std::vector<DecodedRecord> &out) {
+    if (r.function >= LW_FN_COUNT || r.context >= LW_CTX_COUNT) {
+        ++malformed_records_;
+        return;
+    }
+    out.push_back(FirstCall{
+        .function = r.function,
+        .cpu = r.cpu,
+        .pid = r.pid,
+        .comm = std::string(r.comm, strnlen(r.comm, sizeof(r.comm))),
+        .context = static_cast<lw_context>(r.context),
+        .caller = caller_of(read_stack_(r.stack_id), kallsyms_),
+    });
+}
+
+void FactDecoder::decode_class(const lw_record &r, std::vector<DecodedRecord> &out) {
+    std::string name = name_class(r);
+    class_names_[r.class_id] = name;
+    out.push_back(engine::Event{engine::ClassFact{r.class_id, std::move(name)}});
+}
+
+void FactDecoder::decode_usage(const lw_record &r, std::vector<DecodedRecord> &out) {
+    if (r.usage_bit >= LW_USAGE_BITS) {
+        ++malformed_records_;
+        return;
+    }
+    engine::UsageFact fact;
+    fact.cls = r.class_id;
+    fact.bit = static_cast<engine::UsageBit>(r.usage_bit);
+    fact.stack = intern_stack(r.stack_id, out);
+    fact.task = task_of(r);
+    fact.cpu = r.cpu;
+    fact.time_ns = r.time_ns;
+    fact.hardirq_state_inferred = r.irq_flags & LW_IRQ_STATE_INFERRED;
+    fact.read = lockdep_read(r.acquire_flags, r.context);
+    out.push_back(engine::Event{fact});
+}
+
+void FactDecoder::decode_edge(const lw_record &r, std::vector<DecodedRecord> &out) {
+    engine::EdgeFact fact;
+    fact.prev = r.prev_class_id;
+    fact.next = r.class_id;
+    fact.context = context_of(r.context);
+    fact.prev_read = lockdep_read(r.prev_acquire_flags, r.context);
+    fact.next_read = lockdep_read(r.acquire_flags, r.context);
+    fact.next_stack = intern_stack(r.stack_id, out);
+    fact.prev_stack = intern_site(r.prev_site, out);
+    fact.hardirqs_enabled = r.irq_flags & LW_IRQ_HARDIRQS_ENABLED;
+    fact.softirqs_enabled = r.irq_flags & LW_IRQ_SOFTIRQS_ENABLED;
+    fact.task = task_of(r);
+    fact.cpu = r.cpu;
+    fact.time_ns = r.time_ns;
+    fact.hardirq_state_inferred = r.irq_flags & LW_IRQ_STATE_INFERRED;
+    out.push_back(engine::Event{fact});
+}
+
+// The same lock instance acquired again while held. To the engine this is
+// the held class meeting itself: a dependency from the class to itself,
+// which its check_deadlock() reports as lockdep's "possible recursive
+// locking detected" (an instance is a stronger case than lockdep's class).
+void FactDecoder::decode_recursion(const lw_record &r, std::vector<DecodedRecord> &out) {
+    lw_record as_edge = r;
+    as_edge.prev_class_id = r.class_id;
+    decode_edge(as_edge, out);
 }
 
 }  // namespace lockwatch

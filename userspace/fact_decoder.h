@@ -1,11 +1,16 @@
-// Turns the BPF side's ring-buffer records into the analysis engine's
-// events: names classes, interns symbolized stacks, maps flags.
+// The one place where a ring-buffer record becomes something user space
+// acts on: engine events (classes, stacks, usages, edges, recursion) for the
+// analysis, and the two records the engine has no use for (a lock function's
+// first call, the lockdep backend's class pairs) for the run's own report.
+// Every record type is handled in one switch without a default, compiled
+// with -Wswitch-enum: a new record type cannot be dropped unnoticed.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "class_names.h"
@@ -23,15 +28,39 @@ engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kal
 
 class KernelDebugInfo;
 
+// LW_RECORD_FIRST_CALL: a lock function ran for the first time since attach.
+struct FirstCall {
+    uint32_t function = 0;  // enum lw_lock_function_id, < LW_FN_COUNT
+    uint32_t cpu = 0;
+    uint32_t pid = 0;
+    std::string comm;
+    lw_context context = LW_CTX_TASK;
+    std::string caller;  // "symbol+0xoff/0xsize" of its caller, never an address
+};
+
+// LW_RECORD_CLASS_PAIR (lockdep backend): a lockdep class met a lock that
+// lockwatch's address rules put in `derived_class`, for the first time.
+struct ClassPair {
+    uint64_t lockdep_class = 0;
+    uint64_t derived_class = 0;
+    uint32_t derived_type = 0;  // enum lw_class_type
+};
+
+using DecodedRecord = std::variant<engine::Event, FirstCall, ClassPair>;
+
 class FactDecoder {
   public:
     using StackReader = std::function<std::vector<uint64_t>(int32_t stack_id)>;
 
     FactDecoder(const ClassNamer &namer, const Kallsyms &kallsyms, StackReader read_stack);
 
-    // Appends the engine events one record stands for (none for records the
-    // engine does not need, such as LW_RECORD_FIRST_CALL).
-    void decode(const lw_record &record, std::vector<engine::Event> &out);
+    // Appends what one record stands for: engine events in the order the
+    // engine needs them (a stack before the fact that names it), or a first
+    // call, or a class pair. A record that is not understood (an unknown
+    // type, a field out of range) appends nothing and is counted.
+    void decode(const lw_record &record, std::vector<DecodedRecord> &out);
+    // Records decode() could not understand: a counted loss.
+    uint64_t malformed_records() const { return malformed_records_; }
 
     // Adds file:line and inlined functions to every stack from here on.
     void set_debuginfo(const KernelDebugInfo *debuginfo) { debuginfo_ = debuginfo; }
@@ -41,13 +70,19 @@ class FactDecoder {
     const std::unordered_map<uint64_t, std::string> &class_names() const { return class_names_; }
 
   private:
-    engine::StackId intern_stack(int32_t bpf_stack_id, std::vector<engine::Event> &out);
+    void decode_class(const lw_record &record, std::vector<DecodedRecord> &out);
+    void decode_usage(const lw_record &record, std::vector<DecodedRecord> &out);
+    void decode_edge(const lw_record &record, std::vector<DecodedRecord> &out);
+    void decode_recursion(const lw_record &record, std::vector<DecodedRecord> &out);
+    void decode_first_call(const lw_record &record, std::vector<DecodedRecord> &out);
+
+    engine::StackId intern_stack(int32_t bpf_stack_id, std::vector<DecodedRecord> &out);
     // Where a held lock was taken (its lock call's return address), as a
     // one-frame stack: the "at:" of "already holding".
-    engine::StackId intern_site(uint64_t site, std::vector<engine::Event> &out);
+    engine::StackId intern_site(uint64_t site, std::vector<DecodedRecord> &out);
     // Symbolizes (and, with debug info, places) the frames as stack `id`.
     void announce_stack(engine::StackId id, const std::vector<uint64_t> &ips,
-                        std::vector<engine::Event> &out) const;
+                        std::vector<DecodedRecord> &out) const;
     std::string name_class(const lw_record &record);
 
     const ClassNamer &namer_;
@@ -60,6 +95,7 @@ class FactDecoder {
     std::unordered_map<uint64_t, std::string> class_names_;
     // lockdep backend: the keys met under each lockdep name, in order.
     std::unordered_map<std::string, std::vector<uint64_t>> lockdep_keys_by_name_;
+    uint64_t malformed_records_ = 0;
 };
 
 // lockdep's held_lock->read for an acquire: 0 write, 1 read, 2 recursive

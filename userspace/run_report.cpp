@@ -76,8 +76,9 @@ std::string format_losses(const CaptureLosses &losses) {
         text += fmt::format("{} {} {}", i ? "," : "", to_string(static_cast<lw_loss>(i)),
                             losses.bpf[i]);
     }
-    text += fmt::format(", kernel recursion misses {}, short records {}",
-                        losses.kernel_recursion_misses, losses.short_records);
+    text +=
+        fmt::format(", kernel recursion misses {}, short records {}, malformed records {}",
+                    losses.kernel_recursion_misses, losses.short_records, losses.malformed_records);
     text += "; notes:";
     for (size_t i = 0; i < losses.notes.size(); ++i) {
         text += fmt::format("{} {} {}", i ? "," : "", to_string(static_cast<lw_note>(i)),

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "capture/kallsyms.h"
+#include "engine/engine.h"
 
 namespace lockwatch {
 namespace {
@@ -42,6 +43,12 @@ class FactDecoderTest : public ::testing::Test {
     int stack_reads_ = 0;
 };
 
+// The engine event a decoded record holds (throws if it holds none).
+template <typename T>
+const T &event(const DecodedRecord &decoded) {
+    return std::get<T>(std::get<engine::Event>(decoded));
+}
+
 lw_record record(uint32_t type) {
     lw_record r{};
     r.type = type;
@@ -57,16 +64,16 @@ TEST_F(FactDecoderTest, UsageRecordBecomesUsageFactWithItsStackSentOnce) {
     r.class_id = 99;
     r.usage_bit = LW_ENABLED_SOFTIRQ;
     r.irq_flags = LW_IRQ_STATE_INFERRED;
-    std::vector<engine::Event> out;
+    std::vector<DecodedRecord> out;
     decoder_.decode(r, out);
     ASSERT_EQ(out.size(), 2u);
-    const auto &stack = std::get<engine::StackFact>(out[0]);
+    const auto &stack = event<engine::StackFact>(out[0]);
     EXPECT_EQ(stack.id, 8u) << "engine stack ids are the BPF ids plus one (0 is no stack)";
     ASSERT_EQ(stack.frames.size(), 3u) << "BPF program and trampoline frames are dropped";
     EXPECT_EQ(stack.frames[0].symbol, "_raw_spin_lock");
     EXPECT_EQ(stack.frames[1].symbol, "io_submit_one");
     EXPECT_EQ(stack.frames[1].offset, 0xc0u);
-    const auto &usage = std::get<engine::UsageFact>(out[1]);
+    const auto &usage = event<engine::UsageFact>(out[1]);
     EXPECT_EQ(usage.cls, 99u);
     EXPECT_EQ(usage.bit, engine::UsageBit::EnabledSoftirq);
     EXPECT_EQ(usage.stack, 8u);
@@ -89,10 +96,10 @@ TEST_F(FactDecoderTest, EdgeRecordCarriesBothClassesAndReadness) {
     r.prev_acquire_flags = 0;
     r.irq_flags = LW_IRQ_SOFTIRQS_ENABLED;
     r.stack_id = -1;
-    std::vector<engine::Event> out;
+    std::vector<DecodedRecord> out;
     decoder_.decode(r, out);
     ASSERT_EQ(out.size(), 1u);
-    const auto &edge = std::get<engine::EdgeFact>(out[0]);
+    const auto &edge = event<engine::EdgeFact>(out[0]);
     EXPECT_EQ(edge.prev, 1u);
     EXPECT_EQ(edge.next, 2u);
     EXPECT_EQ(edge.context, engine::Context::Softirq);
@@ -111,14 +118,14 @@ TEST_F(FactDecoderTest, EdgeCarriesWhereTheHeldLockWasTaken) {
     r.prev_class_id = 1;
     r.stack_id = -1;
     r.prev_site = 0xffffffff81000100;
-    std::vector<engine::Event> out;
+    std::vector<DecodedRecord> out;
     decoder_.decode(r, out);
     ASSERT_EQ(out.size(), 2u);
-    const auto &site = std::get<engine::StackFact>(out[0]);
+    const auto &site = event<engine::StackFact>(out[0]);
     ASSERT_EQ(site.frames.size(), 1u);
     EXPECT_EQ(site.frames[0].symbol, "io_submit_one");
     EXPECT_EQ(site.frames[0].offset, 0xc0u);
-    const auto &edge = std::get<engine::EdgeFact>(out[1]);
+    const auto &edge = event<engine::EdgeFact>(out[1]);
     EXPECT_EQ(edge.prev_stack, site.id);
     EXPECT_NE(edge.prev_stack, engine::kNoStack);
     const engine::StackId site_id = site.id;
@@ -127,13 +134,13 @@ TEST_F(FactDecoderTest, EdgeCarriesWhereTheHeldLockWasTaken) {
     r.class_id = 3;
     decoder_.decode(r, out);
     ASSERT_EQ(out.size(), 1u) << "a site already announced is not announced again";
-    EXPECT_EQ(std::get<engine::EdgeFact>(out[0]).prev_stack, site_id);
+    EXPECT_EQ(event<engine::EdgeFact>(out[0]).prev_stack, site_id);
 
     out.clear();
     r.prev_site = 0;  // a hook that cannot see the site
     decoder_.decode(r, out);
     ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(std::get<engine::EdgeFact>(out[0]).prev_stack, engine::kNoStack);
+    EXPECT_EQ(event<engine::EdgeFact>(out[0]).prev_stack, engine::kNoStack);
 }
 
 TEST_F(FactDecoderTest, ClassRecordIsNamed) {
@@ -141,10 +148,10 @@ TEST_F(FactDecoderTest, ClassRecordIsNamed) {
     r.class_id = 5;
     r.class_type = LW_CLASS_SITE;
     r.class_key = 0xffffffff81000050;
-    std::vector<engine::Event> out;
+    std::vector<DecodedRecord> out;
     decoder_.decode(r, out);
     ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(std::get<engine::ClassFact>(out[0]).name, "lock@io_submit_one");
+    EXPECT_EQ(event<engine::ClassFact>(out[0]).name, "lock@io_submit_one");
     ASSERT_NE(decoder_.class_name(5), nullptr);
 }
 
@@ -156,10 +163,10 @@ TEST_F(FactDecoderTest, GenericKmallocClassIsNamedByItsFirstAcquirer) {
     r.object_size = 4096;
     r.site = 0xffffffff81000050;
     std::strcpy(r.name, "kmalloc-4k");
-    std::vector<engine::Event> out;
+    std::vector<DecodedRecord> out;
     decoder_.decode(r, out);
     ASSERT_EQ(out.size(), 1u);
-    EXPECT_EQ(std::get<engine::ClassFact>(out[0]).name, "kmalloc-4k+0x848@io_submit_one");
+    EXPECT_EQ(event<engine::ClassFact>(out[0]).name, "kmalloc-4k+0x848@io_submit_one");
 }
 
 TEST_F(FactDecoderTest, LockdepClassesKeepLockdepsNamesVersionsAndSubclasses) {
@@ -170,9 +177,9 @@ TEST_F(FactDecoderTest, LockdepClassesKeepLockdepsNamesVersionsAndSubclasses) {
         r.class_key = key;
         r.class_offset = subclass;
         std::strcpy(r.name, name);
-        std::vector<engine::Event> out;
+        std::vector<DecodedRecord> out;
         decoder_.decode(r, out);
-        return out.size() == 1 ? std::get<engine::ClassFact>(out[0]).name : std::string("?");
+        return out.size() == 1 ? event<engine::ClassFact>(out[0]).name : std::string("?");
     };
     EXPECT_EQ(name_of(1, 0x100, 0, "&ctx->ctx_lock"), "&ctx->ctx_lock");
     // Another key under the same name is lockdep's "#2"; the first key keeps
@@ -181,6 +188,117 @@ TEST_F(FactDecoderTest, LockdepClassesKeepLockdepsNamesVersionsAndSubclasses) {
     EXPECT_EQ(name_of(3, 0x300, 0, "&sb->s_type->i_lock_key"), "&sb->s_type->i_lock_key#2");
     EXPECT_EQ(name_of(4, 0x200, 1, "&sb->s_type->i_lock_key"), "&sb->s_type->i_lock_key/1");
     EXPECT_EQ(name_of(5, 0x300, 1, "&sb->s_type->i_lock_key"), "&sb->s_type->i_lock_key#2/1");
+}
+
+// Every record type the BPF side can send decodes to something: a new type
+// added to lockwatch.h without its case fails this test (and -Wswitch-enum).
+TEST_F(FactDecoderTest, EveryRecordTypeIsDecoded) {
+    for (uint32_t type = LW_RECORD_FIRST_CALL; type <= LW_RECORD_CLASS_PAIR; ++type) {
+        lw_record r = record(type);
+        r.class_id = 2;
+        r.prev_class_id = 1;
+        r.class_type = LW_CLASS_SITE;
+        r.usage_bit = LW_ENABLED_HARDIRQ;
+        r.function = 0;
+        std::vector<DecodedRecord> out;
+        decoder_.decode(r, out);
+        EXPECT_FALSE(out.empty()) << "record type " << type << " was dropped";
+    }
+    EXPECT_EQ(decoder_.malformed_records(), 0u);
+}
+
+TEST_F(FactDecoderTest, RecordsItCannotUnderstandAreCountedNotDropped) {
+    std::vector<DecodedRecord> out;
+    decoder_.decode(record(LW_RECORD_CLASS_PAIR + 1), out);
+    lw_record usage = record(LW_RECORD_USAGE);
+    usage.usage_bit = LW_USAGE_BITS;
+    decoder_.decode(usage, out);
+    lw_record first = record(LW_RECORD_FIRST_CALL);
+    first.function = LW_FN_COUNT;
+    decoder_.decode(first, out);
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(decoder_.malformed_records(), 3u);
+}
+
+TEST_F(FactDecoderTest, FirstCallNamesItsCallerWithoutAddresses) {
+    lw_record r = record(LW_RECORD_FIRST_CALL);
+    r.function = 0;
+    r.context = LW_CTX_SOFTIRQ;
+    std::vector<DecodedRecord> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 1u);
+    const auto &first = std::get<FirstCall>(out[0]);
+    EXPECT_EQ(first.function, 0u);
+    EXPECT_EQ(first.context, LW_CTX_SOFTIRQ);
+    EXPECT_EQ(first.comm, "repro");
+    EXPECT_EQ(first.caller, "io_submit_one+0xc0/0xfc0")
+        << "the first frame that is neither BPF nor a lock function";
+}
+
+TEST_F(FactDecoderTest, ClassPairGoesToTheClassAgreement) {
+    lw_record r = record(LW_RECORD_CLASS_PAIR);
+    r.class_id = 10;
+    r.prev_class_id = 20;
+    r.class_type = LW_CLASS_SLAB;
+    std::vector<DecodedRecord> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 1u);
+    const auto &pair = std::get<ClassPair>(out[0]);
+    EXPECT_EQ(pair.lockdep_class, 10u);
+    EXPECT_EQ(pair.derived_class, 20u);
+    EXPECT_EQ(pair.derived_type, static_cast<uint32_t>(LW_CLASS_SLAB));
+}
+
+// A lock instance taken again while held reaches the engine as its class
+// meeting itself, and comes out as lockdep's recursive-locking report.
+TEST_F(FactDecoderTest, RecursionBecomesARecursiveFinding) {
+    engine::Engine engine;
+    std::vector<engine::Finding> findings;
+    engine.on_finding([&](const engine::Finding &f) { findings.push_back(f); });
+    std::vector<DecodedRecord> out;
+    lw_record cls = record(LW_RECORD_CLASS);
+    cls.class_id = 5;
+    cls.class_type = LW_CLASS_SITE;
+    cls.class_key = 0xffffffff81000050;
+    decoder_.decode(cls, out);
+    lw_record again = record(LW_RECORD_RECURSION);
+    again.class_id = 5;
+    again.class_type = LW_CLASS_SITE;
+    again.irq_flags = LW_IRQ_HARDIRQS_ENABLED | LW_IRQ_SOFTIRQS_ENABLED;
+    decoder_.decode(again, out);
+    for (const auto &decoded : out) {
+        engine.process(std::get<engine::Event>(decoded));
+    }
+    ASSERT_EQ(findings.size(), 1u);
+    EXPECT_EQ(findings[0].kind, engine::FindingKind::Recursive);
+    EXPECT_EQ(findings[0].acquiring.name, "lock@io_submit_one");
+    ASSERT_TRUE(findings[0].holding.has_value());
+    EXPECT_EQ(findings[0].holding->name, "lock@io_submit_one");
+    EXPECT_EQ(findings[0].title, "possible deadlock in io_submit_one");
+}
+
+TEST_F(FactDecoderTest, ReadReacquireInInterruptContextIsNoRecursion) {
+    // Both reads, and the second read-recursive: lockdep allows it. (The BPF
+    // side sends no record for two reads; the engine's rule must agree.)
+    engine::Engine engine;
+    int findings = 0;
+    engine.on_finding([&](const engine::Finding &) { ++findings; });
+    std::vector<DecodedRecord> out;
+    lw_record again = record(LW_RECORD_RECURSION);
+    again.class_id = 5;
+    again.context = LW_CTX_SOFTIRQ;
+    again.acquire_flags = LW_ACQ_READ;
+    again.prev_acquire_flags = LW_ACQ_READ;
+    decoder_.decode(again, out);
+    ASSERT_FALSE(out.empty());
+    const auto &edge = event<engine::EdgeFact>(out.back());
+    EXPECT_EQ(edge.prev, edge.next);
+    EXPECT_EQ(edge.next_read, 2);
+    EXPECT_EQ(edge.prev_read, 2);
+    for (const auto &decoded : out) {
+        engine.process(std::get<engine::Event>(decoded));
+    }
+    EXPECT_EQ(findings, 0);
 }
 
 TEST(LockdepRead, MatchesLockdepsQueuedRwlockRule) {

@@ -15,6 +15,12 @@ namespace lockwatch::vmtest {
 
 GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bins,
                    const std::string &shell_command, int timeout_s) {
+    return run_in_vm_with_files(kernel, bins, {}, shell_command, timeout_s);
+}
+
+GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::string> &bins,
+                              const std::vector<std::string> &files,
+                              const std::string &shell_command, int timeout_s) {
     char log_template[] = "/tmp/lockwatch-vmtest-XXXXXX";
     int log_fd = mkstemp(log_template);
     if (log_fd < 0) {
@@ -27,6 +33,9 @@ GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bi
                       shell_quote(LOCKWATCH_BINARY);
     for (const auto &bin : bins) {
         cmd += " --bin " + shell_quote(bin);
+    }
+    for (const auto &file : files) {
+        cmd += " --file " + shell_quote(file);
     }
     cmd += " -- sh -c " + shell_quote(shell_command) + " 2>" + log_template;
 
@@ -48,6 +57,29 @@ GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bi
     run.harness_log = text.str();
     unlink(log_template);
     return run;
+}
+
+std::string build_scenario_module(const std::string &out_dir, std::string &error) {
+    std::string cmd = std::string(LOCKWATCH_SOURCE_DIR) + "/tools/kmod/build-module.sh --out " +
+                      shell_quote(out_dir) + " 2>&1";
+    FILE *pipe = popen(cmd.c_str(), "r");
+    if (!pipe) {
+        error = "cannot start build-module.sh";
+        return "";
+    }
+    std::string output;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
+        output.append(buf, n);
+    }
+    int status = pclose(pipe);
+    auto lines = lines_of(output);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || lines.empty()) {
+        error = output;
+        return "";
+    }
+    return lines.back();
 }
 
 std::vector<std::string> lines_of(const std::string &text) {

@@ -18,6 +18,16 @@ struct GuestRun {
 GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bins,
                    const std::string &shell_command, int timeout_s = 300);
 
+// As run_in_vm(), with extra files ("SRC[:DEST]", as run-vm.sh --file takes).
+GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::string> &bins,
+                              const std::vector<std::string> &files,
+                              const std::string &shell_command, int timeout_s = 300);
+
+// Builds tools/kmod's lock-scenario module for the kernel `run_in_vm("debian")`
+// boots, into `out_dir`; returns the .ko's path, or "" (and the reason in
+// `error`) when it cannot be built.
+std::string build_scenario_module(const std::string &out_dir, std::string &error);
+
 std::vector<std::string> lines_of(const std::string &text);
 
 }  // namespace lockwatch::vmtest

@@ -127,7 +127,7 @@ HookFlavor choose_flavor(Backend backend, const LockFunction &fn) {
 }
 
 uint64_t CaptureLosses::total() const {
-    uint64_t n = kernel_recursion_misses + short_records;
+    uint64_t n = kernel_recursion_misses + short_records + malformed_records;
     for (uint64_t v : bpf) {
         n += v;
     }

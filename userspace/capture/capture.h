@@ -72,7 +72,8 @@ struct CaptureLosses {
     // lockwatch's own lock operations, not the kernel's. A note, not a loss;
     // kernel lock operations really missed show up as unmatched releases.
     uint64_t skipped_nested_tracepoints = 0;
-    uint64_t short_records = 0;  // ring-buffer records too short to decode
+    uint64_t short_records = 0;      // ring-buffer records too short to decode
+    uint64_t malformed_records = 0;  // records the decoder did not understand
     uint64_t total() const;
 };
 
