@@ -1,0 +1,312 @@
+#include "live_run.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include <bpf/btf.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace lockwatch {
+
+namespace {
+
+std::string kernel_release() {
+    utsname u{};
+    return uname(&u) == 0 ? u.release : "unknown";
+}
+
+std::string backend_reason(Backend requested, Backend used) {
+    switch (used) {
+        case Backend::Lockdep:
+            return requested == Backend::Auto
+                       ? "this kernel has lockdep's lock:lock_acquire tracepoint: lockdep's own "
+                         "classes, names and hardirq state, for every lock operation"
+                       : "lockdep's lock:lock_acquire and lock:lock_release tracepoints";
+        case Backend::Auto:
+            return "kprobes on plain, _bh and trylock locks and unlocks (exact hardirq "
+                   "state from EFLAGS), fentry on the _irq and _irqsave ones";
+        case Backend::Fentry:
+            return "fentry everywhere: hardirq state of plain acquires is inferred from held "
+                   "_irq/_irqsave locks";
+        case Backend::Kprobe:
+            return "kprobes everywhere: exact hardirq state";
+    }
+    return "";
+}
+
+// The vmlinux --vmlinux names, refused when it is not the running kernel's.
+std::unique_ptr<KernelDebugInfo> open_running_kernel_debuginfo(const std::string &path) {
+    auto debuginfo = KernelDebugInfo::open(path);
+    std::string running = running_kernel_build_id();
+    if (!running.empty() && !debuginfo->build_id().empty() && running != debuginfo->build_id()) {
+        throw std::runtime_error(
+            fmt::format("{} is not the running kernel's vmlinux (build id {}, running kernel {})",
+                        path, debuginfo->build_id(), running));
+    }
+    return debuginfo;
+}
+
+}  // namespace
+
+LiveRun::LiveRun(const RunOptions &options)
+    : options_(options), engine_(engine::EngineOptions{.kernel_ident = kernel_release()}) {
+    if (!options.vmlinux.empty()) {
+        debuginfo_ = open_running_kernel_debuginfo(options.vmlinux);
+    }
+    kallsyms_.emplace(Kallsyms::load());
+    capture_.emplace(CaptureOptions{
+        .backend = options.backend, .focus = options.focus, .verbose = options.verbose});
+    vmlinux_btf_ = btf__load_vmlinux_btf();
+    namer_.emplace(vmlinux_btf_, &*kallsyms_, read_slab_aliases());
+    decoder_.emplace(*namer_, *kallsyms_, [this](int32_t id) { return capture_->stack(id); });
+    decoder_->set_debuginfo(debuginfo_.get());
+    engine_.on_finding([this](const engine::Finding &finding) { on_finding(finding); });
+}
+
+LiveRun::~LiveRun() {
+    btf__free(vmlinux_btf_);
+}
+
+bool LiveRun::open_outputs() {
+    // Lockdep-format text on stdout (stderr when JSON takes stdout), JSON
+    // lines, journald.
+    text_out_ = options_.json_out == "-" ? stderr : stdout;
+    sinks_.add(std::make_unique<engine::TextSink>(text_out_));
+    if (options_.json_out == "-") {
+        // Unbuffered: each JSON line leaves in one write(), which a tty or a
+        // pipe does not interleave with other writers (lockwatch vm shares
+        // the guest's results port with the traced command).
+        std::setvbuf(stdout, nullptr, _IONBF, 0);
+        sinks_.add(std::make_unique<engine::JsonLinesSink>(stdout));
+    } else if (!options_.json_out.empty()) {
+        json_file_.reset(std::fopen(options_.json_out.c_str(), "w"));
+        if (!json_file_) {
+            fmt::print(stderr, "lockwatch: cannot write {}: {}\n", options_.json_out,
+                       std::strerror(errno));
+            return false;
+        }
+        sinks_.add(std::make_unique<engine::JsonLinesSink>(json_file_.get()));
+    }
+    if (options_.journal) {
+        sinks_.add(std::make_unique<engine::JournaldSink>(
+            std::vector<std::string>{"LOCKWATCH_KERNEL=" + kernel_release()}));
+    }
+    return true;
+}
+
+void LiveRun::announce() const {
+    Backend used = capture_->backend();
+    fmt::print("lockwatch: kernel {}, backend {}{}: {}\n", kernel_release(), to_string(used),
+               options_.backend == Backend::Auto && used == Backend::Lockdep ? " (auto)" : "",
+               backend_reason(options_.backend, used));
+    if (used == Backend::Lockdep) {
+        fmt::print(
+            "lock operations: every spin and rw lock, inlined or not, through "
+            "lock:lock_acquire and lock:lock_release\n");
+    } else {
+        fmt::print("{}", format_coverage(capture_->hooks()));
+    }
+    if (!capture_->focus_functions().empty()) {
+        fmt::print("focus: only acquires inside {}\n",
+                   fmt::join(capture_->focus_functions(), ", "));
+    }
+    if (!options_.ready_file.empty()) {
+        if (FILE *ready = std::fopen(options_.ready_file.c_str(), "w")) {
+            std::fclose(ready);
+        }
+    }
+    if (options_.duration_s > 0) {
+        fmt::print("lockwatch: tracing for {:g} s (Ctrl-C stops)\n", options_.duration_s);
+    } else {
+        fmt::print("lockwatch: tracing until Ctrl-C or SIGTERM\n");
+    }
+    std::fflush(stdout);
+}
+
+CaptureLosses LiveRun::read_losses() const {
+    CaptureLosses losses = capture_->read_losses();
+    losses.malformed_records = decoder_->malformed_records();
+    return losses;
+}
+
+double LiveRun::seconds_since_start() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void LiveRun::on_finding(const engine::Finding &finding) {
+    ++findings_;
+    CaptureLosses losses = read_losses();
+    if (!sinks_.write(finding)) {
+        fmt::print(stderr, "lockwatch: a finding sink failed: {}\n", sinks_.last_error());
+    }
+    // A finding made while facts were being lost may miss context (or, with
+    // a lost release, be wrong): say so next to it.
+    if (losses.total() != losses_at_last_finding_) {
+        fmt::print(text_out_, "lockwatch: {} events were lost before this finding ({})\n",
+                   losses.total(), format_losses(losses));
+        losses_at_last_finding_ = losses.total();
+    }
+    sinks_.flush();
+    std::fflush(text_out_);
+}
+
+// Where each decoded record goes: engine events to the engine, the rest to
+// this run's own report.
+void LiveRun::on_record(const lw_record &record) {
+    decoded_.clear();
+    decoder_->decode(record, decoded_);
+    for (const DecodedRecord &item : decoded_) {
+        if (const auto *event = std::get_if<engine::Event>(&item)) {
+            if (const auto *edge = std::get_if<engine::EdgeFact>(event)) {
+                edges_seen_.push_back(*edge);
+            }
+            engine_.process(*event);
+        } else if (const auto *pair = std::get_if<ClassPair>(&item)) {
+            agreement_.add(pair->lockdep_class, pair->derived_class, pair->derived_type);
+        } else if (const auto *first = std::get_if<FirstCall>(&item)) {
+            fmt::print("first {}: cpu {} pid {} ({}) in {} context, called from {}\n",
+                       lock_functions()[first->function].symbol, first->cpu, first->pid,
+                       first->comm, to_string(first->context), first->caller);
+        }
+    }
+}
+
+void LiveRun::trace(const std::atomic<bool> &stop) {
+    using clock = std::chrono::steady_clock;
+    start_ = clock::now();
+    auto next_tick = start_ + std::chrono::duration<double>(options_.interval_s);
+    auto previous = capture_->read_calls();
+    auto handler = [this](const lw_record &record) { on_record(record); };
+    while (!stop) {
+        if (options_.duration_s > 0 && seconds_since_start() >= options_.duration_s) {
+            break;
+        }
+        auto until_tick =
+            std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());
+        int timeout_ms = static_cast<int>(std::clamp<int64_t>(until_tick.count(), 0, 100));
+        if (capture_->poll(timeout_ms, handler) < 0) {
+            fmt::print(stderr, "lockwatch: reading the ring buffer failed\n");
+            break;
+        }
+        if (clock::now() >= next_tick) {
+            print_interval(previous);
+            next_tick += std::chrono::duration<double>(options_.interval_s);
+        }
+    }
+    capture_->poll(0, handler);
+}
+
+void LiveRun::print_interval(std::array<uint64_t, LW_FN_COUNT> &previous) {
+    auto now_calls = capture_->read_calls();
+    std::array<uint64_t, LW_FN_COUNT> delta{};
+    for (size_t i = 0; i < delta.size(); ++i) {
+        delta[i] = now_calls[i] - previous[i];
+    }
+    previous = now_calls;
+    if (options_.rates) {
+        fmt::print("{}", format_interval(seconds_since_start(), options_.interval_s, delta));
+    }
+    if (options_.stats) {
+        const auto &st = engine_.stats();
+        fmt::print("[{:7.1f}s] classes {}, usages {}, edges {}, findings {}; {}\n",
+                   seconds_since_start(), engine_.class_count(), st.usages, st.edges, findings_,
+                   format_losses(read_losses()));
+    }
+    std::fflush(stdout);
+}
+
+void LiveRun::print_summary() const {
+    double elapsed = seconds_since_start();
+    CaptureLosses losses = read_losses();
+    if (capture_->backend() == Backend::Lockdep) {
+        uint64_t ops = capture_->read_lockdep_calls();
+        fmt::print("summary after {:.1f} s:\n  lockdep tracepoints: {} lock operations, {:.0f}/s\n",
+                   elapsed, ops, elapsed > 0 ? ops / elapsed : 0.0);
+        fmt::print("  {}\n", agreement_.format());
+    } else {
+        fmt::print("{}", format_summary(elapsed, capture_->hooks(), capture_->read_calls()));
+    }
+    if (options_.list_classes) {
+        print_classes();
+    }
+    fmt::print("  {}\n", format_losses(losses));
+    print_costs();
+    const auto &st = engine_.stats();
+    fmt::print("  graph: {} classes, {} usage bits, {} edges; {} findings\n", engine_.class_count(),
+               st.usages, st.edges, findings_);
+}
+
+void LiveRun::print_classes() const {
+    fmt::print("lock classes seen (usage as lockdep prints it):\n");
+    std::vector<std::pair<std::string, std::string>> classes;
+    for (const auto &[id, name] : decoder_->class_names()) {
+        classes.emplace_back(name, engine_.usage_string(id));
+    }
+    std::sort(classes.begin(), classes.end());
+    for (const auto &[name, usage] : classes) {
+        fmt::print("  {:<48} {}\n", name, usage);
+    }
+    fmt::print("lock dependencies seen (held -> acquired, context):\n");
+    std::vector<std::string> deps;
+    for (const auto &edge : edges_seen_) {
+        const std::string *prev = decoder_->class_name(edge.prev);
+        const std::string *next = decoder_->class_name(edge.next);
+        deps.push_back(fmt::format("  {} -> {} ({})", prev ? *prev : "?", next ? *next : "?",
+                                   engine::context_name(edge.context)));
+    }
+    std::sort(deps.begin(), deps.end());
+    deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
+    for (const auto &dep : deps) {
+        fmt::print("{}\n", dep);
+    }
+}
+
+void LiveRun::print_costs() const {
+    auto costs = capture_->read_costs();
+    if (costs.empty()) {
+        return;
+    }
+    uint64_t runs = 0, ns = 0;
+    fmt::print("  cost per call (kernel.bpf_stats_enabled):\n");
+    for (const auto &cost : costs) {
+        runs += cost.run_count;
+        ns += cost.run_time_ns;
+        fmt::print("    {:<40} {:>10} calls {:>8.0f} ns\n", cost.program, cost.run_count,
+                   static_cast<double>(cost.run_time_ns) / cost.run_count);
+    }
+    fmt::print("    {:<40} {:>10} calls {:>8.0f} ns\n", "all programs", runs,
+               runs ? static_cast<double>(ns) / runs : 0.0);
+}
+
+void LiveRun::stay_attached() {
+    fmt::print("lockwatch: report done, staying attached ({} programs) until killed\n",
+               capture_->attached_count());
+    std::fflush(stdout);
+    if (!options_.ready_file.empty()) {
+        std::remove(options_.ready_file.c_str());
+    }
+    for (;;) {
+        pause();
+    }
+}
+
+int LiveRun::detach(bool stopped_by_signal) {
+    size_t attached = capture_->attached_count();
+    fmt::print("lockwatch: detaching {} programs\n", attached);
+    std::fflush(stdout);
+    auto detach_start = std::chrono::steady_clock::now();
+    capture_.reset();
+    fmt::print(
+        "lockwatch: detached {} programs in {:.1f} s{}\n", attached,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - detach_start).count(),
+        stopped_by_signal ? " (stopped by signal)" : "");
+    return 0;
+}
+
+}  // namespace lockwatch

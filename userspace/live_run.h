@@ -1,0 +1,96 @@
+// `lockwatch run`'s session: the capture, the decoder and the engine wired
+// together, the findings' sinks, the periodic lines and the final report.
+// run() in cmd_run.cpp calls its steps in order.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "capture/capture.h"
+#include "capture/kallsyms.h"
+#include "class_names.h"
+#include "engine/engine.h"
+#include "engine/sinks.h"
+#include "fact_decoder.h"
+#include "kernel_debuginfo.h"
+#include "run_report.h"
+
+struct btf;
+
+namespace lockwatch {
+
+struct RunOptions {
+    double duration_s = 0;
+    double interval_s = 1;
+    bool verbose = false;
+    bool stats = false;
+    bool rates = false;
+    std::string backend_name = "auto";
+    std::string json_out;  // "-" for standard output
+    bool journal = false;
+    bool list_classes = false;
+    std::string ready_file;  // created once every hook is attached
+    std::vector<std::string> focus;
+    Backend backend = Backend::Auto;
+    std::string vmlinux;  // debug info for file:line
+};
+
+class LiveRun {
+  public:
+    // Checks the debug info, attaches to the kernel. Throws std::exception
+    // with one line that says why tracing cannot start.
+    explicit LiveRun(const RunOptions &options);
+    ~LiveRun();
+    LiveRun(const LiveRun &) = delete;
+    LiveRun &operator=(const LiveRun &) = delete;
+
+    // Where findings go: text, --json, --journal. False (and a printed
+    // error) when an output cannot be opened.
+    bool open_outputs();
+    // The kernel, backend, coverage and focus lines; creates --ready-file.
+    void announce() const;
+    // Reads records until --duration, SIGINT/SIGTERM or SIGUSR1 (`stop`).
+    void trace(const std::atomic<bool> &stop);
+    // The per-function table, losses, costs and graph size (and --classes).
+    void print_summary() const;
+    // Detaches and prints how long it took; returns the exit status.
+    int detach(bool stopped_by_signal);
+    // Leaves every program attached until killed (a VM powering off next).
+    [[noreturn]] void stay_attached();
+
+  private:
+    void on_record(const lw_record &record);
+    void on_finding(const engine::Finding &finding);
+    void print_interval(std::array<uint64_t, LW_FN_COUNT> &previous);
+    void print_classes() const;
+    void print_costs() const;
+    CaptureLosses read_losses() const;
+    double seconds_since_start() const;
+
+    const RunOptions &options_;
+    std::unique_ptr<KernelDebugInfo> debuginfo_;
+    std::optional<Kallsyms> kallsyms_;
+    std::optional<LockCapture> capture_;
+    btf *vmlinux_btf_ = nullptr;
+    std::optional<ClassNamer> namer_;
+    std::optional<FactDecoder> decoder_;
+    engine::Engine engine_;
+
+    std::FILE *text_out_ = stdout;
+    engine::MultiSink sinks_;
+    std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file_{nullptr, &std::fclose};
+
+    std::vector<DecodedRecord> decoded_;
+    std::vector<engine::EdgeFact> edges_seen_;  // for --classes
+    ClassAgreement agreement_;
+    uint64_t findings_ = 0;
+    uint64_t losses_at_last_finding_ = 0;
+    std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace lockwatch
