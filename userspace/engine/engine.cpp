@@ -263,6 +263,108 @@ std::size_t Engine::graph_bytes() const {
 // ---------------------------------------------------------------------------
 // Raw events: lockdep's __lock_acquire() / __lock_release().
 
+const Engine::Origin &Engine::AcquireCheck::with_held() {
+    if (!held_taken) {
+        for (int c = 0; c <= static_cast<int>(origin.context); ++c) {
+            origin.held.insert(origin.held.end(), cpu->held[c].begin(), cpu->held[c].end());
+        }
+        held_taken = true;
+    }
+    return origin;
+}
+
+Engine::HeldLock Engine::held_lock_of(const AcquireEvent &ev, std::uint32_t cls) const {
+    HeldLock next;
+    next.lock = ev.lock;
+    next.cls = cls;
+    next.read = read_level(ev.flags, ev.context);
+    next.trylock = ev.flags & acquire_flags::kTrylock;
+    next.irqs_off = ev.flags & acquire_flags::kIrqsOff;
+    next.inferred = ev.hardirq_state_inferred;
+    next.stack = ev.stack;
+    return next;
+}
+
+Engine::Origin Engine::acquire_origin(const AcquireEvent &ev,
+                                      const std::vector<HeldLock> &held) const {
+    // lockdep samples irq state after the lock function's own
+    // local_irq_disable()/local_bh_disable(): spin_lock_irq() in process
+    // context is therefore neither HARDIRQ- nor SOFTIRQ-unsafe.
+    bool hardirqs_on = ev.hardirqs_enabled && !(ev.flags & acquire_flags::kIrqsOff) &&
+                       ev.context != Context::Hardirq && ev.context != Context::Nmi;
+    if (hardirqs_on && ev.hardirq_state_inferred) {
+        // The producer could not read EFLAGS: an _irq/_irqsave lock still
+        // held in this context means irqs are off.
+        hardirqs_on =
+            std::none_of(held.begin(), held.end(), [](const HeldLock &h) { return h.irqs_off; });
+    }
+    Origin origin;
+    origin.task = ev.task;
+    origin.cpu = ev.cpu;
+    origin.time_ns = ev.time_ns;
+    origin.context = ev.context;
+    origin.flags.in_hardirq = ev.context == Context::Hardirq;
+    origin.flags.in_softirq = ev.context == Context::Softirq;
+    origin.flags.hardirqs_enabled = hardirqs_on;
+    origin.flags.softirqs_enabled =
+        ev.softirqs_enabled && !(ev.flags & acquire_flags::kBhOff) && ev.context == Context::Task;
+    origin.inferred = ev.hardirq_state_inferred;
+    origin.stack = ev.stack;
+    return origin;
+}
+
+void Engine::mark_usage(const HeldLock &next, const AcquireEvent &ev, AcquireCheck &check) {
+    UsageRecord rec{ev.stack, ev.task, ev.cpu, ev.time_ns, ev.hardirq_state_inferred};
+    auto mark = [&](UsageBit bit) {
+        if (classes_[next.cls].usage_mask & lock_flag(bit)) {
+            return;  // the fast path: nothing new
+        }
+        mark_lock(next.cls, bit, next.read, rec, check.with_held(), &next);
+    };
+    const bool read = next.read != 0;
+    if (!next.trylock) {
+        if (ev.context == Context::Hardirq) {
+            mark(read ? UsageBit::UsedInHardirqRead : UsageBit::UsedInHardirq);
+        }
+        if (ev.context == Context::Softirq) {
+            mark(read ? UsageBit::UsedInSoftirqRead : UsageBit::UsedInSoftirq);
+        }
+    }
+    if (check.origin.flags.hardirqs_enabled) {
+        mark(read ? UsageBit::EnabledHardirqRead : UsageBit::EnabledHardirq);
+        if (check.origin.flags.softirqs_enabled) {
+            mark(read ? UsageBit::EnabledSoftirqRead : UsageBit::EnabledSoftirq);
+        }
+    }
+    mark(UsageBit::Used);
+}
+
+void Engine::validate_chain(const HeldLock &next, const AcquireEvent &ev, AcquireCheck &check) {
+    const CpuState &cpu = *check.cpu;
+    const int ctx = static_cast<int>(ev.context);
+    for (int c = 0; c <= ctx; ++c) {
+        for (const HeldLock &h : cpu.held[c]) {
+            if (h.cls == next.cls && !(next.read == 2 && h.read)) {
+                check_deadlock(next, check.with_held());
+                return;
+            }
+        }
+    }
+    // check_prevs_add(): an edge from the newest held lock, and from
+    // trylocked ones above the newest non-trylock, in this context only.
+    const auto &held = cpu.held[ctx];
+    for (auto it = held.rbegin(); it != held.rend(); ++it) {
+        auto found = edge_by_pair_.find(edge_key(it->cls, next.cls));
+        std::uint8_t dep = calc_dep(it->read, next.read);
+        if (found == edge_by_pair_.end() || !(edges_[found->second].dep & dep)) {
+            check_prev_add(*it, next, check.with_held(), ev.cpu, ev.time_ns);
+        }
+        if (!it->trylock) {
+            break;
+        }
+    }
+}
+
 void Engine::acquire(const AcquireEvent &ev) {
     ++stats_.events;
     ++stats_.acquires;
@@ -274,126 +376,17 @@ void Engine::acquire(const AcquireEvent &ev) {
     }
     bool created = false;
     std::uint32_t cls = class_index(ev.cls, &created);
-    if (created) {
-        ++stats_.unknown_classes;
-    }
-    const int ctx = static_cast<int>(ev.context);
+    stats_.unknown_classes += created;
     CpuState &cpu = cpus_[ev.cpu];
-    auto &held = cpu.held[ctx];
+    auto &held = cpu.held[static_cast<int>(ev.context)];
 
-    HeldLock next;
-    next.lock = ev.lock;
-    next.cls = cls;
-    next.read = read_level(ev.flags, ev.context);
-    next.trylock = ev.flags & acquire_flags::kTrylock;
-    next.irqs_off = ev.flags & acquire_flags::kIrqsOff;
-    next.inferred = ev.hardirq_state_inferred;
-    next.stack = ev.stack;
-
-    // lockdep samples irq state after the lock function's own
-    // local_irq_disable()/local_bh_disable(): spin_lock_irq() in process
-    // context is therefore neither HARDIRQ- nor SOFTIRQ-unsafe.
-    bool hardirqs_on = ev.hardirqs_enabled && !(ev.flags & acquire_flags::kIrqsOff) &&
-                       ev.context != Context::Hardirq && ev.context != Context::Nmi;
-    if (hardirqs_on && ev.hardirq_state_inferred) {
-        // The producer could not read EFLAGS: an _irq/_irqsave lock still
-        // held in this context means irqs are off.
-        for (const HeldLock &h : held) {
-            if (h.irqs_off) {
-                hardirqs_on = false;
-                break;
-            }
-        }
-    }
-    const bool softirqs_on =
-        ev.softirqs_enabled && !(ev.flags & acquire_flags::kBhOff) && ev.context == Context::Task;
-
-    Origin origin;
-    origin.task = ev.task;
-    origin.cpu = ev.cpu;
-    origin.time_ns = ev.time_ns;
-    origin.context = ev.context;
-    origin.flags.in_hardirq = ev.context == Context::Hardirq;
-    origin.flags.in_softirq = ev.context == Context::Softirq;
-    origin.flags.hardirqs_enabled = hardirqs_on;
-    origin.flags.softirqs_enabled = softirqs_on;
-    origin.inferred = ev.hardirq_state_inferred;
-    origin.stack = ev.stack;
-    // What lockdep_print_held_locks() shows: everything this CPU holds in
-    // this context and the contexts it interrupted (not the new lock yet).
-    auto held_snapshot = [&]() {
-        std::vector<HeldLock> all;
-        for (int c = 0; c <= ctx; ++c) {
-            all.insert(all.end(), cpu.held[c].begin(), cpu.held[c].end());
-        }
-        return all;
-    };
-    bool snapshot_taken = false;
-    auto ensure_snapshot = [&]() {
-        if (!snapshot_taken) {
-            origin.held = held_snapshot();
-            snapshot_taken = true;
-        }
-    };
-
-    // mark_usage()
-    UsageRecord rec{ev.stack, ev.task, ev.cpu, ev.time_ns, ev.hardirq_state_inferred};
-    auto mark = [&](UsageBit bit) {
-        std::uint16_t f = lock_flag(bit);
-        if (classes_[cls].usage_mask & f) {
-            return;  // the fast path: nothing new
-        }
-        ensure_snapshot();
-        mark_lock(cls, bit, next.read, rec, origin, &next);
-    };
-    const bool read = next.read != 0;
-    if (!next.trylock) {
-        if (ev.context == Context::Hardirq) {
-            mark(read ? UsageBit::UsedInHardirqRead : UsageBit::UsedInHardirq);
-        }
-        if (ev.context == Context::Softirq) {
-            mark(read ? UsageBit::UsedInSoftirqRead : UsageBit::UsedInSoftirq);
-        }
-    }
-    if (hardirqs_on) {
-        mark(read ? UsageBit::EnabledHardirqRead : UsageBit::EnabledHardirq);
-        if (softirqs_on) {
-            mark(read ? UsageBit::EnabledSoftirqRead : UsageBit::EnabledSoftirq);
-        }
-    }
-    mark(UsageBit::Used);
-
+    const HeldLock next = held_lock_of(ev, cls);
+    AcquireCheck check{acquire_origin(ev, held), &cpu};
+    mark_usage(next, ev, check);
     // validate_chain(): trylocks neither deadlock nor add dependencies.
     if (!next.trylock) {
-        bool recursion = false;
-        for (int c = 0; c <= ctx && !recursion; ++c) {
-            for (const HeldLock &h : cpu.held[c]) {
-                if (h.cls == cls && !(next.read == 2 && h.read)) {
-                    recursion = true;
-                    break;
-                }
-            }
-        }
-        if (recursion) {
-            ensure_snapshot();
-            check_deadlock(next, origin);
-        } else {
-            // check_prevs_add(): an edge from the newest held lock, and from
-            // trylocked ones above the newest non-trylock, in this context only.
-            for (auto it = held.rbegin(); it != held.rend(); ++it) {
-                auto found = edge_by_pair_.find(edge_key(it->cls, cls));
-                std::uint8_t dep = calc_dep(it->read, next.read);
-                if (found == edge_by_pair_.end() || !(edges_[found->second].dep & dep)) {
-                    ensure_snapshot();
-                    check_prev_add(*it, next, origin, ev.cpu, ev.time_ns);
-                }
-                if (!it->trylock) {
-                    break;
-                }
-            }
-        }
+        validate_chain(next, ev, check);
     }
-
     if (held.size() >= options_.max_held_depth) {
         held.erase(held.begin());
         ++stats_.held_overflows;

@@ -155,8 +155,25 @@ class Engine {
         IrqFlagsState flags;
         bool inferred = false;
         StackId stack = kNoStack;
-        std::vector<HeldLock> held;                            // the held locks at the time
+        std::vector<HeldLock> held;  // the held locks at the time
     };
+    // An acquire under check: its Origin, whose held locks are copied in only
+    // when a check is about to report (the fast path copies nothing).
+    struct AcquireCheck {
+        Origin origin;
+        const CpuState *cpu = nullptr;
+        bool held_taken = false;
+        // What lockdep_print_held_locks() shows: everything this CPU holds in
+        // this context and the contexts it interrupted (not the new lock yet).
+        const Origin &with_held();
+    };
+    HeldLock held_lock_of(const AcquireEvent &ev, std::uint32_t cls) const;
+    // The irq state lockdep samples for this acquire, and who/where it is.
+    Origin acquire_origin(const AcquireEvent &ev, const std::vector<HeldLock> &held) const;
+    // mark_usage(): the usage bits this acquire sets on its class.
+    void mark_usage(const HeldLock &next, const AcquireEvent &ev, AcquireCheck &check);
+    // validate_chain() for a non-trylock: recursion, else the new edges.
+    void validate_chain(const HeldLock &next, const AcquireEvent &ev, AcquireCheck &check);
 
     std::uint32_t class_index(ClassId id, bool *created = nullptr);
     const std::uint32_t *find_class_index(ClassId id) const;
