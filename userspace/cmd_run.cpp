@@ -71,25 +71,6 @@ struct RunOptions {
     std::string vmlinux;  // debug info for file:line
 };
 
-std::string backend_reason(Backend requested, Backend used) {
-    switch (used) {
-        case Backend::Lockdep:
-            return requested == Backend::Auto
-                       ? "this kernel has lockdep's lock:lock_acquire tracepoint: lockdep's own "
-                         "classes, names and hardirq state, for every lock operation"
-                       : "lockdep's lock:lock_acquire and lock:lock_release tracepoints";
-        case Backend::Auto:
-            return "kprobes on plain, _bh and trylock locks and unlocks (exact hardirq "
-                   "state from EFLAGS), fentry on the _irq and _irqsave ones";
-        case Backend::Fentry:
-            return "fentry everywhere: hardirq state of plain acquires is inferred from held "
-                   "_irq/_irqsave locks";
-        case Backend::Kprobe:
-            return "kprobes everywhere: exact hardirq state";
-    }
-    return "";
-}
-
 std::string kernel_release() {
     utsname u{};
     return uname(&u) == 0 ? u.release : "unknown";
@@ -388,18 +369,11 @@ CommandRunner add_run_command(CLI::App &app) {
                     "get file:line and the functions inlined at each place")
         ->check(CLI::ExistingFile);
     cmd->add_option("--backend", options->backend_name,
-                    "How to hook the lock functions: auto (lockdep where the kernel has it, "
-                    "else kprobes on plain and _bh locks and unlocks, fentry on _irq/_irqsave "
-                    "ones), fentry (fastest; hardirq state inferred), kprobe (exact "
-                    "everywhere), lockdep (lockdep's tracepoints and classes; kernels built "
-                    "with lockdep only)")
-        ->check(CLI::IsMember({"auto", "fentry", "kprobe", "lockdep"}))
+                    "How to hook the lock functions: " + backend_choices_help())
+        ->check(CLI::IsMember(backend_names()))
         ->default_val("auto");
     return [options] {
-        options->backend = options->backend_name == "fentry"    ? Backend::Fentry
-                           : options->backend_name == "kprobe"  ? Backend::Kprobe
-                           : options->backend_name == "lockdep" ? Backend::Lockdep
-                                                                : Backend::Auto;
+        options->backend = backend_named(options->backend_name).value();  // CLI checked it
         return run(*options);
     };
 }

@@ -87,45 +87,6 @@ bool is_preempt_rt() {
 
 }  // namespace
 
-std::string_view to_string(Backend backend) {
-    switch (backend) {
-        case Backend::Auto:
-            return "auto";
-        case Backend::Fentry:
-            return "fentry";
-        case Backend::Kprobe:
-            return "kprobe";
-        case Backend::Lockdep:
-            return "lockdep";
-    }
-    return "?";
-}
-
-std::string_view to_string(HookFlavor flavor) {
-    return flavor == HookFlavor::Fentry ? "fentry" : "kprobe";
-}
-
-HookFlavor choose_flavor(Backend backend, const LockFunction &fn) {
-    switch (backend) {
-        case Backend::Fentry:
-            return HookFlavor::Fentry;
-        case Backend::Kprobe:
-            return HookFlavor::Kprobe;
-        case Backend::Auto:
-        case Backend::Lockdep:
-            break;
-    }
-    // fentry only where hardirqs are off, or are known to be, at entry: the
-    // _irq/_irqsave acquires (the variant implies the state) and releases
-    // (they run with the lock, and so irqs off, still held). The rest go
-    // through kprobes, which read EFLAGS; a plain release shares its
-    // acquire's mechanism so that an interrupt that re-enters a running
-    // program loses both halves of a lock pair, never just the release
-    // (a lost release would leave a held lock behind and make up edges).
-    bool irqs_off_at_entry = fn.variant == LockVariant::Irq || fn.variant == LockVariant::Irqsave;
-    return irqs_off_at_entry ? HookFlavor::Fentry : HookFlavor::Kprobe;
-}
-
 uint64_t CaptureLosses::total() const {
     uint64_t n = kernel_recursion_misses + short_records;
     for (uint64_t v : bpf) {
@@ -222,15 +183,12 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
     bool has_lockdep =
         btf__find_by_name_kind(vmlinux_btf, "btf_trace_lock_acquire", BTF_KIND_TYPEDEF) > 0 &&
         btf__find_by_name_kind(vmlinux_btf, "btf_trace_lock_release", BTF_KIND_TYPEDEF) > 0;
-    if (backend_ == Backend::Lockdep && !has_lockdep) {
+    const BackendEntry *resolved = resolve_backend(options.backend, has_lockdep);
+    if (!resolved) {
         btf__free(vmlinux_btf);
-        throw CaptureError(
-            "--backend lockdep needs a kernel built with lockdep (CONFIG_LOCKDEP, which has the "
-            "lock:lock_acquire tracepoint); this one is not: use --backend auto");
+        throw CaptureError(std::string(backend_entry(options.backend).needs_lockdep));
     }
-    if (backend_ == Backend::Auto && has_lockdep) {
-        backend_ = Backend::Lockdep;
-    }
+    backend_ = resolved->backend;
     Kallsyms kallsyms = Kallsyms::load();
     auto availability = discover_lock_functions({
         .has_btf_function =
@@ -270,16 +228,16 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
         bpf_program__set_autoload(skel_->progs.lockdep_lock_op, true);
     }
     for (const LockFunction &fn : lock_functions()) {
-        if (backend_ == Backend::Lockdep) {
+        std::optional<HookFlavor> flavor = choose_flavor(backend_, fn);
+        if (!flavor) {
             break;  // the tracepoints see every lock function
         }
-        HookFlavor flavor = choose_flavor(backend_, fn);
         // kprobes attach through kallsyms, fentry needs BTF as well.
         bool available =
             availability[fn.id] == Availability::OutOfLine ||
             (flavor == HookFlavor::Kprobe && availability[fn.id] == Availability::NoBtf);
         hooks_.push_back({&fn, available ? HookState::Attached : HookState::Unavailable,
-                          availability[fn.id], flavor,
+                          availability[fn.id], *flavor,
                           available ? "" : std::string(to_string(availability[fn.id]))});
         if (available) {
             for (bpf_program *p : programs_for(hooks_.back())) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "capture/backends.h"
 #include "capture/lock_functions.h"
 #include "lockwatch.h"
 
@@ -27,23 +28,6 @@ class CaptureError : public std::runtime_error {
 };
 
 enum class HookState { Attached, Unavailable, AttachFailed };
-
-// How the programs hook the lock functions.
-//   fentry:  fentry/fexit everywhere; cheapest, but cannot read EFLAGS, so the
-//            hardirq state of plain acquires is inferred from held locks.
-//   kprobe:  kprobe/kretprobe everywhere; hardirq state read from pt_regs.
-//   lockdep: only on kernels built with lockdep: the lock:lock_acquire and
-//            lock:lock_release tracepoints, with lockdep's own classes, names
-//            and hardirq state, for every lock operation, inlined or not.
-//   auto:    lockdep where the kernel has it; else kprobes on plain and _bh
-//            locks and unlocks and trylocks (EFLAGS), fentry on the _irq and
-//            _irqsave ones (the variant implies the state): exact, and cheap.
-enum class Backend { Auto, Fentry, Kprobe, Lockdep };
-enum class HookFlavor { Fentry, Kprobe };
-
-std::string_view to_string(Backend backend);
-std::string_view to_string(HookFlavor flavor);
-HookFlavor choose_flavor(Backend backend, const LockFunction &fn);
 
 struct HookStatus {
     const LockFunction *function;
