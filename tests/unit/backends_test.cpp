@@ -1,9 +1,13 @@
 #include "capture/backends.h"
 
+#include <bpf/libbpf.h>
+
 #include <set>
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include "lockwatch.skel.h"
 
 namespace lockwatch {
 namespace {
@@ -109,6 +113,114 @@ TEST(Backends, FlavorPerBackendForEveryLockFunction) {
     EXPECT_EQ(choose_flavor(Backend::Auto, fns[LW_FN__raw_spin_unlock_irqrestore]),
               HookFlavor::Fentry);
     EXPECT_EQ(choose_flavor(Backend::Auto, fns[LW_FN__raw_write_lock_irqsave]), HookFlavor::Fentry);
+}
+
+std::array<Availability, LW_FN_COUNT> all(Availability availability) {
+    std::array<Availability, LW_FN_COUNT> result;
+    result.fill(availability);
+    return result;
+}
+
+TEST(HookPlan, EveryOutOfLineFunctionIsPlannedWithItsBackendsFlavor) {
+    for (Backend backend : {Backend::Auto, Backend::Fentry, Backend::Kprobe}) {
+        auto hooks = plan_lock_hooks(backend, all(Availability::OutOfLine));
+        ASSERT_EQ(hooks.size(), lock_functions().size()) << to_string(backend);
+        for (size_t i = 0; i < hooks.size(); ++i) {
+            const HookStatus &hook = hooks[i];
+            EXPECT_EQ(hook.function, &lock_functions()[i]);
+            EXPECT_EQ(hook.state, HookState::Planned) << hook.function->symbol;
+            EXPECT_EQ(hook.flavor, choose_flavor(backend, *hook.function)) << hook.function->symbol;
+            EXPECT_EQ(hook.availability, Availability::OutOfLine);
+            EXPECT_EQ(hook.reason, "") << hook.function->symbol;
+        }
+    }
+}
+
+TEST(HookPlan, LockdepHooksNoLockFunction) {
+    EXPECT_TRUE(plan_lock_hooks(Backend::Lockdep, all(Availability::OutOfLine)).empty());
+    EXPECT_TRUE(plan_lock_hooks(Backend::Lockdep, all(Availability::NotInKernel)).empty());
+}
+
+TEST(HookPlan, AFunctionNotInTheKernelIsUnavailableForEveryBackend) {
+    for (Backend backend : {Backend::Auto, Backend::Fentry, Backend::Kprobe}) {
+        for (const HookStatus &hook : plan_lock_hooks(backend, all(Availability::NotInKernel))) {
+            EXPECT_EQ(hook.state, HookState::Unavailable) << hook.function->symbol;
+            EXPECT_EQ(hook.reason, "inlined or not built on this kernel");
+        }
+    }
+}
+
+// kprobes attach through kallsyms, fentry needs BTF as well.
+TEST(HookPlan, WithoutBtfOnlyKprobesArePlanned) {
+    for (Backend backend : {Backend::Auto, Backend::Fentry, Backend::Kprobe}) {
+        for (const HookStatus &hook : plan_lock_hooks(backend, all(Availability::NoBtf))) {
+            if (hook.flavor == HookFlavor::Kprobe) {
+                EXPECT_EQ(hook.state, HookState::Planned) << hook.function->symbol;
+                EXPECT_EQ(hook.reason, "");
+            } else {
+                EXPECT_EQ(hook.state, HookState::Unavailable) << hook.function->symbol;
+                EXPECT_EQ(hook.reason, "no BTF for it, fentry cannot attach");
+            }
+        }
+    }
+}
+
+TEST(HookPlan, AutoOnAMixedKernel) {
+    auto availability = all(Availability::OutOfLine);
+    availability[LW_FN__raw_spin_unlock_irq] = Availability::NotInKernel;
+    availability[LW_FN__raw_spin_lock_irqsave_nested] = Availability::NoBtf;
+    availability[LW_FN__raw_write_lock_nested] = Availability::NoBtf;
+    auto hooks = plan_lock_hooks(Backend::Auto, availability);
+    auto hook = [&](lw_lock_function_id id) { return hooks[id]; };
+    EXPECT_EQ(hook(LW_FN__raw_spin_lock).state, HookState::Planned);
+    EXPECT_EQ(hook(LW_FN__raw_spin_lock).flavor, HookFlavor::Kprobe);
+    EXPECT_EQ(hook(LW_FN__raw_spin_lock_irqsave).state, HookState::Planned);
+    EXPECT_EQ(hook(LW_FN__raw_spin_lock_irqsave).flavor, HookFlavor::Fentry);
+    EXPECT_EQ(hook(LW_FN__raw_spin_unlock_irq).state, HookState::Unavailable);
+    EXPECT_EQ(hook(LW_FN__raw_spin_lock_irqsave_nested).state, HookState::Unavailable);
+    EXPECT_EQ(hook(LW_FN__raw_spin_lock_irqsave_nested).reason,
+              "no BTF for it, fentry cannot attach");
+    EXPECT_EQ(hook(LW_FN__raw_write_lock_nested).state, HookState::Planned);
+    EXPECT_EQ(hook(LW_FN__raw_write_lock_nested).flavor, HookFlavor::Kprobe);
+}
+
+TEST(HookPlan, ProgramsPerHookInAttachOrder) {
+    const auto &fns = lock_functions();
+    auto names = [&](lw_lock_function_id id, HookFlavor flavor) {
+        return hook_program_names(
+            {&fns[id], HookState::Planned, Availability::OutOfLine, flavor, ""});
+    };
+    using Names = std::vector<std::string>;
+    EXPECT_EQ(names(LW_FN__raw_spin_lock, HookFlavor::Kprobe), Names{"kprobe__raw_spin_lock"});
+    EXPECT_EQ(names(LW_FN__raw_spin_lock, HookFlavor::Fentry), Names{"fentry__raw_spin_lock"});
+    EXPECT_EQ(names(LW_FN__raw_spin_trylock, HookFlavor::Kprobe),
+              (Names{"kprobe__raw_spin_trylock", "kretprobe__raw_spin_trylock"}));
+    EXPECT_EQ(names(LW_FN__raw_spin_trylock, HookFlavor::Fentry), Names{"fexit__raw_spin_trylock"});
+}
+
+// The BPF object has every program the table and the hooks name.
+TEST(HookPlan, EveryNamedProgramIsInTheBpfObject) {
+    lockwatch_bpf *skel = lockwatch_bpf__open();
+    if (!skel) {
+        GTEST_SKIP() << "cannot open the BPF object here";
+    }
+    auto has = [&](const std::string &name) {
+        return bpf_object__find_program_by_name(skel->obj, name.c_str()) != nullptr;
+    };
+    for (const LockFunction &fn : lock_functions()) {
+        for (HookFlavor flavor : {HookFlavor::Kprobe, HookFlavor::Fentry}) {
+            for (const std::string &name : hook_program_names(
+                     {&fn, HookState::Planned, Availability::OutOfLine, flavor, ""})) {
+                EXPECT_TRUE(has(name)) << name;
+            }
+        }
+    }
+    for (const BackendEntry &entry : backends()) {
+        if (entry.tracepoint_program) {
+            EXPECT_TRUE(has(entry.tracepoint_program)) << entry.name;
+        }
+    }
+    lockwatch_bpf__destroy(skel);
 }
 
 }  // namespace

@@ -153,4 +153,36 @@ std::string_view backend_reason(Backend requested, Backend used) {
     return picked_by_auto && !entry.chosen_by_auto.empty() ? entry.chosen_by_auto : entry.chosen;
 }
 
+std::vector<HookStatus> plan_lock_hooks(Backend backend,
+                                        const std::array<Availability, LW_FN_COUNT> &availability) {
+    std::vector<HookStatus> hooks;
+    for (const LockFunction &fn : lock_functions()) {
+        std::optional<HookFlavor> flavor = choose_flavor(backend, fn);
+        if (!flavor) {
+            break;  // the backend's tracepoints see every lock function
+        }
+        // kprobes attach through kallsyms, fentry needs BTF as well.
+        bool available =
+            availability[fn.id] == Availability::OutOfLine ||
+            (flavor == HookFlavor::Kprobe && availability[fn.id] == Availability::NoBtf);
+        hooks.push_back({&fn, available ? HookState::Planned : HookState::Unavailable,
+                         availability[fn.id], *flavor,
+                         available ? "" : std::string(to_string(availability[fn.id]))});
+    }
+    return hooks;
+}
+
+std::vector<std::string> hook_program_names(const HookStatus &hook) {
+    const LockFunction &fn = *hook.function;
+    auto name = [&](std::string_view prefix) { return fmt::format("{}_{}", prefix, fn.symbol); };
+    bool trylock = fn.op == LockOp::Trylock;
+    if (hook.flavor == HookFlavor::Fentry) {
+        return {name(trylock ? "fexit" : "fentry")};
+    }
+    if (trylock) {
+        return {name("kprobe"), name("kretprobe")};
+    }
+    return {name("kprobe")};
+}
+
 }  // namespace lockwatch

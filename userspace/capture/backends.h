@@ -30,6 +30,18 @@ namespace lockwatch {
 enum class Backend { Auto, Fentry, Kprobe, Lockdep };
 enum class HookFlavor { Fentry, Kprobe };
 
+// Planned: the kernel has the function and the backend hooks it; Attached
+// once every program of the hook is linked to it.
+enum class HookState { Planned, Attached, Unavailable, AttachFailed };
+
+struct HookStatus {
+    const LockFunction *function;
+    HookState state;
+    Availability availability;
+    HookFlavor flavor;
+    std::string reason;  // why it is not attached; empty when planned or attached
+};
+
 // A tracepoint that one BPF program serves, e.g. lock:lock_acquire.
 struct TracepointHook {
     const char *category;
@@ -78,5 +90,14 @@ std::string_view to_string(HookFlavor flavor);
 std::optional<HookFlavor> choose_flavor(Backend backend, const LockFunction &fn);
 // What `used` does, as lockwatch run says when tracing starts.
 std::string_view backend_reason(Backend requested, Backend used);
+
+// The hooks `backend` wants on a kernel whose lock functions are as
+// `availability` says: Planned with their flavor, or Unavailable with the
+// reason. Empty for a backend that hooks no lock function.
+std::vector<HookStatus> plan_lock_hooks(Backend backend,
+                                        const std::array<Availability, LW_FN_COUNT> &availability);
+
+// The names of the BPF programs one hook needs, in attach order.
+std::vector<std::string> hook_program_names(const HookStatus &hook);
 
 }  // namespace lockwatch

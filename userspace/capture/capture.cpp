@@ -85,6 +85,11 @@ bool is_preempt_rt() {
     return realtime && (realtime >> value) && value == 1;
 }
 
+size_t count_hooks(const std::vector<HookStatus> &hooks, HookState state) {
+    return std::count_if(hooks.begin(), hooks.end(),
+                         [&](const HookStatus &hook) { return hook.state == state; });
+}
+
 }  // namespace
 
 uint64_t CaptureLosses::total() const {
@@ -95,22 +100,12 @@ uint64_t CaptureLosses::total() const {
     return n;
 }
 
-bpf_program *LockCapture::program(const LockFunction &fn, std::string_view prefix) const {
-    std::string name = fmt::format("{}_{}", prefix, fn.symbol);
-    return bpf_object__find_program_by_name(skel_->obj, name.c_str());
-}
-
-// The programs one hook needs, in attach order.
 std::vector<bpf_program *> LockCapture::programs_for(const HookStatus &hook) const {
-    const LockFunction &fn = *hook.function;
-    bool trylock = fn.op == LockOp::Trylock;
-    if (hook.flavor == HookFlavor::Fentry) {
-        return {program(fn, trylock ? "fexit" : "fentry")};
+    std::vector<bpf_program *> programs;
+    for (const std::string &name : hook_program_names(hook)) {
+        programs.push_back(bpf_object__find_program_by_name(skel_->obj, name.c_str()));
     }
-    if (trylock) {
-        return {program(fn, "kprobe"), program(fn, "kretprobe")};
-    }
-    return {program(fn, "kprobe")};
+    return programs;
 }
 
 std::string_view to_string(lw_loss loss) {
@@ -227,25 +222,15 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
     if (backend_ == Backend::Lockdep) {
         bpf_program__set_autoload(skel_->progs.lockdep_lock_op, true);
     }
-    for (const LockFunction &fn : lock_functions()) {
-        std::optional<HookFlavor> flavor = choose_flavor(backend_, fn);
-        if (!flavor) {
-            break;  // the tracepoints see every lock function
-        }
-        // kprobes attach through kallsyms, fentry needs BTF as well.
-        bool available =
-            availability[fn.id] == Availability::OutOfLine ||
-            (flavor == HookFlavor::Kprobe && availability[fn.id] == Availability::NoBtf);
-        hooks_.push_back({&fn, available ? HookState::Attached : HookState::Unavailable,
-                          availability[fn.id], *flavor,
-                          available ? "" : std::string(to_string(availability[fn.id]))});
-        if (available) {
-            for (bpf_program *p : programs_for(hooks_.back())) {
+    hooks_ = plan_lock_hooks(backend_, availability);
+    for (const HookStatus &hook : hooks_) {
+        if (hook.state == HookState::Planned) {
+            for (bpf_program *p : programs_for(hook)) {
                 bpf_program__set_autoload(p, true);
             }
         }
     }
-    if (backend_ != Backend::Lockdep && attached_count() == 0) {
+    if (backend_ != Backend::Lockdep && count_hooks(hooks_, HookState::Planned) == 0) {
         release();
         throw CaptureError(
             "this kernel has none of the out-of-line lock functions lockwatch "
@@ -325,7 +310,7 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
     }
     for (HookStatus *hook_ptr : attach_order) {
         HookStatus &hook = *hook_ptr;
-        if (hook.state != HookState::Attached) {
+        if (hook.state != HookState::Planned) {
             continue;
         }
         for (bpf_program *p : programs_for(hook)) {
@@ -340,6 +325,9 @@ LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backe
                 break;
             }
             links_.push_back(link);
+        }
+        if (hook.state == HookState::Planned) {
+            hook.state = HookState::Attached;  // every program of the hook is linked
         }
     }
     if (attached_count() == 0) {
@@ -386,11 +374,7 @@ void LockCapture::release() {
 }
 
 size_t LockCapture::attached_count() const {
-    size_t n = lockdep_links_;
-    for (const HookStatus &hook : hooks_) {
-        n += hook.state == HookState::Attached;
-    }
-    return n;
+    return lockdep_links_ + count_hooks(hooks_, HookState::Attached);
 }
 
 namespace {

@@ -27,16 +27,6 @@ class CaptureError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-enum class HookState { Attached, Unavailable, AttachFailed };
-
-struct HookStatus {
-    const LockFunction *function;
-    HookState state;
-    Availability availability;
-    HookFlavor flavor;
-    std::string reason;  // why it is not attached; empty when attached
-};
-
 struct CaptureOptions {
     Backend backend = Backend::Auto;
     // Only acquires made inside these functions (or their compiler copies)
@@ -104,7 +94,6 @@ class LockCapture {
     void release();
     static int on_ring_record(void *ctx, void *data, size_t size);
 
-    bpf_program *program(const LockFunction &fn, std::string_view prefix) const;
     std::vector<bpf_program *> programs_for(const HookStatus &hook) const;
 
     Backend backend_;
