@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "capture/attach_error.h"
 #include "capture/backends.h"
 #include "capture/lock_functions.h"
 #include "lockwatch.h"
@@ -18,8 +19,11 @@ struct lockwatch_bpf;
 struct ring_buffer;
 struct bpf_program;
 struct bpf_link;
+struct btf;
 
 namespace lockwatch {
+
+class Kallsyms;
 
 // One clear line that explains why capture cannot start.
 class CaptureError : public std::runtime_error {
@@ -72,7 +76,7 @@ class LockCapture {
     uint64_t read_lockdep_calls() const;  // lockdep backend: spin/rw lock operations
     CaptureLosses read_losses() const;
     // The backend in use: auto resolved to the one it picked.
-    Backend backend() const { return backend_; }
+    Backend backend() const { return backend_->backend; }
 
     // Per-program run time, when the kernel counts it (sysctl
     // kernel.bpf_stats_enabled=1); empty otherwise.
@@ -91,16 +95,41 @@ class LockCapture {
     std::vector<uint64_t> stack(int32_t stack_id) const;
 
   private:
+    using VmlinuxBtf = std::unique_ptr<btf, void (*)(btf *)>;
+    struct KernelCheck {
+        VmlinuxBtf vmlinux_btf;
+        bool has_lockdep_tracepoints;
+    };
+
+    // The constructor's steps, in order.
+    KernelCheck check_kernel() const;
+    void choose_backend(Backend requested, const KernelCheck &kernel);
+    void open_programs();
+    void plan_hooks(const std::vector<std::string> &focus, const Kallsyms &kallsyms,
+                    const std::array<Availability, LW_FN_COUNT> &availability);
+    void load(bool verbose);
+    void attach_in_order();
+    void open_ring_buffer();
+
+    void plan_focus(const std::vector<std::string> &focus, const Kallsyms &kallsyms);
+    // One per probe type; the first two throw, a lock hook that fails to
+    // attach is marked AttachFailed with the reason.
+    void attach_focus_kprobes();
+    void attach_raw_tracepoint(const TracepointHook &tracepoint);
+    void attach_lock_hook(HookStatus &hook);  // kprobe/kretprobe or fentry/fexit
+
     void release();
     static int on_ring_record(void *ctx, void *data, size_t size);
 
     std::vector<bpf_program *> programs_for(const HookStatus &hook) const;
+    bpf_program *tracepoint_program() const;
 
-    Backend backend_;
+    TracingEnvironment env_;
+    const BackendEntry *backend_ = nullptr;
     lockwatch_bpf *skel_ = nullptr;
     ring_buffer *records_ = nullptr;
     std::vector<bpf_link *> links_;
-    size_t lockdep_links_ = 0;
+    size_t tracepoint_links_ = 0;
     std::vector<HookStatus> hooks_;
     std::vector<std::string> focus_functions_;
     const RecordHandler *handler_ = nullptr;
