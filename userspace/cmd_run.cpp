@@ -106,18 +106,11 @@ CommandRunner add_run_command(CLI::App &app) {
                     "get file:line and the functions inlined at each place")
         ->check(CLI::ExistingFile);
     cmd->add_option("--backend", options->backend_name,
-                    "How to hook the lock functions: auto (lockdep where the kernel has it, "
-                    "else kprobes on plain and _bh locks and unlocks, fentry on _irq/_irqsave "
-                    "ones), fentry (fastest; hardirq state inferred), kprobe (exact "
-                    "everywhere), lockdep (lockdep's tracepoints and classes; kernels built "
-                    "with lockdep only)")
-        ->check(CLI::IsMember({"auto", "fentry", "kprobe", "lockdep"}))
+                    "How to hook the lock functions: " + backend_choices_help())
+        ->check(CLI::IsMember(backend_names()))
         ->default_val("auto");
     return [options] {
-        options->backend = options->backend_name == "fentry"    ? Backend::Fentry
-                           : options->backend_name == "kprobe"  ? Backend::Kprobe
-                           : options->backend_name == "lockdep" ? Backend::Lockdep
-                                                                : Backend::Auto;
+        options->backend = backend_named(options->backend_name).value();  // CLI checked it
         return run(*options);
     };
 }

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "capture/backends.h"
 #include "commands.h"
 #include "engine/sinks.h"
 #include "kernel_debuginfo.h"
@@ -239,8 +240,9 @@ CommandRunner add_vm_command(CLI::App &app) {
                     "bug, no lockdep), lockdep (the same with PROVE_LOCKING), or a bzImage path")
         ->default_val("debian");
     cmd->add_option("--bin", o->bins, "Also copy PROGRAM (and its libraries) into the guest");
-    cmd->add_option("--backend", o->backend, "lockwatch run --backend inside the guest")
-        ->check(CLI::IsMember({"auto", "fentry", "kprobe", "lockdep"}))
+    cmd->add_option("--backend", o->backend,
+                    "lockwatch run --backend inside the guest: " + backend_choices_help())
+        ->check(CLI::IsMember(backend_names()))
         ->default_val("auto");
     cmd->add_option("--focus", o->focus, "lockwatch run --focus inside the guest")->delimiter(',');
     cmd->add_option("--json", o->json_out,

@@ -21,25 +21,6 @@ std::string kernel_release() {
     return uname(&u) == 0 ? u.release : "unknown";
 }
 
-std::string backend_reason(Backend requested, Backend used) {
-    switch (used) {
-        case Backend::Lockdep:
-            return requested == Backend::Auto
-                       ? "this kernel has lockdep's lock:lock_acquire tracepoint: lockdep's own "
-                         "classes, names and hardirq state, for every lock operation"
-                       : "lockdep's lock:lock_acquire and lock:lock_release tracepoints";
-        case Backend::Auto:
-            return "kprobes on plain, _bh and trylock locks and unlocks (exact hardirq "
-                   "state from EFLAGS), fentry on the _irq and _irqsave ones";
-        case Backend::Fentry:
-            return "fentry everywhere: hardirq state of plain acquires is inferred from held "
-                   "_irq/_irqsave locks";
-        case Backend::Kprobe:
-            return "kprobes everywhere: exact hardirq state";
-    }
-    return "";
-}
-
 // The vmlinux --vmlinux names, refused when it is not the running kernel's.
 std::unique_ptr<KernelDebugInfo> open_running_kernel_debuginfo(const std::string &path) {
     auto debuginfo = KernelDebugInfo::open(path);
@@ -103,9 +84,8 @@ bool LiveRun::open_outputs() {
 void LiveRun::announce() const {
     Backend used = capture_->backend();
     fmt::print("lockwatch: kernel {}, backend {}{}: {}\n", kernel_release(), to_string(used),
-               options_.backend == Backend::Auto && used == Backend::Lockdep ? " (auto)" : "",
-               backend_reason(options_.backend, used));
-    if (used == Backend::Lockdep) {
+               used != options_.backend ? " (auto)" : "", backend_reason(options_.backend, used));
+    if (!backend_entry(used).flavor) {  // tracepoints, no lock function hooked
         fmt::print(
             "lock operations: every spin and rw lock, inlined or not, through "
             "lock:lock_acquire and lock:lock_release\n");
@@ -224,7 +204,7 @@ void LiveRun::print_interval(std::array<uint64_t, LW_FN_COUNT> &previous) {
 void LiveRun::print_summary() const {
     double elapsed = seconds_since_start();
     CaptureLosses losses = read_losses();
-    if (capture_->backend() == Backend::Lockdep) {
+    if (!backend_entry(capture_->backend()).flavor) {
         uint64_t ops = capture_->read_lockdep_calls();
         fmt::print("summary after {:.1f} s:\n  lockdep tracepoints: {} lock operations, {:.0f}/s\n",
                    elapsed, ops, elapsed > 0 ? ops / elapsed : 0.0);

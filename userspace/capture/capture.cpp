@@ -85,46 +85,59 @@ bool is_preempt_rt() {
     return realtime && (realtime >> value) && value == 1;
 }
 
+// lockdep's tracepoints exist only where lockdep is built in.
+bool has_lockdep_tracepoints(const btf &vmlinux_btf) {
+    return btf__find_by_name_kind(&vmlinux_btf, "btf_trace_lock_acquire", BTF_KIND_TYPEDEF) > 0 &&
+           btf__find_by_name_kind(&vmlinux_btf, "btf_trace_lock_release", BTF_KIND_TYPEDEF) > 0;
+}
+
+// Which lock functions this kernel has: in BTF (fentry can attach), in
+// kallsyms only (kprobes can), or neither.
+std::array<Availability, LW_FN_COUNT> lock_functions_in(const btf &vmlinux_btf,
+                                                        const Kallsyms &kallsyms) {
+    return discover_lock_functions({
+        .has_btf_function =
+            [&](std::string_view name) {
+                return btf__find_by_name_kind(&vmlinux_btf, std::string(name).c_str(),
+                                              BTF_KIND_FUNC) > 0;
+            },
+        .has_text_symbol = [&](std::string_view name) { return kallsyms.has_text_symbol(name); },
+    });
+}
+
+// The verifier's verdict when it gave one: errno alone says little.
+std::string explain_load_failure(int err, const TracingEnvironment &env) {
+    if (!g_verifier_verdict.empty() && err != -EPERM) {
+        return fmt::format(
+            "cannot load the lock tracing programs: {} ({}): the kernel's verifier said: "
+            "\"{}\"; this kernel is not supported as built (--verbose shows the whole log)",
+            std::strerror(-err), strerrorname_np(-err) ? strerrorname_np(-err) : "?",
+            g_verifier_verdict);
+    }
+    return explain_tracing_failure("load the lock tracing programs", -err, env);
+}
+
+// How hard each program was to verify: the number to watch when the
+// programs grow towards the verifier's limit of 1M instructions.
+void print_verified_instructions(bpf_object *obj) {
+    bpf_program *loaded;
+    bpf_object__for_each_program(loaded, obj) {
+        bpf_prog_info info{};
+        uint32_t len = sizeof(info);
+        int fd = bpf_program__fd(loaded);
+        if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+            fmt::print(stderr, "lockwatch: {} verified {} instructions\n",
+                       bpf_program__name(loaded), info.verified_insns);
+        }
+    }
+}
+
+size_t count_hooks(const std::vector<HookStatus> &hooks, HookState state) {
+    return std::count_if(hooks.begin(), hooks.end(),
+                         [&](const HookStatus &hook) { return hook.state == state; });
+}
+
 }  // namespace
-
-std::string_view to_string(Backend backend) {
-    switch (backend) {
-        case Backend::Auto:
-            return "auto";
-        case Backend::Fentry:
-            return "fentry";
-        case Backend::Kprobe:
-            return "kprobe";
-        case Backend::Lockdep:
-            return "lockdep";
-    }
-    return "?";
-}
-
-std::string_view to_string(HookFlavor flavor) {
-    return flavor == HookFlavor::Fentry ? "fentry" : "kprobe";
-}
-
-HookFlavor choose_flavor(Backend backend, const LockFunction &fn) {
-    switch (backend) {
-        case Backend::Fentry:
-            return HookFlavor::Fentry;
-        case Backend::Kprobe:
-            return HookFlavor::Kprobe;
-        case Backend::Auto:
-        case Backend::Lockdep:
-            break;
-    }
-    // fentry only where hardirqs are off, or are known to be, at entry: the
-    // _irq/_irqsave acquires (the variant implies the state) and releases
-    // (they run with the lock, and so irqs off, still held). The rest go
-    // through kprobes, which read EFLAGS; a plain release shares its
-    // acquire's mechanism so that an interrupt that re-enters a running
-    // program loses both halves of a lock pair, never just the release
-    // (a lost release would leave a held lock behind and make up edges).
-    bool irqs_off_at_entry = fn.variant == LockVariant::Irq || fn.variant == LockVariant::Irqsave;
-    return irqs_off_at_entry ? HookFlavor::Fentry : HookFlavor::Kprobe;
-}
 
 uint64_t CaptureLosses::total() const {
     uint64_t n = kernel_recursion_misses + short_records + malformed_records;
@@ -134,22 +147,16 @@ uint64_t CaptureLosses::total() const {
     return n;
 }
 
-bpf_program *LockCapture::program(const LockFunction &fn, std::string_view prefix) const {
-    std::string name = fmt::format("{}_{}", prefix, fn.symbol);
-    return bpf_object__find_program_by_name(skel_->obj, name.c_str());
+std::vector<bpf_program *> LockCapture::programs_for(const HookStatus &hook) const {
+    std::vector<bpf_program *> programs;
+    for (const std::string &name : hook_program_names(hook)) {
+        programs.push_back(bpf_object__find_program_by_name(skel_->obj, name.c_str()));
+    }
+    return programs;
 }
 
-// The programs one hook needs, in attach order.
-std::vector<bpf_program *> LockCapture::programs_for(const HookStatus &hook) const {
-    const LockFunction &fn = *hook.function;
-    bool trylock = fn.op == LockOp::Trylock;
-    if (hook.flavor == HookFlavor::Fentry) {
-        return {program(fn, trylock ? "fexit" : "fentry")};
-    }
-    if (trylock) {
-        return {program(fn, "kprobe"), program(fn, "kretprobe")};
-    }
-    return {program(fn, "kprobe")};
+bpf_program *LockCapture::tracepoint_program() const {
+    return bpf_object__find_program_by_name(skel_->obj, backend_->tracepoint_program);
 }
 
 std::string_view to_string(lw_loss loss) {
@@ -200,207 +207,191 @@ std::string_view to_string(lw_context context) {
     return "?";
 }
 
-LockCapture::LockCapture(const CaptureOptions &options) : backend_(options.backend) {
+LockCapture::LockCapture(const CaptureOptions &options) {
     g_libbpf_verbose = options.verbose;
     libbpf_set_print(libbpf_log);
+    env_ = read_tracing_environment();
+    try {
+        KernelCheck kernel = check_kernel();
+        choose_backend(options.backend, kernel);
+        Kallsyms kallsyms = Kallsyms::load();
+        auto availability = lock_functions_in(*kernel.vmlinux_btf, kallsyms);
+        kernel.vmlinux_btf.reset();
+        open_programs();
+        plan_hooks(options.focus, kallsyms, availability);
+        load(options.verbose);
+        attach_in_order();
+        open_ring_buffer();
+    } catch (...) {
+        release();  // a constructor that throws gets no destructor
+        throw;
+    }
+}
 
-    TracingEnvironment env = read_tracing_environment();
+LockCapture::KernelCheck LockCapture::check_kernel() const {
     if (is_preempt_rt()) {
         throw CaptureError(
             "this is a PREEMPT_RT kernel: its spinlocks sleep and are not the "
             "_raw_spin_* functions lockwatch hooks, so it is not supported");
     }
-    if (!env.has_vmlinux_btf) {
-        throw CaptureError(explain_tracing_failure("load lock tracing programs", ENOENT, env));
+    if (!env_.has_vmlinux_btf) {
+        throw CaptureError(explain_tracing_failure("load lock tracing programs", ENOENT, env_));
     }
-
-    btf *vmlinux_btf = btf__load_vmlinux_btf();
+    VmlinuxBtf vmlinux_btf(btf__load_vmlinux_btf(), &btf__free);
     if (!vmlinux_btf) {
-        throw CaptureError(explain_tracing_failure("read the kernel's BTF", errno, env));
+        throw CaptureError(explain_tracing_failure("read the kernel's BTF", errno, env_));
     }
-    // lockdep's tracepoints exist only where lockdep is built in.
-    bool has_lockdep =
-        btf__find_by_name_kind(vmlinux_btf, "btf_trace_lock_acquire", BTF_KIND_TYPEDEF) > 0 &&
-        btf__find_by_name_kind(vmlinux_btf, "btf_trace_lock_release", BTF_KIND_TYPEDEF) > 0;
-    if (backend_ == Backend::Lockdep && !has_lockdep) {
-        btf__free(vmlinux_btf);
-        throw CaptureError(
-            "--backend lockdep needs a kernel built with lockdep (CONFIG_LOCKDEP, which has the "
-            "lock:lock_acquire tracepoint); this one is not: use --backend auto");
-    }
-    if (backend_ == Backend::Auto && has_lockdep) {
-        backend_ = Backend::Lockdep;
-    }
-    Kallsyms kallsyms = Kallsyms::load();
-    auto availability = discover_lock_functions({
-        .has_btf_function =
-            [&](std::string_view name) {
-                return btf__find_by_name_kind(vmlinux_btf, std::string(name).c_str(),
-                                              BTF_KIND_FUNC) > 0;
-            },
-        .has_text_symbol = [&](std::string_view name) { return kallsyms.has_text_symbol(name); },
-    });
-    btf__free(vmlinux_btf);
+    bool has_lockdep = has_lockdep_tracepoints(*vmlinux_btf);
+    return {std::move(vmlinux_btf), has_lockdep};
+}
 
+void LockCapture::choose_backend(Backend requested, const KernelCheck &kernel) {
+    backend_ = resolve_backend(requested, kernel.has_lockdep_tracepoints);
+    if (!backend_) {
+        throw CaptureError(std::string(backend_entry(requested).needs_lockdep));
+    }
+}
+
+// Every program starts switched off; planning switches on those it attaches.
+void LockCapture::open_programs() {
     skel_ = lockwatch_bpf__open();
     if (!skel_) {
-        throw CaptureError(explain_tracing_failure("open the BPF object", errno, env));
+        throw CaptureError(explain_tracing_failure("open the BPF object", errno, env_));
     }
     bpf_program *prog;
     bpf_object__for_each_program(prog, skel_->obj) {
         bpf_program__set_autoload(prog, false);
     }
-    if (!options.focus.empty()) {
-        for (const std::string &fn : options.focus) {
-            auto copies = kallsyms.function_copies(fn);
-            if (copies.empty()) {
-                release();
-                throw CaptureError(fmt::format(
-                    "cannot focus on {}: no such function in this kernel's text (inlined into "
-                    "its callers? focus on a caller instead)",
-                    fn));
-            }
-            focus_functions_.insert(focus_functions_.end(), copies.begin(), copies.end());
-        }
-        skel_->rodata->focus_enabled = true;
-        bpf_program__set_autoload(skel_->progs.focus_enter, true);
-        bpf_program__set_autoload(skel_->progs.focus_exit, true);
+}
+
+void LockCapture::plan_hooks(const std::vector<std::string> &focus, const Kallsyms &kallsyms,
+                             const std::array<Availability, LW_FN_COUNT> &availability) {
+    plan_focus(focus, kallsyms);
+    if (backend_->tracepoint_program) {
+        bpf_program__set_autoload(tracepoint_program(), true);
     }
-    if (backend_ == Backend::Lockdep) {
-        bpf_program__set_autoload(skel_->progs.lockdep_lock_op, true);
-    }
-    for (const LockFunction &fn : lock_functions()) {
-        if (backend_ == Backend::Lockdep) {
-            break;  // the tracepoints see every lock function
-        }
-        HookFlavor flavor = choose_flavor(backend_, fn);
-        // kprobes attach through kallsyms, fentry needs BTF as well.
-        bool available =
-            availability[fn.id] == Availability::OutOfLine ||
-            (flavor == HookFlavor::Kprobe && availability[fn.id] == Availability::NoBtf);
-        hooks_.push_back({&fn, available ? HookState::Attached : HookState::Unavailable,
-                          availability[fn.id], flavor,
-                          available ? "" : std::string(to_string(availability[fn.id]))});
-        if (available) {
-            for (bpf_program *p : programs_for(hooks_.back())) {
+    hooks_ = plan_lock_hooks(backend_->backend, availability);
+    for (const HookStatus &hook : hooks_) {
+        if (hook.state == HookState::Planned) {
+            for (bpf_program *p : programs_for(hook)) {
                 bpf_program__set_autoload(p, true);
             }
         }
     }
-    if (backend_ != Backend::Lockdep && attached_count() == 0) {
-        release();
+    if (backend_->tracepoints.empty() && count_hooks(hooks_, HookState::Planned) == 0) {
         throw CaptureError(
             "this kernel has none of the out-of-line lock functions lockwatch "
             "hooks (all inlined?): it is not supported");
     }
+}
 
+void LockCapture::plan_focus(const std::vector<std::string> &focus, const Kallsyms &kallsyms) {
+    if (focus.empty()) {
+        return;
+    }
+    for (const std::string &fn : focus) {
+        auto copies = kallsyms.function_copies(fn);
+        if (copies.empty()) {
+            throw CaptureError(fmt::format(
+                "cannot focus on {}: no such function in this kernel's text (inlined into "
+                "its callers? focus on a caller instead)",
+                fn));
+        }
+        focus_functions_.insert(focus_functions_.end(), copies.begin(), copies.end());
+    }
+    skel_->rodata->focus_enabled = true;
+    bpf_program__set_autoload(skel_->progs.focus_enter, true);
+    bpf_program__set_autoload(skel_->progs.focus_exit, true);
+}
+
+void LockCapture::load(bool verbose) {
     g_verifier_verdict.clear();
     if (int err = lockwatch_bpf__load(skel_); err) {
-        release();
-        if (!g_verifier_verdict.empty() && err != -EPERM) {
-            throw CaptureError(fmt::format(
-                "cannot load the lock tracing programs: {} ({}): the kernel's verifier said: "
-                "\"{}\"; this kernel is not supported as built (--verbose shows the whole log)",
-                std::strerror(-err), strerrorname_np(-err) ? strerrorname_np(-err) : "?",
-                g_verifier_verdict));
-        }
-        throw CaptureError(explain_tracing_failure("load the lock tracing programs", -err, env));
+        throw CaptureError(explain_load_failure(err, env_));
+    }
+    if (verbose) {
+        print_verified_instructions(skel_->obj);
+    }
+}
+
+void LockCapture::attach_in_order() {
+    // Focus scopes go live first, so that no acquire in scope is missed.
+    attach_focus_kprobes();
+
+    // lockdep's tracepoints, one program on both: release first, for the
+    // reason below.
+    for (const TracepointHook &tracepoint : backend_->tracepoints) {
+        attach_raw_tracepoint(tracepoint);
     }
 
-    if (options.verbose) {
-        // How hard each program was to verify: the number to watch when the
-        // programs grow towards the verifier's limit of 1M instructions.
-        bpf_program *loaded;
-        bpf_object__for_each_program(loaded, skel_->obj) {
-            bpf_prog_info info{};
-            uint32_t len = sizeof(info);
-            int fd = bpf_program__fd(loaded);
-            if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
-                fmt::print(stderr, "lockwatch: {} verified {} instructions\n",
-                           bpf_program__name(loaded), info.verified_insns);
+    // Releases go live before acquires: an acquire seen without its release
+    // hook in place would leave a held lock behind that is never popped.
+    for (LockOp op : {LockOp::Release, LockOp::Trylock, LockOp::Acquire}) {
+        for (HookStatus &hook : hooks_) {
+            if (hook.function->op == op && hook.state == HookState::Planned) {
+                attach_lock_hook(hook);
             }
         }
     }
+    if (attached_count() == 0) {
+        auto failed = std::find_if(hooks_.begin(), hooks_.end(), [](const HookStatus &hook) {
+            return hook.state == HookState::AttachFailed;
+        });
+        throw CaptureError(failed == hooks_.end() ? "no lock function could be attached"
+                                                  : failed->reason);
+    }
+}
 
-    // Focus scopes go live first, so that no acquire in scope is missed.
+void LockCapture::attach_focus_kprobes() {
     for (const std::string &fn : focus_functions_) {
         for (bool exit : {false, true}) {
             bpf_link *link = bpf_program__attach_kprobe(
                 exit ? skel_->progs.focus_exit : skel_->progs.focus_enter, exit, fn.c_str());
             if (!link) {
                 int err = errno;
-                release();
                 throw CaptureError(explain_tracing_failure(
                     fmt::format("attach the --focus {} to {}", exit ? "kretprobe" : "kprobe", fn),
-                    err, env));
+                    err, env_));
             }
             links_.push_back(link);
         }
     }
+}
 
-    // lockdep's tracepoints, one program on both: release first, for the
-    // reason below.
-    if (backend_ == Backend::Lockdep) {
-        for (const char *tracepoint : {"lock_release", "lock_acquire"}) {
-            bpf_link *link =
-                bpf_program__attach_raw_tracepoint(skel_->progs.lockdep_lock_op, tracepoint);
-            if (!link) {
-                int err = errno;
-                release();
-                throw CaptureError(explain_tracing_failure(
-                    fmt::format("attach to the lock:{} tracepoint", tracepoint), err, env));
-            }
-            links_.push_back(link);
-            ++lockdep_links_;
-        }
+void LockCapture::attach_raw_tracepoint(const TracepointHook &tracepoint) {
+    bpf_link *link = bpf_program__attach_raw_tracepoint(tracepoint_program(), tracepoint.name);
+    if (!link) {
+        int err = errno;
+        throw CaptureError(explain_tracing_failure(
+            fmt::format("attach to the {}:{} tracepoint", tracepoint.category, tracepoint.name),
+            err, env_));
     }
+    links_.push_back(link);
+    ++tracepoint_links_;
+}
 
-    // Releases go live before acquires: an acquire seen without its release
-    // hook in place would leave a held lock behind that is never popped.
-    std::vector<HookStatus *> attach_order;
-    for (LockOp op : {LockOp::Release, LockOp::Trylock, LockOp::Acquire}) {
-        for (HookStatus &hook : hooks_) {
-            if (hook.function->op == op) {
-                attach_order.push_back(&hook);
-            }
+// Each program attaches by its section (kprobe/SYMBOL, fentry/SYMBOL, ...).
+void LockCapture::attach_lock_hook(HookStatus &hook) {
+    for (bpf_program *p : programs_for(hook)) {
+        bpf_link *link = bpf_program__attach(p);
+        if (!link) {
+            int err = errno;
+            hook.state = HookState::AttachFailed;
+            hook.reason = explain_tracing_failure(
+                fmt::format("attach {} program to {}", bpf_program__section_name(p),
+                            hook.function->symbol),
+                err, env_);
+            return;
         }
+        links_.push_back(link);
     }
-    for (HookStatus *hook_ptr : attach_order) {
-        HookStatus &hook = *hook_ptr;
-        if (hook.state != HookState::Attached) {
-            continue;
-        }
-        for (bpf_program *p : programs_for(hook)) {
-            bpf_link *link = bpf_program__attach(p);
-            if (!link) {
-                int err = errno;
-                hook.state = HookState::AttachFailed;
-                hook.reason = explain_tracing_failure(
-                    fmt::format("attach {} program to {}", bpf_program__section_name(p),
-                                hook.function->symbol),
-                    err, env);
-                break;
-            }
-            links_.push_back(link);
-        }
-    }
-    if (attached_count() == 0) {
-        std::string reason;
-        for (const HookStatus &hook : hooks_) {
-            if (hook.state == HookState::AttachFailed) {
-                reason = hook.reason;
-                break;
-            }
-        }
-        release();
-        throw CaptureError(reason.empty() ? "no lock function could be attached" : reason);
-    }
+    hook.state = HookState::Attached;
+}
 
+void LockCapture::open_ring_buffer() {
     records_ = ring_buffer__new(bpf_map__fd(skel_->maps.records), on_ring_record, this, nullptr);
     if (!records_) {
-        int err = errno;
-        release();
-        throw CaptureError(explain_tracing_failure("open the ring buffer", err, env));
+        throw CaptureError(explain_tracing_failure("open the ring buffer", errno, env_));
     }
 }
 
@@ -422,17 +413,13 @@ void LockCapture::release() {
         bpf_link__destroy(*it);
     }
     links_.clear();
-    lockdep_links_ = 0;
+    tracepoint_links_ = 0;
     lockwatch_bpf__destroy(skel_);
     skel_ = nullptr;
 }
 
 size_t LockCapture::attached_count() const {
-    size_t n = lockdep_links_;
-    for (const HookStatus &hook : hooks_) {
-        n += hook.state == HookState::Attached;
-    }
-    return n;
+    return tracepoint_links_ + count_hooks(hooks_, HookState::Attached);
 }
 
 namespace {
@@ -480,8 +467,9 @@ CaptureLosses LockCapture::read_losses() const {
         bpf_prog_info info{};
         uint32_t len = sizeof(info);
         if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
-            (backend_ == Backend::Lockdep ? losses.skipped_nested_tracepoints
-                                          : losses.kernel_recursion_misses) +=
+            // lockdep's tracepoints fire for the programs' own locks: see CaptureLosses.
+            (backend_->tracepoints.empty() ? losses.kernel_recursion_misses
+                                           : losses.skipped_nested_tracepoints) +=
                 info.recursion_misses;
         }
     }

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "capture/attach_error.h"
+#include "capture/backends.h"
 #include "capture/lock_functions.h"
 #include "lockwatch.h"
 
@@ -17,40 +19,16 @@ struct lockwatch_bpf;
 struct ring_buffer;
 struct bpf_program;
 struct bpf_link;
+struct btf;
 
 namespace lockwatch {
+
+class Kallsyms;
 
 // One clear line that explains why capture cannot start.
 class CaptureError : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;
-};
-
-enum class HookState { Attached, Unavailable, AttachFailed };
-
-// How the programs hook the lock functions.
-//   fentry:  fentry/fexit everywhere; cheapest, but cannot read EFLAGS, so the
-//            hardirq state of plain acquires is inferred from held locks.
-//   kprobe:  kprobe/kretprobe everywhere; hardirq state read from pt_regs.
-//   lockdep: only on kernels built with lockdep: the lock:lock_acquire and
-//            lock:lock_release tracepoints, with lockdep's own classes, names
-//            and hardirq state, for every lock operation, inlined or not.
-//   auto:    lockdep where the kernel has it; else kprobes on plain and _bh
-//            locks and unlocks and trylocks (EFLAGS), fentry on the _irq and
-//            _irqsave ones (the variant implies the state): exact, and cheap.
-enum class Backend { Auto, Fentry, Kprobe, Lockdep };
-enum class HookFlavor { Fentry, Kprobe };
-
-std::string_view to_string(Backend backend);
-std::string_view to_string(HookFlavor flavor);
-HookFlavor choose_flavor(Backend backend, const LockFunction &fn);
-
-struct HookStatus {
-    const LockFunction *function;
-    HookState state;
-    Availability availability;
-    HookFlavor flavor;
-    std::string reason;  // why it is not attached; empty when attached
 };
 
 struct CaptureOptions {
@@ -99,7 +77,7 @@ class LockCapture {
     uint64_t read_lockdep_calls() const;  // lockdep backend: spin/rw lock operations
     CaptureLosses read_losses() const;
     // The backend in use: auto resolved to the one it picked.
-    Backend backend() const { return backend_; }
+    Backend backend() const { return backend_->backend; }
 
     // Per-program run time, when the kernel counts it (sysctl
     // kernel.bpf_stats_enabled=1); empty otherwise.
@@ -118,17 +96,41 @@ class LockCapture {
     std::vector<uint64_t> stack(int32_t stack_id) const;
 
   private:
+    using VmlinuxBtf = std::unique_ptr<btf, void (*)(btf *)>;
+    struct KernelCheck {
+        VmlinuxBtf vmlinux_btf;
+        bool has_lockdep_tracepoints;
+    };
+
+    // The constructor's steps, in order.
+    KernelCheck check_kernel() const;
+    void choose_backend(Backend requested, const KernelCheck &kernel);
+    void open_programs();
+    void plan_hooks(const std::vector<std::string> &focus, const Kallsyms &kallsyms,
+                    const std::array<Availability, LW_FN_COUNT> &availability);
+    void load(bool verbose);
+    void attach_in_order();
+    void open_ring_buffer();
+
+    void plan_focus(const std::vector<std::string> &focus, const Kallsyms &kallsyms);
+    // One per probe type; the first two throw, a lock hook that fails to
+    // attach is marked AttachFailed with the reason.
+    void attach_focus_kprobes();
+    void attach_raw_tracepoint(const TracepointHook &tracepoint);
+    void attach_lock_hook(HookStatus &hook);  // kprobe/kretprobe or fentry/fexit
+
     void release();
     static int on_ring_record(void *ctx, void *data, size_t size);
 
-    bpf_program *program(const LockFunction &fn, std::string_view prefix) const;
     std::vector<bpf_program *> programs_for(const HookStatus &hook) const;
+    bpf_program *tracepoint_program() const;
 
-    Backend backend_;
+    TracingEnvironment env_;
+    const BackendEntry *backend_ = nullptr;
     lockwatch_bpf *skel_ = nullptr;
     ring_buffer *records_ = nullptr;
     std::vector<bpf_link *> links_;
-    size_t lockdep_links_ = 0;
+    size_t tracepoint_links_ = 0;
     std::vector<HookStatus> hooks_;
     std::vector<std::string> focus_functions_;
     const RecordHandler *handler_ = nullptr;
