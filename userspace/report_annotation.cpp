@@ -3,8 +3,8 @@
 #include <regex>
 #include <sstream>
 
+#include "engine/finding_json.h"
 #include "engine/report.h"
-#include "engine/sinks.h"
 #include "kernel_debuginfo.h"
 
 namespace lockwatch {

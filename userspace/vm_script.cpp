@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/sinks.h"
+#include "engine/finding_json.h"
 
 namespace lockwatch {
 

@@ -17,6 +17,7 @@ namespace af = acquire_flags;
 
 class Sim {
   public:
+    explicit Sim(EngineOptions options = {}) : eng(std::move(options)) {}
     Engine eng;
     std::uint64_t now = 1000;
 

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "engine/sinks.h"
+#include "engine/finding_json.h"
 
 namespace lockwatch {
 namespace {

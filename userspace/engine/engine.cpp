@@ -1112,7 +1112,8 @@ void Engine::emit(Finding &&f) {
         return;
     }
     f.title = make_title(f.kind, f.stack.get());
-    f.text = render_text(f, options_.kernel_ident);
+    f.kernel_ident = options_.kernel_ident;
+    f.text = render_text(f, f.kernel_ident);
     ++stats_.findings;
     findings_.push_back(std::move(f));
     if (handler_) {

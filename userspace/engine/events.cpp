@@ -42,6 +42,16 @@ std::string_view context_name(Context c) {
     return "task";
 }
 
+bool parse_context_name(std::string_view name, Context *out) {
+    for (Context c : {Context::Task, Context::Softirq, Context::Hardirq, Context::Nmi}) {
+        if (context_name(c) == name) {
+            *out = c;
+            return true;
+        }
+    }
+    return false;
+}
+
 std::string_view usage_bit_str(UsageBit bit) {
     return kUsageStr[static_cast<int>(bit)];
 }
@@ -84,6 +94,18 @@ std::string_view finding_kind_name(FindingKind k) {
     return "circular";
 }
 
+bool parse_finding_kind_name(std::string_view name, FindingKind *out) {
+    for (FindingKind k :
+         {FindingKind::IrqSafeToUnsafe, FindingKind::IrqInversion, FindingKind::InconsistentState,
+          FindingKind::Circular, FindingKind::Recursive}) {
+        if (finding_kind_name(k) == name) {
+            *out = k;
+            return true;
+        }
+    }
+    return false;
+}
+
 std::string_view irq_class_name(IrqClass c) {
     switch (c) {
         case IrqClass::Hardirq:
@@ -94,6 +116,16 @@ std::string_view irq_class_name(IrqClass c) {
             break;
     }
     return "";
+}
+
+bool parse_irq_class_name(std::string_view name, IrqClass *out) {
+    for (IrqClass c : {IrqClass::None, IrqClass::Hardirq, IrqClass::Softirq}) {
+        if (irq_class_name(c) == name) {
+            *out = c;
+            return true;
+        }
+    }
+    return false;
 }
 
 }  // namespace lockwatch::engine

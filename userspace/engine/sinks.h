@@ -4,12 +4,9 @@
 
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/finding.h"
 
@@ -42,18 +39,7 @@ class TextSink : public Sink {
     std::FILE *file_ = nullptr;
 };
 
-// One JSON object per line; the schema is docs/json-schema.md.
-nlohmann::json finding_to_json(const Finding &finding);
-// One frame of a finding's stacks, as finding_to_json() writes it.
-nlohmann::json frame_to_json(const Frame &frame);
-inline constexpr int kJsonSchemaVersion = 1;
-
-// The inverse of finding_to_json() for what the text and journald sinks
-// need (kind, irq, title, signature, locks, chain, task, cpu, time, text):
-// findings that crossed a VM's serial port come back through it. Stacks
-// and paths are not rebuilt. nullopt when `j` is not a finding.
-std::optional<Finding> finding_from_json(const nlohmann::json &j);
-
+// One JSON object per line (finding_json.h); the schema is docs/json-schema.md.
 class JsonLinesSink : public Sink {
   public:
     explicit JsonLinesSink(std::ostream &out) : out_(&out) {}
