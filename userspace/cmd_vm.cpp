@@ -16,9 +16,9 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "engine/report.h"
 #include "engine/sinks.h"
 #include "kernel_debuginfo.h"
-#include "report_annotation.h"
 #include "vm_script.h"
 
 namespace lockwatch {
@@ -125,6 +125,20 @@ std::string self_path() {
     return ec ? std::string("lockwatch") : self.string();
 }
 
+// A finding the guest sent: its stacks get their places from the vmlinux,
+// then it goes to the sinks like any other.
+void show_finding(engine::Finding &finding, const KernelDebugInfo *debuginfo, engine::Sink &sinks) {
+    if (debuginfo) {
+        annotate_stacks(finding, *debuginfo);
+    }
+    finding.text = engine::render_text(finding, finding.kernel_ident);
+    if (!sinks.write(finding)) {
+        fmt::print(stderr, "lockwatch vm: a finding sink failed: {}\n", sinks.last_error());
+    }
+    sinks.flush();
+    std::fflush(stdout);
+}
+
 int run_vm(const VmOptions &o) {
     auto kernel = resolve_kernel(o.kernel);
     if (!kernel) {
@@ -173,13 +187,14 @@ int run_vm(const VmOptions &o) {
                        std::strerror(errno));
             return kVmExitUsage;
         }
+        sinks.add(std::make_unique<engine::JsonLinesSink>(json_file ? json_file.get() : stdout,
+                                                          nlohmann::json{{"vm_kernel", o.kernel}}));
     }
-    GuestOutcome outcome;
-    std::string vm_kernel_field = "LOCKWATCH_VM_KERNEL=" + o.kernel;
     if (o.journal) {
         sinks.add(std::make_unique<engine::JournaldSink>(
-            std::vector<std::string>{vm_kernel_field, "LOCKWATCH_SOURCE=vm"}));
+            std::vector<std::string>{"LOCKWATCH_VM_KERNEL=" + o.kernel, "LOCKWATCH_SOURCE=vm"}));
     }
+    GuestOutcome outcome;
 
     FILE *pipe = popen(cmd.c_str(), "r");
     if (!pipe) {
@@ -195,22 +210,8 @@ int run_vm(const VmOptions &o) {
             continue;  // a line longer than the buffer: keep reading
         }
         GuestLine parsed = parse_guest_line(line, &outcome);
-        if (parsed.finding && debuginfo) {
-            annotate_finding_json(*parsed.json, *debuginfo);
-            parsed.finding->text = (*parsed.json)["text"].get<std::string>();
-        }
         if (parsed.finding) {
-            if (!sinks.write(*parsed.finding)) {
-                fmt::print(stderr, "lockwatch vm: a finding sink failed: {}\n", sinks.last_error());
-            }
-            if (!o.json_out.empty()) {
-                nlohmann::json j = *parsed.json;
-                j["vm_kernel"] = o.kernel;
-                std::string text = j.dump() + "\n";
-                std::fputs(text.c_str(), json_file ? json_file.get() : stdout);
-            }
-            sinks.flush();
-            std::fflush(stdout);
+            show_finding(*parsed.finding, debuginfo.get(), sinks);
         } else if (!parsed.marker) {
             std::fputs(line.c_str(), stderr);
         }

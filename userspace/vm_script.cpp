@@ -100,7 +100,6 @@ GuestLine parse_guest_line(const std::string &raw, GuestOutcome *outcome) {
     }
     if (auto finding = engine::finding_from_json(j)) {
         result.finding = std::move(finding);
-        result.json = std::move(j);
         ++outcome->findings;
     }
     return result;

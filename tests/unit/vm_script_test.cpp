@@ -62,6 +62,7 @@ TEST(VmScript, FindingJsonComesBackAsAFinding) {
     EXPECT_EQ(parsed.finding->locks[1].name, "pid.wait_pidfd.lock");
     EXPECT_EQ(parsed.finding->locks[1].usage, "+.+.");
     EXPECT_EQ(parsed.finding->task.comm_view(), "seed-repro");
+    EXPECT_TRUE(*parsed.finding == f) << "the finding did not come back whole";
 
     // After an unfinished line of the command's own output.
     EXPECT_TRUE(parse_guest_line("progress: 50%" + line, &outcome).finding);

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/finding.h"
-
 namespace lockwatch::engine {
 namespace {
 
@@ -76,56 +74,6 @@ void Task::set_comm(std::string_view s) {
 
 std::string_view Task::comm_view() const {
     return std::string_view(comm.data(), strnlen(comm.data(), comm.size()));
-}
-
-std::string_view finding_kind_name(FindingKind k) {
-    switch (k) {
-        case FindingKind::IrqSafeToUnsafe:
-            return "irq_safe_to_unsafe";
-        case FindingKind::IrqInversion:
-            return "irq_inversion";
-        case FindingKind::InconsistentState:
-            return "inconsistent_state";
-        case FindingKind::Circular:
-            return "circular";
-        case FindingKind::Recursive:
-            return "recursive";
-    }
-    return "circular";
-}
-
-bool parse_finding_kind_name(std::string_view name, FindingKind *out) {
-    for (FindingKind k :
-         {FindingKind::IrqSafeToUnsafe, FindingKind::IrqInversion, FindingKind::InconsistentState,
-          FindingKind::Circular, FindingKind::Recursive}) {
-        if (finding_kind_name(k) == name) {
-            *out = k;
-            return true;
-        }
-    }
-    return false;
-}
-
-std::string_view irq_class_name(IrqClass c) {
-    switch (c) {
-        case IrqClass::Hardirq:
-            return "hardirq";
-        case IrqClass::Softirq:
-            return "softirq";
-        case IrqClass::None:
-            break;
-    }
-    return "";
-}
-
-bool parse_irq_class_name(std::string_view name, IrqClass *out) {
-    for (IrqClass c : {IrqClass::None, IrqClass::Hardirq, IrqClass::Softirq}) {
-        if (irq_class_name(c) == name) {
-            *out = c;
-            return true;
-        }
-    }
-    return false;
 }
 
 }  // namespace lockwatch::engine

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -128,5 +129,9 @@ struct Finding {
     // Field by field; stacks by their frames.
     bool operator==(const Finding &) const = default;
 };
+
+// Calls visit on every stack the finding holds (null ones too), to rewrite
+// them in place: the host annotates the stacks of a finding a VM sent.
+void for_each_stack(Finding &finding, const std::function<void(StackRef &)> &visit);
 
 }  // namespace lockwatch::engine

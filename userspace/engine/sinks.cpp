@@ -67,7 +67,9 @@ void TextSink::flush() {
 }
 
 bool JsonLinesSink::write(const Finding &f) {
-    return write_line(out_, file_, finding_to_json(f).dump() + "\n", &error_);
+    nlohmann::json j = finding_to_json(f);
+    j.update(extra_);
+    return write_line(out_, file_, j.dump() + "\n", &error_);
 }
 
 void JsonLinesSink::flush() {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/finding.h"
 
 namespace lockwatch::engine {
@@ -42,14 +44,18 @@ class TextSink : public Sink {
 // One JSON object per line (finding_json.h); the schema is docs/json-schema.md.
 class JsonLinesSink : public Sink {
   public:
-    explicit JsonLinesSink(std::ostream &out) : out_(&out) {}
-    explicit JsonLinesSink(std::FILE *file) : file_(file) {}
+    // extra: more fields for every line (`lockwatch vm` adds "vm_kernel").
+    explicit JsonLinesSink(std::ostream &out, nlohmann::json extra = nlohmann::json::object())
+        : out_(&out), extra_(std::move(extra)) {}
+    explicit JsonLinesSink(std::FILE *file, nlohmann::json extra = nlohmann::json::object())
+        : file_(file), extra_(std::move(extra)) {}
     bool write(const Finding &finding) override;
     void flush() override;
 
   private:
     std::ostream *out_ = nullptr;
     std::FILE *file_ = nullptr;
+    nlohmann::json extra_;
 };
 
 // One journal entry per finding: MESSAGE is the text, PRIORITY warning (4),
