@@ -23,10 +23,11 @@
 #include "class_names.h"
 #include "commands.h"
 #include "engine/engine.h"
-#include "engine/report.h"
-#include "engine/sinks.h"
 #include "fact_decoder.h"
 #include "kernel_debuginfo.h"
+#include "output/journald.h"
+#include "output/json.h"
+#include "output/text.h"
 #include "run_report.h"
 
 namespace lockwatch {
@@ -134,16 +135,16 @@ int run(const RunOptions &options) {
 
     // Findings: lockdep-format text on stdout (stderr when JSON takes
     // stdout), JSON lines, journald.
-    engine::MultiSink sinks;
+    output::MultiSink sinks;
     FILE *text_out = options.json_out == "-" ? stderr : stdout;
-    sinks.add(std::make_unique<engine::TextSink>(text_out));
+    sinks.add(std::make_unique<output::TextSink>(text_out));
     std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file(nullptr, &std::fclose);
     if (options.json_out == "-") {
         // Unbuffered: each JSON line leaves in one write(), which a tty or a
         // pipe does not interleave with other writers (lockwatch vm shares
         // the guest's results port with the traced command).
         std::setvbuf(stdout, nullptr, _IONBF, 0);
-        sinks.add(std::make_unique<engine::JsonLinesSink>(stdout));
+        sinks.add(std::make_unique<output::JsonLinesSink>(stdout));
     } else if (!options.json_out.empty()) {
         json_file.reset(std::fopen(options.json_out.c_str(), "w"));
         if (!json_file) {
@@ -151,10 +152,10 @@ int run(const RunOptions &options) {
                        std::strerror(errno));
             return 1;
         }
-        sinks.add(std::make_unique<engine::JsonLinesSink>(json_file.get()));
+        sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get()));
     }
     if (options.journal) {
-        sinks.add(std::make_unique<engine::JournaldSink>(
+        sinks.add(std::make_unique<output::JournaldSink>(
             std::vector<std::string>{"LOCKWATCH_KERNEL=" + kernel_release()}));
     }
 

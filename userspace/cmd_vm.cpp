@@ -16,9 +16,10 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "engine/report.h"
-#include "engine/sinks.h"
 #include "kernel_debuginfo.h"
+#include "output/journald.h"
+#include "output/json.h"
+#include "output/text.h"
 #include "vm_script.h"
 
 namespace lockwatch {
@@ -127,11 +128,10 @@ std::string self_path() {
 
 // A finding the guest sent: its stacks get their places from the vmlinux,
 // then it goes to the sinks like any other.
-void show_finding(engine::Finding &finding, const KernelDebugInfo *debuginfo, engine::Sink &sinks) {
+void show_finding(engine::Finding &finding, const KernelDebugInfo *debuginfo, output::Sink &sinks) {
     if (debuginfo) {
         annotate_stacks(finding, *debuginfo);
     }
-    finding.text = engine::render_text(finding, finding.kernel_ident);
     if (!sinks.write(finding)) {
         fmt::print(stderr, "lockwatch vm: a finding sink failed: {}\n", sinks.last_error());
     }
@@ -177,8 +177,8 @@ int run_vm(const VmOptions &o) {
     }
     cmd += " -- sh -c " + shell_quote(guest_script(o.command, o.backend, o.linger_s, o.focus));
 
-    engine::MultiSink sinks;
-    sinks.add(std::make_unique<engine::TextSink>(stdout));
+    output::MultiSink sinks;
+    sinks.add(std::make_unique<output::TextSink>(stdout));
     std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file(nullptr, &std::fclose);
     if (!o.json_out.empty()) {
         json_file.reset(o.json_out == "-" ? nullptr : std::fopen(o.json_out.c_str(), "w"));
@@ -187,11 +187,11 @@ int run_vm(const VmOptions &o) {
                        std::strerror(errno));
             return kVmExitUsage;
         }
-        sinks.add(std::make_unique<engine::JsonLinesSink>(json_file ? json_file.get() : stdout,
+        sinks.add(std::make_unique<output::JsonLinesSink>(json_file ? json_file.get() : stdout,
                                                           nlohmann::json{{"vm_kernel", o.kernel}}));
     }
     if (o.journal) {
-        sinks.add(std::make_unique<engine::JournaldSink>(
+        sinks.add(std::make_unique<output::JournaldSink>(
             std::vector<std::string>{"LOCKWATCH_VM_KERNEL=" + o.kernel, "LOCKWATCH_SOURCE=vm"}));
     }
     GuestOutcome outcome;

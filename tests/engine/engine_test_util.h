@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "engine/engine.h"
-#include "engine/report.h"
+#include "engine/finding_names.h"
 
 namespace lockwatch::engine::testing {
 

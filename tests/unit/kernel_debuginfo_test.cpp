@@ -13,8 +13,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/finding_json.h"
-#include "engine/report.h"
+#include "output/json.h"
+#include "output/text.h"
 
 namespace lockwatch {
 namespace {
@@ -165,7 +165,7 @@ TEST_F(KernelDebugInfoTest, EveryStackOfAFindingGainsSourcePlaces) {
     EXPECT_EQ(f.stack->back().symbol, "not_in_this_binary");
     EXPECT_TRUE(f.stack->back().file.empty()) << "a frame the vmlinux lacks passes through";
 
-    std::string text = engine::render_text(f, "");
+    std::string text = output::render_text(f);
     std::string place = "debuginfo_fixture.c:" + std::to_string(fixture_line("MARK_PLAIN"));
     EXPECT_NE(text.find(" (TCP+0x98){+.-.}, at: fixture_plain+0x0 "), std::string::npos) << text;
     EXPECT_NE(text.find(place + "\n"), std::string::npos) << text;
@@ -175,10 +175,10 @@ TEST_F(KernelDebugInfoTest, EveryStackOfAFindingGainsSourcePlaces) {
 TEST_F(KernelDebugInfoTest, AFindingFromJsonGainsSourcePlaces) {
     // The way `lockwatch vm` treats what a guest sends.
     std::optional<engine::Finding> f =
-        engine::finding_from_json(engine::finding_to_json(fixture_finding()));
+        output::finding_from_json(output::finding_to_json(fixture_finding()));
     ASSERT_TRUE(f);
     annotate_stacks(*f, *info_);
-    nlohmann::json j = engine::finding_to_json(*f);
+    nlohmann::json j = output::finding_to_json(*f);
     const nlohmann::json &top = j["stacks"]["backtrace"][0];
     EXPECT_TRUE(top.value("file", "").ends_with("debuginfo_fixture.c")) << j.dump();
     EXPECT_EQ(top.value("line", 0u), fixture_line("MARK_PLAIN"));

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "engine/report.h"
+#include "engine/finding_names.h"
 
 namespace lockwatch::engine {
 namespace {
@@ -1113,7 +1113,6 @@ void Engine::emit(Finding &&f) {
     }
     f.title = make_title(f.kind, f.stack.get());
     f.kernel_ident = options_.kernel_ident;
-    f.text = render_text(f, f.kernel_ident);
     ++stats_.findings;
     findings_.push_back(std::move(f));
     if (handler_) {

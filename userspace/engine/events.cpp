@@ -68,6 +68,7 @@ bool parse_usage_bit_name(std::string_view name, UsageBit *out) {
 }
 
 void Task::set_comm(std::string_view s) {
+    s = s.substr(0, s.find('\0'));  // what follows a NUL is not part of the name
     comm.fill('\0');
     std::memcpy(comm.data(), s.data(), std::min(s.size(), comm.size() - 1));
 }

@@ -1,5 +1,6 @@
-// A finding: one lockdep-class bug, reported once, self-contained (stacks are
-// shared pointers into the engine's stack table, so sinks need nothing else).
+// A finding: one lockdep-class bug, reported once. Plain data and
+// self-contained (stacks are shared pointers into the engine's stack table):
+// the renderers in output/ need nothing else to print it.
 #pragma once
 
 #include <cstdint>
@@ -123,8 +124,7 @@ struct Finding {
     // The class names of the dependency chain in lock order (A -> B -> C).
     std::vector<std::string> chain;
 
-    StackRef stack;    // the triggering stack ("stack backtrace:")
-    std::string text;  // the lockdep-format report
+    StackRef stack;  // the triggering stack ("stack backtrace:")
 
     // Field by field; stacks by their frames.
     bool operator==(const Finding &) const = default;

@@ -1,11 +1,17 @@
-#include "engine/finding_json.h"
+#include "output/json.h"
 
-#include "engine/report.h"
+#include "output/text.h"
 
-namespace lockwatch::engine {
+namespace lockwatch::output {
 namespace {
 
 using json = nlohmann::json;
+using engine::Finding;
+using engine::Frame;
+using engine::LockRef;
+using engine::PathEntry;
+using engine::StackRef;
+using engine::UsageTrace;
 
 json stack_to_json(const StackRef &stack) {
     json frames = json::array();
@@ -37,8 +43,8 @@ json locks_to_json(const std::vector<LockRef> &locks) {
 }
 
 json usage_to_json(const UsageTrace &u) {
-    return {{"bit", std::string(usage_bit_name(u.bit))},
-            {"usage_str", std::string(usage_bit_str(u.bit))},
+    return {{"bit", std::string(engine::usage_bit_name(u.bit))},
+            {"usage_str", std::string(engine::usage_bit_str(u.bit))},
             {"pid", u.task.pid},
             {"comm", std::string(u.task.comm_view())},
             {"cpu", u.cpu},
@@ -85,10 +91,10 @@ void roles_to_json(const Finding &f, json &j) {
     if (f.prev_bit || f.new_bit) {
         json change = json::object();
         if (f.prev_bit) {
-            change["from"] = std::string(usage_bit_name(*f.prev_bit));
+            change["from"] = std::string(engine::usage_bit_name(*f.prev_bit));
         }
         if (f.new_bit) {
-            change["to"] = std::string(usage_bit_name(*f.new_bit));
+            change["to"] = std::string(engine::usage_bit_name(*f.new_bit));
         }
         j["usage_change"] = change;
     }
@@ -145,8 +151,8 @@ json frame_to_json(const Frame &f) {
 json finding_to_json(const Finding &f) {
     json j;
     j["schema"] = kJsonSchemaVersion;
-    j["kind"] = std::string(finding_kind_name(f.kind));
-    j["irq"] = optional_string(std::string(irq_class_name(f.irq)));
+    j["kind"] = std::string(engine::finding_kind_name(f.kind));
+    j["irq"] = optional_string(std::string(engine::irq_class_name(f.irq)));
     j["irq_state"] = optional_string(f.irq_state);
     j["title"] = f.title;
     j["signature"] = f.signature;
@@ -157,7 +163,7 @@ json finding_to_json(const Finding &f) {
     j["task"] = {{"pid", f.task.pid}, {"comm", std::string(f.task.comm_view())}};
     j["cpu"] = f.cpu;
     j["time_ns"] = f.time_ns;
-    j["context"] = std::string(context_name(f.context));
+    j["context"] = std::string(engine::context_name(f.context));
     j["irq_flags"] = {{"hardirq_context", f.irq_flags.in_hardirq},
                       {"softirq_context", f.irq_flags.in_softirq},
                       {"hardirqs_enabled", f.irq_flags.hardirqs_enabled},
@@ -169,8 +175,14 @@ json finding_to_json(const Finding &f) {
     roles_to_json(f, j);
     j["stacks"] = stacks_to_json(f);
     j["paths"] = paths_to_json(f);
-    j["text"] = f.text;
+    j["text"] = render_text(f);
     return j;
 }
 
-}  // namespace lockwatch::engine
+bool JsonLinesSink::write(const Finding &f) {
+    json j = finding_to_json(f);
+    j.update(extra_);
+    return put(j.dump() + "\n");
+}
+
+}  // namespace lockwatch::output

@@ -1,4 +1,4 @@
-#include "engine/sinks.h"
+#include "output/journald.h"
 
 #include <sys/uio.h>
 
@@ -8,27 +8,13 @@
 #include <fmt/format.h>
 #include <systemd/sd-journal.h>
 
-#include "engine/finding_json.h"
-#include "engine/report.h"
+#include "output/text.h"
 
-namespace lockwatch::engine {
+namespace lockwatch::output {
 namespace {
 
-bool write_line(std::ostream *out, std::FILE *file, const std::string &s, std::string *error) {
-    if (out) {
-        *out << s;
-        if (!*out) {
-            *error = "write failed";
-            return false;
-        }
-        return true;
-    }
-    if (std::fwrite(s.data(), 1, s.size(), file) != s.size()) {
-        *error = fmt::format("write failed: {}", std::strerror(errno));
-        return false;
-    }
-    return true;
-}
+using engine::Finding;
+using engine::LockRef;
 
 std::string lock_list(const Finding &f) {
     std::string out;
@@ -54,42 +40,16 @@ std::string chain_text(const Finding &f) {
 
 }  // namespace
 
-bool TextSink::write(const Finding &f) {
-    return write_line(out_, file_, fmt::format("lockwatch: {}\n{}\n", f.title, f.text), &error_);
-}
-
-void TextSink::flush() {
-    if (out_) {
-        out_->flush();
-    } else {
-        std::fflush(file_);
-    }
-}
-
-bool JsonLinesSink::write(const Finding &f) {
-    nlohmann::json j = finding_to_json(f);
-    j.update(extra_);
-    return write_line(out_, file_, j.dump() + "\n", &error_);
-}
-
-void JsonLinesSink::flush() {
-    if (out_) {
-        out_->flush();
-    } else {
-        std::fflush(file_);
-    }
-}
-
 JournaldSink::JournaldSink(std::vector<std::string> extra_fields)
     : extra_(std::move(extra_fields)) {}
 
 std::vector<std::string> JournaldSink::fields(const Finding &f) const {
     std::vector<std::string> out = {
-        "MESSAGE=" + f.text,
+        "MESSAGE=" + render_text(f),
         "PRIORITY=4",  // LOG_WARNING
         "SYSLOG_IDENTIFIER=lockwatch",
-        "LOCKWATCH_KIND=" + std::string(finding_kind_name(f.kind)),
-        "LOCKWATCH_IRQ=" + std::string(irq_class_name(f.irq)),
+        "LOCKWATCH_KIND=" + std::string(engine::finding_kind_name(f.kind)),
+        "LOCKWATCH_IRQ=" + std::string(engine::irq_class_name(f.irq)),
         "LOCKWATCH_TITLE=" + f.title,
         "LOCKWATCH_SIGNATURE=" + f.signature,
         "LOCKWATCH_LOCKS=" + lock_list(f),
@@ -119,21 +79,4 @@ bool JournaldSink::write(const Finding &f) {
     return true;
 }
 
-bool MultiSink::write(const Finding &f) {
-    bool ok = true;
-    for (auto &s : sinks_) {
-        if (!s->write(f)) {
-            error_ = s->last_error();
-            ok = false;
-        }
-    }
-    return ok;
-}
-
-void MultiSink::flush() {
-    for (auto &s : sinks_) {
-        s->flush();
-    }
-}
-
-}  // namespace lockwatch::engine
+}  // namespace lockwatch::output

@@ -1,15 +1,24 @@
-// finding_from_json(): the reading half of finding_json.h.
+// finding_from_json(): the reading half of json.h.
 #include <cstdint>
 #include <limits>
 
 #include <fmt/format.h>
 
-#include "engine/finding_json.h"
+#include "output/json.h"
 
-namespace lockwatch::engine {
+namespace lockwatch::output {
 namespace {
 
 using json = nlohmann::json;
+using engine::Finding;
+using engine::Frame;
+using engine::LockRef;
+using engine::PathEntry;
+using engine::Stack;
+using engine::StackRef;
+using engine::Task;
+using engine::UsageBit;
+using engine::UsageTrace;
 
 // A field that is missing or of the wrong type; caught in finding_from_json().
 struct FieldError {
@@ -110,7 +119,7 @@ T integer_member(const json &obj, const Where &at, const char *key, bool require
 UsageBit usage_bit_member(const json &obj, const Where &at, const char *key) {
     UsageBit bit = UsageBit::Used;
     std::string name = string_member(obj, at, key);
-    if (!parse_usage_bit_name(name, &bit)) {
+    if (!engine::parse_usage_bit_name(name, &bit)) {
         Where(at, key).fail(fmt::format("unknown usage bit \"{}\"", name));
     }
     return bit;
@@ -233,18 +242,18 @@ std::vector<std::string> read_chain(const json &obj, const Where &parent) {
     return chain;
 }
 
-// kind, irq, irq_state, title, signature(_key), kernel_ident and text.
+// kind, irq, irq_state, title, signature(_key) and kernel_ident.
 void read_names(const json &j, const Where &at, Finding &f) {
     if (integer_member<std::int64_t>(j, at, "schema") != kJsonSchemaVersion) {
         Where(at, "schema")
             .fail(fmt::format("version {} is not {}", j["schema"].dump(), kJsonSchemaVersion));
     }
     std::string kind = string_member(j, at, "kind");
-    if (!parse_finding_kind_name(kind, &f.kind)) {
+    if (!engine::parse_finding_kind_name(kind, &f.kind)) {
         Where(at, "kind").fail(fmt::format("unknown kind \"{}\"", kind));
     }
     std::string irq = string_member(j, at, "irq", false);
-    if (!irq.empty() && !parse_irq_class_name(irq, &f.irq)) {
+    if (!irq.empty() && !engine::parse_irq_class_name(irq, &f.irq)) {
         Where(at, "irq").fail(fmt::format("unknown irq \"{}\"", irq));
     }
     f.irq_state = string_member(j, at, "irq_state", false);
@@ -252,7 +261,6 @@ void read_names(const json &j, const Where &at, Finding &f) {
     f.signature = string_member(j, at, "signature");
     f.signature_key = string_member(j, at, "signature_key");
     f.kernel_ident = string_member(j, at, "kernel_ident", false);
-    f.text = string_member(j, at, "text", false);
 }
 
 // task, cpu, time, context and the irq state.
@@ -261,7 +269,7 @@ void read_origin(const json &j, const Where &at, Finding &f) {
     f.cpu = integer_member<std::uint32_t>(j, at, "cpu");
     f.time_ns = integer_member<std::uint64_t>(j, at, "time_ns");
     std::string context = string_member(j, at, "context");
-    if (!parse_context_name(context, &f.context)) {
+    if (!engine::parse_context_name(context, &f.context)) {
         Where(at, "context").fail(fmt::format("unknown context \"{}\"", context));
     }
     Where flags_at(at, "irq_flags");
@@ -338,4 +346,4 @@ std::optional<Finding> finding_from_json(const json &j, std::string *error) {
     }
 }
 
-}  // namespace lockwatch::engine
+}  // namespace lockwatch::output
