@@ -1,14 +1,17 @@
 // libFuzzer target: arbitrary bytes as a trace. The reader must stop with an
 // error or reach the end, never crash; whatever parses runs through the
-// engine and every sink format that does not need the system.
+// engine and every sink format that does not need the system, and every
+// finding must come back whole from its JSON.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 
 #include "engine/engine.h"
-#include "engine/sinks.h"
 #include "engine/trace.h"
+#include "output/json.h"
+#include "output/text.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size) {
     std::istringstream in(std::string(reinterpret_cast<const char *>(data), size));
@@ -16,11 +19,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     options.max_cpus = 64;  // keeps per-CPU state small for arbitrary cpu numbers
     lockwatch::engine::Engine eng(options);
     std::ostringstream sink_out;
-    lockwatch::engine::JsonLinesSink json(sink_out);
-    lockwatch::engine::TextSink text(sink_out);
+    lockwatch::output::JsonLinesSink json(sink_out);
+    lockwatch::output::TextSink text(sink_out);
     eng.on_finding([&](const lockwatch::engine::Finding &f) {
         json.write(f);
         text.write(f);
+        auto back = lockwatch::output::finding_from_json(lockwatch::output::finding_to_json(f));
+        if (!back || !(*back == f)) {
+            std::abort();  // the JSON lost something
+        }
     });
     lockwatch::engine::TraceReader reader(in);
     std::size_t n = 0;

@@ -12,9 +12,11 @@
 
 #include "commands.h"
 #include "engine/engine.h"
-#include "engine/sinks.h"
 #include "engine/trace.h"
 #include "kernel_debuginfo.h"
+#include "output/journald.h"
+#include "output/json.h"
+#include "output/text.h"
 
 namespace lockwatch {
 
@@ -62,11 +64,11 @@ CommandRunner add_replay_command(CLI::App &app) {
             in = &file;
         }
 
-        engine::MultiSink sinks;
+        output::MultiSink sinks;
         if (opts->format == "text") {
-            sinks.add(std::make_unique<engine::TextSink>(stdout));
+            sinks.add(std::make_unique<output::TextSink>(stdout));
         } else if (opts->format == "json") {
-            sinks.add(std::make_unique<engine::JsonLinesSink>(stdout));
+            sinks.add(std::make_unique<output::JsonLinesSink>(stdout));
         }
         std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file(nullptr, &std::fclose);
         if (!opts->json_out.empty()) {
@@ -76,10 +78,10 @@ CommandRunner add_replay_command(CLI::App &app) {
                              opts->json_out.c_str(), std::strerror(errno));
                 return 1;
             }
-            sinks.add(std::make_unique<engine::JsonLinesSink>(json_file.get()));
+            sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get()));
         }
         if (opts->journald) {
-            sinks.add(std::make_unique<engine::JournaldSink>());
+            sinks.add(std::make_unique<output::JournaldSink>());
         }
 
         std::unique_ptr<KernelDebugInfo> debuginfo;

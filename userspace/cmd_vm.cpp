@@ -17,9 +17,10 @@
 
 #include "capture/backends.h"
 #include "commands.h"
-#include "engine/sinks.h"
 #include "kernel_debuginfo.h"
-#include "report_annotation.h"
+#include "output/journald.h"
+#include "output/json.h"
+#include "output/text.h"
 #include "vm_script.h"
 
 namespace lockwatch {
@@ -126,6 +127,19 @@ std::string self_path() {
     return ec ? std::string("lockwatch") : self.string();
 }
 
+// A finding the guest sent: its stacks get their places from the vmlinux,
+// then it goes to the sinks like any other.
+void show_finding(engine::Finding &finding, const KernelDebugInfo *debuginfo, output::Sink &sinks) {
+    if (debuginfo) {
+        annotate_stacks(finding, *debuginfo);
+    }
+    if (!sinks.write(finding)) {
+        fmt::print(stderr, "lockwatch vm: a finding sink failed: {}\n", sinks.last_error());
+    }
+    sinks.flush();
+    std::fflush(stdout);
+}
+
 int run_vm(const VmOptions &o) {
     auto kernel = resolve_kernel(o.kernel);
     if (!kernel) {
@@ -164,8 +178,8 @@ int run_vm(const VmOptions &o) {
     }
     cmd += " -- sh -c " + shell_quote(guest_script(o.command, o.backend, o.linger_s, o.focus));
 
-    engine::MultiSink sinks;
-    sinks.add(std::make_unique<engine::TextSink>(stdout));
+    output::MultiSink sinks;
+    sinks.add(std::make_unique<output::TextSink>(stdout));
     std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file(nullptr, &std::fclose);
     if (!o.json_out.empty()) {
         json_file.reset(o.json_out == "-" ? nullptr : std::fopen(o.json_out.c_str(), "w"));
@@ -174,13 +188,14 @@ int run_vm(const VmOptions &o) {
                        std::strerror(errno));
             return kVmExitUsage;
         }
+        sinks.add(std::make_unique<output::JsonLinesSink>(json_file ? json_file.get() : stdout,
+                                                          nlohmann::json{{"vm_kernel", o.kernel}}));
+    }
+    if (o.journal) {
+        sinks.add(std::make_unique<output::JournaldSink>(
+            std::vector<std::string>{"LOCKWATCH_VM_KERNEL=" + o.kernel, "LOCKWATCH_SOURCE=vm"}));
     }
     GuestOutcome outcome;
-    std::string vm_kernel_field = "LOCKWATCH_VM_KERNEL=" + o.kernel;
-    if (o.journal) {
-        sinks.add(std::make_unique<engine::JournaldSink>(
-            std::vector<std::string>{vm_kernel_field, "LOCKWATCH_SOURCE=vm"}));
-    }
 
     FILE *pipe = popen(cmd.c_str(), "r");
     if (!pipe) {
@@ -196,22 +211,8 @@ int run_vm(const VmOptions &o) {
             continue;  // a line longer than the buffer: keep reading
         }
         GuestLine parsed = parse_guest_line(line, &outcome);
-        if (parsed.finding && debuginfo) {
-            annotate_finding_json(*parsed.json, *debuginfo);
-            parsed.finding->text = (*parsed.json)["text"].get<std::string>();
-        }
         if (parsed.finding) {
-            if (!sinks.write(*parsed.finding)) {
-                fmt::print(stderr, "lockwatch vm: a finding sink failed: {}\n", sinks.last_error());
-            }
-            if (!o.json_out.empty()) {
-                nlohmann::json j = *parsed.json;
-                j["vm_kernel"] = o.kernel;
-                std::string text = j.dump() + "\n";
-                std::fputs(text.c_str(), json_file ? json_file.get() : stdout);
-            }
-            sinks.flush();
-            std::fflush(stdout);
+            show_finding(*parsed.finding, debuginfo.get(), sinks);
         } else if (!parsed.marker) {
             std::fputs(line.c_str(), stderr);
         }

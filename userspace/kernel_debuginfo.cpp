@@ -220,6 +220,14 @@ engine::Stack KernelDebugInfo::annotate(const engine::Stack &stack) const {
     return out;
 }
 
+void annotate_stacks(engine::Finding &finding, const KernelDebugInfo &debuginfo) {
+    engine::for_each_stack(finding, [&](engine::StackRef &stack) {
+        if (stack) {
+            stack = engine::StackRef(debuginfo.annotate(*stack));
+        }
+    });
+}
+
 std::string running_kernel_build_id(const std::string &notes_path) {
     std::ifstream in(notes_path, std::ios::binary);
     std::vector<unsigned char> notes((std::istreambuf_iterator<char>(in)),

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "engine/events.h"
+#include "engine/finding.h"
 
 struct Dwfl;
 struct Dwfl_Module;
@@ -47,6 +48,10 @@ class KernelDebugInfo {
     std::string source_root_;  // the kernel tree's path as the DWARF spells it, with '/'
     std::string build_id_;
 };
+
+// Every stack of the finding annotated as KernelDebugInfo::annotate() does:
+// findings that a test VM sent get their places on the host.
+void annotate_stacks(engine::Finding &finding, const KernelDebugInfo &debuginfo);
 
 // The running kernel's build id from /sys/kernel/notes, as hex; empty when
 // it cannot be read.

@@ -12,6 +12,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "output/journald.h"
+#include "output/json.h"
+#include "output/text.h"
+
 namespace lockwatch {
 
 namespace {
@@ -58,13 +62,13 @@ bool LiveRun::open_outputs() {
     // Lockdep-format text on stdout (stderr when JSON takes stdout), JSON
     // lines, journald.
     text_out_ = options_.json_out == "-" ? stderr : stdout;
-    sinks_.add(std::make_unique<engine::TextSink>(text_out_));
+    sinks_.add(std::make_unique<output::TextSink>(text_out_));
     if (options_.json_out == "-") {
         // Unbuffered: each JSON line leaves in one write(), which a tty or a
         // pipe does not interleave with other writers (lockwatch vm shares
         // the guest's results port with the traced command).
         std::setvbuf(stdout, nullptr, _IONBF, 0);
-        sinks_.add(std::make_unique<engine::JsonLinesSink>(stdout));
+        sinks_.add(std::make_unique<output::JsonLinesSink>(stdout));
     } else if (!options_.json_out.empty()) {
         json_file_.reset(std::fopen(options_.json_out.c_str(), "w"));
         if (!json_file_) {
@@ -72,10 +76,10 @@ bool LiveRun::open_outputs() {
                        std::strerror(errno));
             return false;
         }
-        sinks_.add(std::make_unique<engine::JsonLinesSink>(json_file_.get()));
+        sinks_.add(std::make_unique<output::JsonLinesSink>(json_file_.get()));
     }
     if (options_.journal) {
-        sinks_.add(std::make_unique<engine::JournaldSink>(
+        sinks_.add(std::make_unique<output::JournaldSink>(
             std::vector<std::string>{"LOCKWATCH_KERNEL=" + kernel_release()}));
     }
     return true;

@@ -15,7 +15,7 @@
 #include "capture/kallsyms.h"
 #include "class_names.h"
 #include "engine/engine.h"
-#include "engine/sinks.h"
+#include "output/sink.h"
 #include "fact_decoder.h"
 #include "kernel_debuginfo.h"
 #include "run_report.h"
@@ -82,7 +82,7 @@ class LiveRun {
     engine::Engine engine_;
 
     std::FILE *text_out_ = stdout;
-    engine::MultiSink sinks_;
+    output::MultiSink sinks_;
     std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file_{nullptr, &std::fclose};
 
     std::vector<DecodedRecord> decoded_;

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "engine/sinks.h"
+#include "output/json.h"
 
 namespace lockwatch {
 
@@ -98,9 +98,8 @@ GuestLine parse_guest_line(const std::string &raw, GuestOutcome *outcome) {
     if (j.is_discarded()) {
         return result;
     }
-    if (auto finding = engine::finding_from_json(j)) {
+    if (auto finding = output::finding_from_json(j)) {
         result.finding = std::move(finding);
-        result.json = std::move(j);
         ++outcome->findings;
     }
     return result;

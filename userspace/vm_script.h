@@ -7,8 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "engine/finding.h"
 
 namespace lockwatch {
@@ -36,8 +34,7 @@ struct GuestOutcome {
 
 struct GuestLine {
     bool marker = false;                     // one of our marker lines: not shown
-    std::optional<engine::Finding> finding;  // a finding in JSON
-    std::optional<nlohmann::json> json;      // the finding's JSON as it came
+    std::optional<engine::Finding> finding;  // a finding in JSON, as the guest sent it
 };
 
 GuestLine parse_guest_line(const std::string &line, GuestOutcome *outcome);

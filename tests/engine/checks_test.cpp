@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "engine_test_util.h"
+#include "output/text.h"
 
 namespace lockwatch::engine::testing {
 namespace {
@@ -143,8 +144,9 @@ TEST(IrqSafeToUnsafe, SoftirqSafeTakesSoftirqUnsafe) {
     EXPECT_EQ(f->unsafe_lock->name, "b");
     EXPECT_EQ(f->safe_lock->usage, "..-.");
     EXPECT_EQ(f->unsafe_lock->usage, "+.+.");
-    EXPECT_NE(f->text.find("WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"),
-              std::string::npos);
+    EXPECT_NE(
+        output::render_text(*f).find("WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"),
+        std::string::npos);
     EXPECT_EQ(f->chain, (std::vector<std::string>{"a", "b"}));
     EXPECT_EQ(s.count(FindingKind::Circular), 0u);
 }
@@ -187,7 +189,7 @@ TEST(IrqSafeToUnsafe, ThroughAChain) {
     ASSERT_EQ(s.count(FindingKind::IrqSafeToUnsafe), 1u);
     const Finding *f = s.first(FindingKind::IrqSafeToUnsafe);
     EXPECT_EQ(f->chain, (std::vector<std::string>{"a", "m", "b"}));
-    EXPECT_NE(f->text.find("Chain exists of:\n  a --> m --> b"), std::string::npos);
+    EXPECT_NE(output::render_text(*f).find("Chain exists of:\n  a --> m --> b"), std::string::npos);
 }
 
 TEST(IrqSafeToUnsafe, NotWhenTheInnerLockIsAlwaysIrqOff) {
@@ -239,7 +241,8 @@ TEST(IrqInversion, LockBecomesIrqSafeAfterTakingAnUnsafeLock) {
     EXPECT_EQ(f->acquiring.name, "a");
     EXPECT_EQ(f->unsafe_lock->name, "b");
     EXPECT_EQ(f->acquiring.usage, "..-.");
-    EXPECT_NE(f->text.find("but this lock took another, SOFTIRQ-unsafe lock in the past:"),
+    EXPECT_NE(output::render_text(*f).find(
+                  "but this lock took another, SOFTIRQ-unsafe lock in the past:"),
               std::string::npos);
     EXPECT_EQ(f->context, Context::Softirq);
 }
@@ -258,7 +261,8 @@ TEST(IrqInversion, LockBecomesIrqUnsafeAfterBeingTakenUnderASafeLock) {
     const Finding *f = s.first(FindingKind::IrqInversion);
     EXPECT_EQ(f->safe_lock->name, "a");
     EXPECT_EQ(f->unsafe_lock->name, "b");
-    EXPECT_NE(f->text.find("but this lock was taken by another, SOFTIRQ-safe lock in the past:"),
+    EXPECT_NE(output::render_text(*f).find(
+                  "but this lock was taken by another, SOFTIRQ-safe lock in the past:"),
               std::string::npos);
 }
 
@@ -285,7 +289,7 @@ TEST(InconsistentState, UsedInSoftirqThenSoftirqsOn) {
     const Finding *f = s.first(FindingKind::InconsistentState);
     EXPECT_EQ(*f->prev_bit, UsageBit::UsedInSoftirq);
     EXPECT_EQ(*f->new_bit, UsageBit::EnabledSoftirq);
-    EXPECT_NE(f->text.find("inconsistent {IN-SOFTIRQ-W} -> {SOFTIRQ-ON-W} usage."),
+    EXPECT_NE(output::render_text(*f).find("inconsistent {IN-SOFTIRQ-W} -> {SOFTIRQ-ON-W} usage."),
               std::string::npos);
     EXPECT_EQ(f->title, "inconsistent lock state in unknown");
 }
@@ -324,8 +328,9 @@ TEST(Circular, AbBa) {
     EXPECT_EQ(f->acquiring.name, "a");
     EXPECT_EQ(f->holding->name, "b");
     EXPECT_EQ(f->chain, (std::vector<std::string>{"b", "a", "b"}));
-    EXPECT_NE(f->text.find("WARNING: possible circular locking dependency detected"),
-              std::string::npos);
+    EXPECT_NE(
+        output::render_text(*f).find("WARNING: possible circular locking dependency detected"),
+        std::string::npos);
 }
 
 TEST(Circular, ReportsTheShortestCycle) {
@@ -392,7 +397,8 @@ TEST(Circular, NonRecursiveReadersDoMakeACycle) {
     s.acq(b, 2);
     s.acq(a, 1, af::kRead);
     EXPECT_EQ(s.count(FindingKind::Circular), 1u);
-    EXPECT_NE(s.first(FindingKind::Circular)->text.find("  rlock(a);"), std::string::npos);
+    EXPECT_NE(output::render_text(*s.first(FindingKind::Circular)).find("  rlock(a);"),
+              std::string::npos);
 }
 
 // --------------------------------------------------------------- recursive
@@ -405,7 +411,8 @@ TEST(Recursive, SameClassTwice) {
     ASSERT_EQ(s.count(FindingKind::Recursive), 1u);
     const Finding *f = s.first(FindingKind::Recursive);
     EXPECT_EQ(f->acquiring.name, "a");
-    EXPECT_NE(f->text.find("WARNING: possible recursive locking detected"), std::string::npos);
+    EXPECT_NE(output::render_text(*f).find("WARNING: possible recursive locking detected"),
+              std::string::npos);
     EXPECT_EQ(s.count(FindingKind::Circular), 0u);  // no self-edge reported as a cycle
 }
 
@@ -484,7 +491,7 @@ TEST(Findings, TextNamesLockwatchAndNoAddresses) {
     s.acq(b, lb, 0, Context::Task, 0, true, true, st);
     s.acq(a, la, 0, Context::Task, 0, true, true, st);
     ASSERT_EQ(s.eng.findings().size(), 1u);
-    const std::string &t = s.eng.findings()[0].text;
+    const std::string t = output::render_text(s.eng.findings()[0]);
     EXPECT_NE(t.find("observed by lockwatch, not lockdep"), std::string::npos);
     EXPECT_EQ(t.find("ffff8880"), std::string::npos);
     EXPECT_EQ(t.find("inferred"), std::string::npos);
@@ -501,7 +508,7 @@ TEST(Findings, InferredHardirqStateIsSaid) {
     s.acq(a, 1, 0, Context::Task, 0, true, true, kNoStack, /*inferred=*/true);
     ASSERT_EQ(s.eng.findings().size(), 1u);
     EXPECT_TRUE(s.eng.findings()[0].hardirq_state_inferred);
-    EXPECT_NE(s.eng.findings()[0].text.find("inferred"), std::string::npos);
+    EXPECT_NE(output::render_text(s.eng.findings()[0]).find("inferred"), std::string::npos);
 }
 
 TEST(Findings, InferredStateUsesHeldIrqLocks) {
@@ -524,8 +531,8 @@ TEST(Titles, SkipLockPrimitivesAndInlineFrames) {
     EXPECT_EQ(make_title(FindingKind::IrqSafeToUnsafe, &st), "possible deadlock in io_submit_one");
     EXPECT_EQ(make_title(FindingKind::InconsistentState, &st),
               "inconsistent lock state in io_submit_one");
-    EXPECT_EQ(format_frame(st[5]), "io_submit_one+0x97f/0x2b00 fs/aio.c:1878");
-    EXPECT_EQ(format_frame(st[4]), "aio_poll [inline]");
+    EXPECT_EQ(output::format_frame(st[5]), "io_submit_one+0x97f/0x2b00 fs/aio.c:1878");
+    EXPECT_EQ(output::format_frame(st[4]), "aio_poll [inline]");
 }
 
 // -------------------------------------------------------------------- facts

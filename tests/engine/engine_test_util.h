@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "engine/engine.h"
-#include "engine/report.h"
+#include "engine/finding_names.h"
 
 namespace lockwatch::engine::testing {
 
@@ -17,6 +17,7 @@ namespace af = acquire_flags;
 
 class Sim {
   public:
+    explicit Sim(EngineOptions options = {}) : eng(std::move(options)) {}
     Engine eng;
     std::uint64_t now = 1000;
 

@@ -10,7 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine_test_util.h"
-#include "engine/sinks.h"
+#include "output/journald.h"
+#include "output/text.h"
 #include "journald_fixture.h"
 
 namespace lockwatch::engine::testing {
@@ -39,7 +40,7 @@ TEST_F(Journald, OneEntryPerFindingWithStructuredFields) {
 
     std::random_device rd;
     std::string run = std::to_string(rd()) + std::to_string(getpid());
-    JournaldSink sink({"LOCKWATCH_TEST_RUN=" + run});
+    output::JournaldSink sink({"LOCKWATCH_TEST_RUN=" + run});
     ASSERT_TRUE(sink.write(f)) << sink.last_error();
 
     auto found = testsupport::ScopedJournald::entries("LOCKWATCH_TEST_RUN=" + run +
@@ -47,7 +48,7 @@ TEST_F(Journald, OneEntryPerFindingWithStructuredFields) {
     int entries = static_cast<int>(found.size());
     nlohmann::json entry = found.empty() ? nlohmann::json() : found[0];
     ASSERT_EQ(entries, 1) << "the entry did not show up in journalctl";
-    EXPECT_EQ(entry["MESSAGE"], f.text);
+    EXPECT_EQ(entry["MESSAGE"], output::render_text(f));
     EXPECT_EQ(entry["PRIORITY"], "4");
     EXPECT_EQ(entry["LOCKWATCH_KIND"], "irq_safe_to_unsafe");
     EXPECT_EQ(entry["LOCKWATCH_IRQ"], "softirq");

@@ -5,10 +5,12 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "engine/engine.h"
-#include "engine/sinks.h"
 #include "engine/trace.h"
+#include "output/json.h"
+#include "output/text.h"
 
 namespace lockwatch::engine {
 namespace {
@@ -29,6 +31,7 @@ TEST(SeedReplay, Seed000SoftirqSafeToUnsafe) {
     auto findings = replay("seed_000_softirq_safe_to_unsafe.jsonl");
     ASSERT_EQ(findings.size(), 1u);
     const Finding &f = findings[0];
+    const std::string text = output::render_text(f);
     EXPECT_EQ(f.kind, FindingKind::IrqSafeToUnsafe);
     EXPECT_EQ(f.irq, IrqClass::Softirq);
     EXPECT_EQ(f.title, "possible deadlock in io_submit_one");
@@ -66,16 +69,17 @@ TEST(SeedReplay, Seed000SoftirqSafeToUnsafe) {
              " ... acquired at:\n   lock_acquire+0x19b/0x420 kernel/locking/lockdep.c:4484\n",
              "observed by lockwatch, not lockdep",
          }) {
-        EXPECT_NE(f.text.find(line), std::string::npos) << "missing: " << line;
+        EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line;
     }
-    EXPECT_EQ(f.text.find("ffff"), std::string::npos);
-    EXPECT_EQ(f.text.find("inferred"), std::string::npos);
+    EXPECT_EQ(text.find("ffff"), std::string::npos);
+    EXPECT_EQ(text.find("inferred"), std::string::npos);
 }
 
 TEST(SeedReplay, Seed001IrqInversion) {
     auto findings = replay("seed_001_irq_inversion.jsonl");
     ASSERT_EQ(findings.size(), 1u);
     const Finding &f = findings[0];
+    const std::string text = output::render_text(f);
     EXPECT_EQ(f.kind, FindingKind::IrqInversion);
     EXPECT_EQ(f.irq, IrqClass::Softirq);
     EXPECT_EQ(f.title, "possible deadlock in free_ioctx_users");
@@ -106,7 +110,7 @@ TEST(SeedReplay, Seed001IrqInversion) {
              "[inline]\n",
              "-> (&ctx->ctx_lock){..-.} {\n   IN-SOFTIRQ-W at:\n",
          }) {
-        EXPECT_NE(f.text.find(line), std::string::npos) << "missing: " << line;
+        EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line;
     }
 }
 
@@ -114,7 +118,7 @@ TEST(SeedReplay, Seed000AsJson) {
     auto findings = replay("seed_000_softirq_safe_to_unsafe.jsonl");
     ASSERT_EQ(findings.size(), 1u);
     std::ostringstream out;
-    JsonLinesSink sink(out);
+    output::JsonLinesSink sink(out);
     ASSERT_TRUE(sink.write(findings[0]));
     auto j = nlohmann::json::parse(out.str());
     EXPECT_EQ(j["kind"], "irq_safe_to_unsafe");
@@ -131,7 +135,7 @@ TEST(SeedReplay, Seed000AsJson) {
     EXPECT_EQ(j["cpu"], 1);
     EXPECT_EQ(j["stacks"]["safe_usage"]["bit"], "USED_IN_SOFTIRQ");
     EXPECT_EQ(j["stacks"]["unsafe_usage"]["stack"][4]["symbol"], "proc_pid_make_inode");
-    EXPECT_EQ(j["text"], findings[0].text);
+    EXPECT_EQ(j["text"], output::render_text(findings[0]));
     const std::string text = out.str();
     EXPECT_EQ(text.back(), '\n');
     EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1);

@@ -1,7 +1,6 @@
 // KernelDebugInfo against a small program built with debug info
 // (debuginfo_fixture.c) and one built without.
 #include "kernel_debuginfo.h"
-#include "report_annotation.h"
 
 #include <elf.h>
 #include <unistd.h>
@@ -12,6 +11,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "output/json.h"
+#include "output/text.h"
 
 namespace lockwatch {
 namespace {
@@ -123,34 +126,63 @@ TEST(RunningKernelBuildId, ReadsTheGnuNote) {
     EXPECT_EQ(running_kernel_build_id("/nonexistent/notes"), "");
 }
 
-TEST_F(KernelDebugInfoTest, ReportTextGainsSourcePlaces) {
-    std::string text =
-        "stress/1 is trying to acquire:\n"
-        " (TCP+0x98){+.-.}, at: fixture_plain+0x0/0x30\n"
-        "which would create a new lock dependency:\n"
-        " (TCP+0x98){+.-.} -> (other+0x8){....}\n"
-        "  not_in_this_binary+0x10/0x20\n";
-    std::string out = annotate_report_text(text, *info_);
-    std::string expected_at = " (TCP+0x98){+.-.}, at: fixture_plain+0x0/0x30 ";
-    EXPECT_NE(out.find(expected_at), std::string::npos) << out;
-    EXPECT_NE(out.find("debuginfo_fixture.c:" + std::to_string(fixture_line("MARK_PLAIN"))),
-              std::string::npos)
-        << out;
-    EXPECT_NE(out.find(" (TCP+0x98){+.-.} -> (other+0x8){....}\n"), std::string::npos) << out;
-    EXPECT_NE(out.find("  not_in_this_binary+0x10/0x20\n"), std::string::npos) << out;
+// A recursive-locking finding whose frames are in the fixture or nowhere.
+engine::Finding fixture_finding() {
+    engine::StackRef at(engine::Stack{frame("fixture_plain", 0)});
+    engine::Frame unknown = frame("not_in_this_binary", 0x10);
+    unknown.size = 0x20;
+    engine::Finding f;
+    f.kind = engine::FindingKind::Recursive;
+    f.task.pid = 1;
+    f.task.set_comm("stress");
+    f.acquiring = {"TCP+0x98", "+.-.", at, 0};
+    f.holding = f.acquiring;
+    f.held = {f.acquiring};
+    f.locks = {f.acquiring};
+    f.prev_usage = engine::UsageTrace{engine::UsageBit::UsedInSoftirq, at, f.task, 0, 0, false};
+    f.path = {engine::PathEntry{"other+0x8", "....", {*f.prev_usage}, at}};
+    f.stack = engine::StackRef(engine::Stack{frame("fixture_plain", 0), unknown});
+    return f;
 }
 
-TEST_F(KernelDebugInfoTest, JsonFramesGainSourcePlaces) {
-    nlohmann::json j = {
-        {"text", "  fixture_plain+0x0/0x30\n"},
-        {"stacks",
-         {{"backtrace",
-           {{{"symbol", "fixture_plain"}, {"offset", 0}, {"text", "fixture_plain+0x0/0x30"}}}}}}};
-    annotate_finding_json(j, *info_);
-    const auto &f = j["stacks"]["backtrace"][0];
-    EXPECT_TRUE(f.value("file", "").ends_with("debuginfo_fixture.c")) << j.dump();
-    EXPECT_EQ(f.value("line", 0u), fixture_line("MARK_PLAIN"));
-    EXPECT_NE(j["text"].get<std::string>().find("debuginfo_fixture.c"), std::string::npos);
+TEST_F(KernelDebugInfoTest, EveryStackOfAFindingGainsSourcePlaces) {
+    engine::Finding f = fixture_finding();
+    annotate_stacks(f, *info_);
+    int stacks = 0;
+    engine::for_each_stack(f, [&](engine::StackRef &stack) {
+        if (!stack) {
+            return;
+        }
+        ++stacks;
+        const engine::Frame &first = stack->front();
+        EXPECT_EQ(first.symbol, "fixture_plain");
+        EXPECT_TRUE(first.file.ends_with("debuginfo_fixture.c")) << first.file;
+        EXPECT_EQ(first.line, fixture_line("MARK_PLAIN"));
+    });
+    // backtrace, locks, acquiring, holding, held, prev_usage, the path usage and acquired_at
+    EXPECT_EQ(stacks, 8);
+    ASSERT_EQ(f.stack->size(), 2u);
+    EXPECT_EQ(f.stack->back().symbol, "not_in_this_binary");
+    EXPECT_TRUE(f.stack->back().file.empty()) << "a frame the vmlinux lacks passes through";
+
+    std::string text = output::render_text(f);
+    std::string place = "debuginfo_fixture.c:" + std::to_string(fixture_line("MARK_PLAIN"));
+    EXPECT_NE(text.find(" (TCP+0x98){+.-.}, at: fixture_plain+0x0 "), std::string::npos) << text;
+    EXPECT_NE(text.find(place + "\n"), std::string::npos) << text;
+    EXPECT_NE(text.find(" not_in_this_binary+0x10/0x20\n"), std::string::npos) << text;
+}
+
+TEST_F(KernelDebugInfoTest, AFindingFromJsonGainsSourcePlaces) {
+    // The way `lockwatch vm` treats what a guest sends.
+    std::optional<engine::Finding> f =
+        output::finding_from_json(output::finding_to_json(fixture_finding()));
+    ASSERT_TRUE(f);
+    annotate_stacks(*f, *info_);
+    nlohmann::json j = output::finding_to_json(*f);
+    const nlohmann::json &top = j["stacks"]["backtrace"][0];
+    EXPECT_TRUE(top.value("file", "").ends_with("debuginfo_fixture.c")) << j.dump();
+    EXPECT_EQ(top.value("line", 0u), fixture_line("MARK_PLAIN"));
+    EXPECT_EQ(j["held"][0]["stack"][0]["line"], fixture_line("MARK_PLAIN"));
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "engine/report.h"
+#include "engine/finding_names.h"
 
 namespace lockwatch::engine {
 namespace {
@@ -1105,7 +1105,7 @@ void Engine::emit(Finding &&f) {
         return;
     }
     f.title = make_title(f.kind, f.stack.get());
-    f.text = render_text(f, options_.kernel_ident);
+    f.kernel_ident = options_.kernel_ident;
     ++stats_.findings;
     findings_.push_back(std::move(f));
     if (handler_) {

@@ -30,7 +30,8 @@
 namespace lockwatch::engine {
 
 struct EngineOptions {
-    // Printed where lockdep prints the kernel ident ("5.6.0-rc2 #0 Not tainted").
+    // Every finding's kernel_ident: what its text prints where lockdep
+    // prints the kernel ident ("5.6.0-rc2 #0 Not tainted").
     std::string kernel_ident;
     // lockdep's MAX_LOCK_DEPTH: deeper held stacks mean lost releases; the
     // oldest entry is dropped and counted.

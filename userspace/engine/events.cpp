@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/finding.h"
-
 namespace lockwatch::engine {
 namespace {
 
@@ -42,6 +40,16 @@ std::string_view context_name(Context c) {
     return "task";
 }
 
+bool parse_context_name(std::string_view name, Context *out) {
+    for (Context c : {Context::Task, Context::Softirq, Context::Hardirq, Context::Nmi}) {
+        if (context_name(c) == name) {
+            *out = c;
+            return true;
+        }
+    }
+    return false;
+}
+
 std::string_view usage_bit_str(UsageBit bit) {
     return kUsageStr[static_cast<int>(bit)];
 }
@@ -60,40 +68,13 @@ bool parse_usage_bit_name(std::string_view name, UsageBit *out) {
 }
 
 void Task::set_comm(std::string_view s) {
+    s = s.substr(0, s.find('\0'));  // what follows a NUL is not part of the name
     comm.fill('\0');
     std::memcpy(comm.data(), s.data(), std::min(s.size(), comm.size() - 1));
 }
 
 std::string_view Task::comm_view() const {
     return std::string_view(comm.data(), strnlen(comm.data(), comm.size()));
-}
-
-std::string_view finding_kind_name(FindingKind k) {
-    switch (k) {
-        case FindingKind::IrqSafeToUnsafe:
-            return "irq_safe_to_unsafe";
-        case FindingKind::IrqInversion:
-            return "irq_inversion";
-        case FindingKind::InconsistentState:
-            return "inconsistent_state";
-        case FindingKind::Circular:
-            return "circular";
-        case FindingKind::Recursive:
-            return "recursive";
-    }
-    return "circular";
-}
-
-std::string_view irq_class_name(IrqClass c) {
-    switch (c) {
-        case IrqClass::Hardirq:
-            return "hardirq";
-        case IrqClass::Softirq:
-            return "softirq";
-        case IrqClass::None:
-            break;
-    }
-    return "";
 }
 
 }  // namespace lockwatch::engine

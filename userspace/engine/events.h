@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +37,7 @@ inline constexpr StackId kNoStack = 0;
 enum class Context : std::uint8_t { Task = 0, Softirq = 1, Hardirq = 2, Nmi = 3 };
 inline constexpr int kNumContexts = 4;
 std::string_view context_name(Context c);
+bool parse_context_name(std::string_view name, Context *out);
 
 // lockdep's enum lock_usage_bit (lockdep_internals.h), same numbering:
 //  bit0: read, bit1: direction (0 used in irq, 1 irq enabled), bit2: state.
@@ -71,7 +73,29 @@ struct Frame {
     bool operator==(const Frame &) const = default;
 };
 using Stack = std::vector<Frame>;
-using StackRef = std::shared_ptr<const Stack>;
+
+// A stack shared by the stack table and every finding that shows it. Two
+// StackRefs are equal when their frames are, wherever the frames are stored
+// (a finding read back from JSON has stacks of its own); null is no frames.
+class StackRef {
+  public:
+    StackRef() = default;
+    StackRef(std::nullptr_t) {}  // NOLINT(google-explicit-constructor): "no stack"
+    explicit StackRef(Stack frames) : frames_(std::make_shared<const Stack>(std::move(frames))) {}
+
+    const Stack *get() const { return frames_.get(); }
+    const Stack &operator*() const { return *frames_; }
+    const Stack *operator->() const { return frames_.get(); }
+    explicit operator bool() const { return frames_ != nullptr; }
+    bool operator==(const StackRef &other) const {
+        const std::size_t n = frames_ ? frames_->size() : 0;
+        const std::size_t m = other.frames_ ? other.frames_->size() : 0;
+        return n == m && (n == 0 || *frames_ == *other.frames_);
+    }
+
+  private:
+    std::shared_ptr<const Stack> frames_;
+};
 
 // The task as the kernel names it in reports: comm/pid.
 struct Task {

@@ -1,8 +1,10 @@
-// A finding: one lockdep-class bug, reported once, self-contained (stacks are
-// shared pointers into the engine's stack table, so sinks need nothing else).
+// A finding: one lockdep-class bug, reported once. Plain data and
+// self-contained (stacks are shared pointers into the engine's stack table):
+// the renderers in output/ need nothing else to print it.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,10 +23,12 @@ enum class FindingKind : std::uint8_t {
 };
 // "irq_safe_to_unsafe", "irq_inversion", "inconsistent_state", "circular", "recursive"
 std::string_view finding_kind_name(FindingKind k);
+bool parse_finding_kind_name(std::string_view name, FindingKind *out);
 
 enum class IrqClass : std::uint8_t { None, Hardirq, Softirq };
 // "hardirq", "softirq", or "" for None
 std::string_view irq_class_name(IrqClass c);
+bool parse_irq_class_name(std::string_view name, IrqClass *out);
 
 // A lock as the report names it: class name + usage string {+.-.} and, for a
 // held or acquired lock, the stack of that acquisition.
@@ -33,6 +37,7 @@ struct LockRef {
     std::string usage;  // the 4 usage characters, at the time of the finding
     StackRef at;        // may be null
     std::uint8_t read = 0;
+    bool operator==(const LockRef &) const = default;
 };
 
 struct UsageTrace {
@@ -42,6 +47,7 @@ struct UsageTrace {
     std::uint32_t cpu = 0;
     std::uint64_t time_ns = 0;
     bool hardirq_state_inferred = false;
+    bool operator==(const UsageTrace &) const = default;
 };
 
 // One class in a printed dependency path: the "-> (name){usage} { ... }"
@@ -52,6 +58,7 @@ struct PathEntry {
     std::string usage;
     std::vector<UsageTrace> usages;  // in lockdep's bit order
     StackRef acquired_at;
+    bool operator==(const PathEntry &) const = default;
 };
 
 // lockdep's [HC%u[%lu]:SC%u[%lu]:HE%u:SE%u] for the current task.
@@ -60,6 +67,7 @@ struct IrqFlagsState {
     bool in_softirq = false;
     bool hardirqs_enabled = false;
     bool softirqs_enabled = false;
+    bool operator==(const IrqFlagsState &) const = default;
 };
 
 struct Finding {
@@ -70,6 +78,9 @@ struct Finding {
     std::string title;          // syzbot style: "possible deadlock in io_submit_one"
     std::string signature;      // stable: kind + class names, hashed to 16 hex digits
     std::string signature_key;  // the unhashed signature text
+    // The traced kernel as the report's first line names it, where lockdep
+    // prints "5.6.0-rc2 #0 Not tainted" (EngineOptions::kernel_ident).
+    std::string kernel_ident;
 
     Task task;
     std::uint32_t cpu = 0;
@@ -113,8 +124,14 @@ struct Finding {
     // The class names of the dependency chain in lock order (A -> B -> C).
     std::vector<std::string> chain;
 
-    StackRef stack;    // the triggering stack ("stack backtrace:")
-    std::string text;  // the lockdep-format report
+    StackRef stack;  // the triggering stack ("stack backtrace:")
+
+    // Field by field; stacks by their frames.
+    bool operator==(const Finding &) const = default;
 };
+
+// Calls visit on every stack the finding holds (null ones too), to rewrite
+// them in place: the host annotates the stacks of a finding a VM sent.
+void for_each_stack(Finding &finding, const std::function<void(StackRef &)> &visit);
 
 }  // namespace lockwatch::engine

@@ -22,7 +22,7 @@ void StackTable::put(StackId id, Stack frames) {
     if (id == kNoStack) {
         return;
     }
-    by_id_[id] = std::make_shared<const Stack>(std::move(frames));
+    by_id_[id] = StackRef(std::move(frames));
     if (id >= next_id_) {
         next_id_ = id + 1;
     }
@@ -41,7 +41,7 @@ StackId StackTable::intern(Stack frames) {
         ++next_id_;
     }
     StackId id = next_id_++;
-    by_id_[id] = std::make_shared<const Stack>(std::move(frames));
+    by_id_[id] = StackRef(std::move(frames));
     by_hash_[h] = id;
     return id;
 }

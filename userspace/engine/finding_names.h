@@ -1,4 +1,6 @@
-// lockdep-format text reports, syzbot-style titles and stable signatures.
+// How findings are named: syzbot-style titles, stable signatures, printable
+// class names, and which stack frames are the lock implementation itself.
+// The engine names each finding it makes with these; renderers reuse them.
 #pragma once
 
 #include <string>
@@ -8,10 +10,6 @@
 #include "engine/finding.h"
 
 namespace lockwatch::engine {
-
-// "io_submit_one+0x97f/0x2b00 fs/aio.c:1878" or
-// "aio_poll fs/aio.c:1767 [inline]". No addresses, ever.
-std::string format_frame(const Frame &frame);
 
 // Lock implementation frames: lockdep/lockwatch plumbing and the
 // out-of-line lock functions (_raw_spin_lock, __raw_spin_lock, ...). The
@@ -32,9 +30,5 @@ std::string signature_hash(std::string_view key);
 // A printable class name; unnamed classes get a stable placeholder derived
 // from the id (which may be an address, so it is hashed, never printed).
 std::string report_class_name(const std::string &name, ClassId id);
-
-// The report text, section by section as lockdep prints it for the kind.
-// kernel_ident replaces lockdep's "5.6.0-rc2 #0 Not tainted" line.
-std::string render_text(const Finding &f, const std::string &kernel_ident);
 
 }  // namespace lockwatch::engine

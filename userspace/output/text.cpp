@@ -1,15 +1,37 @@
-#include "engine/report.h"
-
-#include <array>
-#include <cstdint>
+#include "output/text.h"
 
 #include <fmt/format.h>
 
-namespace lockwatch::engine {
+#include "engine/finding_names.h"
+
+namespace lockwatch::output {
 namespace {
 
-bool starts_with(std::string_view s, std::string_view p) {
-    return s.substr(0, p.size()) == p;
+using engine::Context;
+using engine::Finding;
+using engine::Frame;
+using engine::IrqFlagsState;
+using engine::LockRef;
+using engine::PathEntry;
+using engine::Stack;
+using engine::StackRef;
+using engine::usage_bit_str;
+using engine::UsageTrace;
+
+// A finding read back from JSON may lack a part its kind always has: the
+// text then shows a placeholder where it would be.
+const LockRef &known(const std::optional<LockRef> &lock) {
+    static const LockRef kUnknown{"unknown", "....", nullptr, 0};
+    return lock ? *lock : kUnknown;
+}
+
+const StackRef &stack_of(const std::optional<UsageTrace> &usage) {
+    static const StackRef kNone;
+    return usage ? usage->stack : kNone;
+}
+
+std::string_view bit_str(const std::optional<engine::UsageBit> &bit) {
+    return bit ? usage_bit_str(*bit) : std::string_view("?");
 }
 
 // The lock's printable form in the report: " (name){usage}".
@@ -26,7 +48,7 @@ std::vector<const Frame *> acquire_site(const Stack *stack) {
         return out;
     }
     std::size_t i = 0;
-    while (i < stack->size() && is_lock_internal((*stack)[i].symbol)) {
+    while (i < stack->size() && engine::is_lock_internal((*stack)[i].symbol)) {
         ++i;
     }
     for (; i < stack->size(); ++i) {
@@ -71,11 +93,10 @@ std::string irq_flags_str(const IrqFlagsState &s) {
                        s.softirqs_enabled ? 1 : 0);
 }
 
-void header(std::string &out, const Finding &f, const std::string &ident, std::string_view warning,
-            std::size_t rule) {
+void header(std::string &out, const Finding &f, std::string_view warning, std::size_t rule) {
     out += std::string(rule, '=') + "\n";
     out += fmt::format("WARNING: {}\n", warning);
-    out += ident.empty() ? std::string("lockwatch") : ident;
+    out += f.kernel_ident.empty() ? std::string("lockwatch") : f.kernel_ident;
     out += " (observed by lockwatch, not lockdep)\n";
     if (f.hardirq_state_inferred) {
         out +=
@@ -131,8 +152,8 @@ void path(std::string &out, const std::vector<PathEntry> &entries) {
 
 // print_irq_lock_scenario()
 void irq_scenario(std::string &out, const Finding &f) {
-    const std::string &safe = f.safe_lock->name;
-    const std::string &unsafe = f.unsafe_lock->name;
+    const std::string &safe = known(f.safe_lock).name;
+    const std::string &unsafe = known(f.unsafe_lock).name;
     std::string middle = f.middle_lock ? f.middle_lock->name : unsafe;
     if (middle != unsafe) {
         out += fmt::format("Chain exists of:\n  {} --> {} --> {}\n\n", safe, middle, unsafe);
@@ -149,23 +170,23 @@ void irq_scenario(std::string &out, const Finding &f) {
     out += "\n *** DEADLOCK ***\n\n";
 }
 
-void render_irq_safe_to_unsafe(std::string &out, const Finding &f, const std::string &ident) {
+void render_irq_safe_to_unsafe(std::string &out, const Finding &f) {
     const std::string &irq = f.irq_state;
-    header(out, f, ident, fmt::format("{0}-safe -> {0}-unsafe lock order detected", irq), 53);
+    header(out, f, fmt::format("{0}-safe -> {0}-unsafe lock order detected", irq), 53);
     out += fmt::format("{} {} is trying to acquire:\n", task_str(f), irq_flags_str(f.irq_flags));
     print_lock(out, f.acquiring);
     out += "\nand this task is already holding:\n";
-    print_lock(out, *f.holding);
+    print_lock(out, known(f.holding));
     out += "which would create a new lock dependency:\n";
-    out += fmt::format("{} ->{}\n", lock_name(*f.holding), lock_name(f.acquiring));
+    out += fmt::format("{} ->{}\n", lock_name(known(f.holding)), lock_name(f.acquiring));
     out += fmt::format("\nbut this new dependency connects a {}-irq-safe lock:\n", irq);
-    out += lock_name(*f.safe_lock) + "\n";
+    out += lock_name(known(f.safe_lock)) + "\n";
     out += fmt::format("\n... which became {}-irq-safe at:\n", irq);
-    print_trace(out, f.safe_usage->stack, 1);
+    print_trace(out, stack_of(f.safe_usage), 1);
     out += fmt::format("\nto a {}-irq-unsafe lock:\n", irq);
-    out += lock_name(*f.unsafe_lock) + "\n";
+    out += lock_name(known(f.unsafe_lock)) + "\n";
     out += fmt::format("\n... which became {}-irq-unsafe at:\n...\n", irq);
-    print_trace(out, f.unsafe_usage->stack, 1);
+    print_trace(out, stack_of(f.unsafe_usage), 1);
     out += "\nother info that might help us debug this:\n\n";
     irq_scenario(out, f);
     held_locks(out, f);
@@ -177,19 +198,19 @@ void render_irq_safe_to_unsafe(std::string &out, const Finding &f, const std::st
     backtrace(out, f);
 }
 
-void render_irq_inversion(std::string &out, const Finding &f, const std::string &ident) {
-    header(out, f, ident, "possible irq lock inversion dependency detected", 56);
+void render_irq_inversion(std::string &out, const Finding &f) {
+    header(out, f, "possible irq lock inversion dependency detected", 56);
     out += fmt::format("{} just changed the state of lock:\n", task_str(f));
     print_lock(out, f.acquiring);
-    const bool forwards = f.safe_lock->name == f.acquiring.name;
+    const bool forwards = known(f.safe_lock).name == f.acquiring.name;
     if (forwards) {
         out +=
             fmt::format("but this lock took another, {}-unsafe lock in the past:\n", f.irq_state);
-        out += lock_name(*f.unsafe_lock) + "\n";
+        out += lock_name(known(f.unsafe_lock)) + "\n";
     } else {
         out += fmt::format("but this lock was taken by another, {}-safe lock in the past:\n",
                            f.irq_state);
-        out += lock_name(*f.safe_lock) + "\n";
+        out += lock_name(known(f.safe_lock)) + "\n";
     }
     out += "\n\nand interrupts could create inverse lock ordering between them.\n\n";
     out += "\nother info that might help us debug this:\n";
@@ -200,14 +221,14 @@ void render_irq_inversion(std::string &out, const Finding &f, const std::string 
     backtrace(out, f);
 }
 
-void render_inconsistent(std::string &out, const Finding &f, const std::string &ident) {
-    header(out, f, ident, "inconsistent lock state", 32);
-    out += fmt::format("inconsistent {{{}}} -> {{{}}} usage.\n", usage_bit_str(*f.prev_bit),
-                       usage_bit_str(*f.new_bit));
+void render_inconsistent(std::string &out, const Finding &f) {
+    header(out, f, "inconsistent lock state", 32);
+    out += fmt::format("inconsistent {{{}}} -> {{{}}} usage.\n", bit_str(f.prev_bit),
+                       bit_str(f.new_bit));
     out += fmt::format("{} {} takes:\n", task_str(f), irq_flags_str(f.irq_flags));
     print_lock(out, f.acquiring);
-    out += fmt::format("{{{}}} state was registered at:\n", usage_bit_str(*f.prev_bit));
-    print_trace(out, f.prev_usage->stack, 1);
+    out += fmt::format("{{{}}} state was registered at:\n", bit_str(f.prev_bit));
+    print_trace(out, stack_of(f.prev_usage), 1);
     out += "\nother info that might help us debug this:\n";
     out += " Possible unsafe locking scenario:\n\n";
     out += "       CPU0\n";
@@ -220,12 +241,12 @@ void render_inconsistent(std::string &out, const Finding &f, const std::string &
     backtrace(out, f);
 }
 
-void render_circular(std::string &out, const Finding &f, const std::string &ident) {
-    header(out, f, ident, "possible circular locking dependency detected", 54);
+void render_circular(std::string &out, const Finding &f) {
+    header(out, f, "possible circular locking dependency detected", 54);
     out += fmt::format("{} is trying to acquire lock:\n", task_str(f));
     print_lock(out, f.acquiring);
     out += "\nbut task is already holding lock:\n";
-    print_lock(out, *f.holding);
+    print_lock(out, known(f.holding));
     out += "\nwhich lock already depends on the new lock.\n\n";
     out += "\nthe existing dependency chain (in reverse order) is:\n";
     int depth = static_cast<int>(f.path.size()) - 1;
@@ -236,7 +257,7 @@ void render_circular(std::string &out, const Finding &f, const std::string &iden
     out += "\nother info that might help us debug this:\n\n";
     // print_circular_lock_scenario(src = next, tgt = prev, parent)
     const std::string &src = f.acquiring.name;
-    const std::string &tgt = f.holding->name;
+    const std::string &tgt = known(f.holding).name;
     std::string parent = f.middle_lock ? f.middle_lock->name : src;
     if (parent != src) {
         out += fmt::format("Chain exists of:\n  {} --> {} --> {}\n\n", src, parent, tgt);
@@ -244,7 +265,7 @@ void render_circular(std::string &out, const Finding &f, const std::string &iden
     out += " Possible unsafe locking scenario:\n\n";
     out += "       CPU0                    CPU1\n";
     out += "       ----                    ----\n";
-    out += fmt::format("  {}({});\n", f.holding->read ? "rlock" : "lock", tgt);
+    out += fmt::format("  {}({});\n", known(f.holding).read ? "rlock" : "lock", tgt);
     out += fmt::format("                               lock({});\n", parent);
     out += fmt::format("                               lock({});\n", tgt);
     out += fmt::format("  {}({});\n", f.acquiring.read ? "rlock" : "lock", src);
@@ -253,17 +274,17 @@ void render_circular(std::string &out, const Finding &f, const std::string &iden
     backtrace(out, f);
 }
 
-void render_recursive(std::string &out, const Finding &f, const std::string &ident) {
-    header(out, f, ident, "possible recursive locking detected", 44);
+void render_recursive(std::string &out, const Finding &f) {
+    header(out, f, "possible recursive locking detected", 44);
     out += fmt::format("{} is trying to acquire lock:\n", task_str(f));
     print_lock(out, f.acquiring);
     out += "\nbut task is already holding lock:\n";
-    print_lock(out, *f.holding);
+    print_lock(out, known(f.holding));
     out += "\nother info that might help us debug this:\n";
     out += " Possible unsafe locking scenario:\n\n";
     out += "       CPU0\n";
     out += "       ----\n";
-    out += fmt::format("  lock({});\n", f.holding->name);
+    out += fmt::format("  lock({});\n", known(f.holding).name);
     out += fmt::format("  lock({});\n", f.acquiring.name);
     out += "\n *** DEADLOCK ***\n\n";
     out += " May be due to missing lock nesting notation\n\n";
@@ -293,90 +314,30 @@ std::string format_frame(const Frame &fr) {
     return out;
 }
 
-bool is_lock_internal(std::string_view s) {
-    static constexpr std::array<std::string_view, 16> kPrefixes = {
-        "lock_acquire", "__lock_acquire", "lock_acquired",  "lock_contended",
-        "_raw_spin_",   "_raw_read_",     "_raw_write_",    "__raw_spin_",
-        "__raw_read_",  "__raw_write_",   "do_raw_",        "queued_spin_",
-        "queued_read_", "queued_write_",  "native_queued_", "__pv_queued_",
-    };
-    for (auto p : kPrefixes) {
-        if (starts_with(s, p)) {
-            return true;
-        }
-    }
-    return starts_with(s, "bpf_trampoline") || starts_with(s, "bpf_prog_") ||
-           starts_with(s, "lockwatch");
-}
-
-bool is_lock_primitive(std::string_view s) {
-    if (is_lock_internal(s)) {
-        return true;
-    }
-    static constexpr std::array<std::string_view, 8> kWrappers = {
-        "spin_lock",    "spin_trylock",  "read_lock",     "write_lock",
-        "read_trylock", "write_trylock", "raw_spin_lock", "raw_spin_trylock",
-    };
-    for (auto p : kWrappers) {
-        if (starts_with(s, p)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-std::string make_title(FindingKind kind, const Stack *stack) {
-    std::string prefix = kind == FindingKind::InconsistentState ? "inconsistent lock state in "
-                                                                : "possible deadlock in ";
-    if (stack) {
-        for (const Frame &fr : *stack) {
-            if (!fr.inlined && !is_lock_primitive(fr.symbol)) {
-                return prefix + fr.symbol;
-            }
-        }
-        if (!stack->empty()) {
-            return prefix + stack->back().symbol;
-        }
-    }
-    return prefix + "unknown";
-}
-
-std::string signature_hash(std::string_view key) {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    for (unsigned char c : key) {
-        h ^= c;
-        h *= 0x100000001b3ull;
-    }
-    return fmt::format("{:016x}", h);
-}
-
-std::string report_class_name(const std::string &name, ClassId id) {
-    if (!name.empty()) {
-        return name;
-    }
-    return "unnamed-" + signature_hash(fmt::format("{}", id)).substr(0, 8);
-}
-
-std::string render_text(const Finding &f, const std::string &kernel_ident) {
+std::string render_text(const Finding &f) {
     std::string out;
     switch (f.kind) {
-        case FindingKind::IrqSafeToUnsafe:
-            render_irq_safe_to_unsafe(out, f, kernel_ident);
+        case engine::FindingKind::IrqSafeToUnsafe:
+            render_irq_safe_to_unsafe(out, f);
             break;
-        case FindingKind::IrqInversion:
-            render_irq_inversion(out, f, kernel_ident);
+        case engine::FindingKind::IrqInversion:
+            render_irq_inversion(out, f);
             break;
-        case FindingKind::InconsistentState:
-            render_inconsistent(out, f, kernel_ident);
+        case engine::FindingKind::InconsistentState:
+            render_inconsistent(out, f);
             break;
-        case FindingKind::Circular:
-            render_circular(out, f, kernel_ident);
+        case engine::FindingKind::Circular:
+            render_circular(out, f);
             break;
-        case FindingKind::Recursive:
-            render_recursive(out, f, kernel_ident);
+        case engine::FindingKind::Recursive:
+            render_recursive(out, f);
             break;
     }
     return out;
 }
 
-}  // namespace lockwatch::engine
+bool TextSink::write(const Finding &f) {
+    return put(fmt::format("lockwatch: {}\n{}\n", f.title, render_text(f)));
+}
+
+}  // namespace lockwatch::output

@@ -1,0 +1,47 @@
+// Findings as JSON lines (docs/json-schema.md), both ways.
+// finding_from_json() reads back every field finding_to_json() writes:
+// finding_from_json(finding_to_json(f)) == f.
+#pragma once
+
+#include <cstdio>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/finding.h"
+#include "output/sink.h"
+
+namespace lockwatch::output {
+
+inline constexpr int kJsonSchemaVersion = 1;
+
+// One JSON object per finding; "text" is render_text() (text.h).
+nlohmann::json finding_to_json(const engine::Finding &finding);
+// One frame of a finding's stacks, as finding_to_json() writes it.
+nlohmann::json frame_to_json(const engine::Frame &frame);
+
+// The finding `j` holds; nullopt when it holds none (not an object, another
+// schema version, a field missing or of the wrong type), and then *error, if
+// given, says why in one line that names the field. Fields derived from
+// others ("text", a frame's "text", "usage_str", "safe_lock") are not read.
+// Never throws.
+std::optional<engine::Finding> finding_from_json(const nlohmann::json &j,
+                                                 std::string *error = nullptr);
+
+// One JSON object per line.
+class JsonLinesSink : public StreamSink {
+  public:
+    // extra: more fields for every line (`lockwatch vm` adds "vm_kernel").
+    explicit JsonLinesSink(std::ostream &out, nlohmann::json extra = nlohmann::json::object())
+        : StreamSink(out), extra_(std::move(extra)) {}
+    explicit JsonLinesSink(std::FILE *file, nlohmann::json extra = nlohmann::json::object())
+        : StreamSink(file), extra_(std::move(extra)) {}
+    bool write(const engine::Finding &finding) override;
+
+  private:
+    nlohmann::json extra_;
+};
+
+}  // namespace lockwatch::output

@@ -1,0 +1,56 @@
+// Where findings go. The same sinks serve `lockwatch run`, `vm` and
+// `replay`: each command hands every finding to write(). A sink renders the
+// plain Finding itself (text.h, json.h, journald.h).
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "engine/finding.h"
+
+namespace lockwatch::output {
+
+class Sink {
+  public:
+    virtual ~Sink() = default;
+    // Returns false when the finding could not be written (the sink says
+    // why through last_error()); the caller decides whether that is fatal.
+    virtual bool write(const engine::Finding &finding) = 0;
+    virtual void flush() {}
+    const std::string &last_error() const { return error_; }
+
+  protected:
+    std::string error_;
+};
+
+// A sink that writes what it renders to a stream or a FILE.
+class StreamSink : public Sink {
+  public:
+    void flush() override;
+
+  protected:
+    explicit StreamSink(std::ostream &out) : out_(&out) {}
+    explicit StreamSink(std::FILE *file) : file_(file) {}
+    // Writes `rendered` whole; false, with last_error() set, when it fails.
+    bool put(const std::string &rendered);
+
+  private:
+    std::ostream *out_ = nullptr;
+    std::FILE *file_ = nullptr;
+};
+
+// Fans out to several sinks; a failing sink does not stop the others.
+class MultiSink : public Sink {
+  public:
+    void add(std::unique_ptr<Sink> sink) { sinks_.push_back(std::move(sink)); }
+    bool write(const engine::Finding &finding) override;
+    void flush() override;
+
+  private:
+    std::vector<std::unique_ptr<Sink>> sinks_;
+};
+
+}  // namespace lockwatch::output
