@@ -27,6 +27,7 @@
 #include "kernel_debuginfo.h"
 #include "output/journald.h"
 #include "output/json.h"
+#include "output/output_file.h"
 #include "output/text.h"
 #include "run_report.h"
 
@@ -138,19 +139,19 @@ int run(const RunOptions &options) {
     output::MultiSink sinks;
     FILE *text_out = options.json_out == "-" ? stderr : stdout;
     sinks.add(std::make_unique<output::TextSink>(text_out));
-    std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file(nullptr, &std::fclose);
-    if (options.json_out == "-") {
-        // Unbuffered: each JSON line leaves in one write(), which a tty or a
-        // pipe does not interleave with other writers (lockwatch vm shares
-        // the guest's results port with the traced command).
-        std::setvbuf(stdout, nullptr, _IONBF, 0);
-        sinks.add(std::make_unique<output::JsonLinesSink>(stdout));
-    } else if (!options.json_out.empty()) {
-        json_file.reset(std::fopen(options.json_out.c_str(), "w"));
+    output::OutputFile json_file;
+    if (!options.json_out.empty()) {
+        std::string error;
+        json_file = output::open_output_file(options.json_out, &error);
         if (!json_file) {
-            fmt::print(stderr, "lockwatch: cannot write {}: {}\n", options.json_out,
-                       std::strerror(errno));
+            fmt::print(stderr, "lockwatch: {}\n", error);
             return 1;
+        }
+        if (json_file.get() == stdout) {
+            // Unbuffered: each JSON line leaves in one write(), which a tty or
+            // a pipe does not interleave with other writers (lockwatch vm
+            // shares the guest's results port with the traced command).
+            std::setvbuf(stdout, nullptr, _IONBF, 0);
         }
         sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get()));
     }
