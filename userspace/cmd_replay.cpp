@@ -16,6 +16,7 @@
 #include "kernel_debuginfo.h"
 #include "output/journald.h"
 #include "output/json.h"
+#include "output/output_file.h"
 #include "output/text.h"
 
 namespace lockwatch {
@@ -40,7 +41,7 @@ CommandRunner add_replay_command(CLI::App &app) {
     sub->add_option("--format", opts->format, "Standard output: text, json (JSON lines) or none")
         ->check(CLI::IsMember({"text", "json", "none"}));
     sub->add_option("--json", opts->json_out,
-                    "Also write JSON lines (docs/json-schema.md) to FILE");
+                    "Also write JSON lines (docs/json-schema.md) to FILE ('-': standard output)");
     sub->add_flag("--journald", opts->journald, "Also send each finding to the systemd journal");
     sub->add_flag("--stats", opts->stats, "Print engine statistics to standard error at the end");
     sub->add_flag("--exit-code", opts->exit_code, "Exit with status 3 when there are findings");
@@ -70,12 +71,12 @@ CommandRunner add_replay_command(CLI::App &app) {
         } else if (opts->format == "json") {
             sinks.add(std::make_unique<output::JsonLinesSink>(stdout));
         }
-        std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file(nullptr, &std::fclose);
+        output::OutputFile json_file;
         if (!opts->json_out.empty()) {
-            json_file.reset(std::fopen(opts->json_out.c_str(), "w"));
+            std::string error;
+            json_file = output::open_output_file(opts->json_out, &error);
             if (!json_file) {
-                std::fprintf(stderr, "lockwatch replay: cannot write %s: %s\n",
-                             opts->json_out.c_str(), std::strerror(errno));
+                std::fprintf(stderr, "lockwatch replay: %s\n", error.c_str());
                 return 1;
             }
             sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get()));

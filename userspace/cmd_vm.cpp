@@ -3,10 +3,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -20,6 +18,7 @@
 #include "kernel_debuginfo.h"
 #include "output/journald.h"
 #include "output/json.h"
+#include "output/output_file.h"
 #include "output/text.h"
 #include "vm_script.h"
 
@@ -180,15 +179,15 @@ int run_vm(const VmOptions &o) {
 
     output::MultiSink sinks;
     sinks.add(std::make_unique<output::TextSink>(stdout));
-    std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file(nullptr, &std::fclose);
+    output::OutputFile json_file;
     if (!o.json_out.empty()) {
-        json_file.reset(o.json_out == "-" ? nullptr : std::fopen(o.json_out.c_str(), "w"));
-        if (o.json_out != "-" && !json_file) {
-            fmt::print(stderr, "lockwatch vm: cannot write {}: {}\n", o.json_out,
-                       std::strerror(errno));
+        std::string error;
+        json_file = output::open_output_file(o.json_out, &error);
+        if (!json_file) {
+            fmt::print(stderr, "lockwatch vm: {}\n", error);
             return kVmExitUsage;
         }
-        sinks.add(std::make_unique<output::JsonLinesSink>(json_file ? json_file.get() : stdout,
+        sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get(),
                                                           nlohmann::json{{"vm_kernel", o.kernel}}));
     }
     if (o.journal) {

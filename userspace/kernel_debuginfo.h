@@ -3,7 +3,7 @@
 // Frames arrive already symbolized ("io_submit_one+0x3c2"), so no address of
 // the running kernel is needed: the symbol's link-time address in the
 // vmlinux plus the offset is the place in the DWARF line table. That also
-// works on the host for stacks that a test VM sent as text.
+// works on the host for the stacks of findings that a test VM sent.
 #pragma once
 
 #include <cstdint>

@@ -14,6 +14,7 @@
 
 #include "output/journald.h"
 #include "output/json.h"
+#include "output/output_file.h"
 #include "output/text.h"
 
 namespace lockwatch {
@@ -63,18 +64,18 @@ bool LiveRun::open_outputs() {
     // lines, journald.
     text_out_ = options_.json_out == "-" ? stderr : stdout;
     sinks_.add(std::make_unique<output::TextSink>(text_out_));
-    if (options_.json_out == "-") {
-        // Unbuffered: each JSON line leaves in one write(), which a tty or a
-        // pipe does not interleave with other writers (lockwatch vm shares
-        // the guest's results port with the traced command).
-        std::setvbuf(stdout, nullptr, _IONBF, 0);
-        sinks_.add(std::make_unique<output::JsonLinesSink>(stdout));
-    } else if (!options_.json_out.empty()) {
-        json_file_.reset(std::fopen(options_.json_out.c_str(), "w"));
+    if (!options_.json_out.empty()) {
+        std::string error;
+        json_file_ = output::open_output_file(options_.json_out, &error);
         if (!json_file_) {
-            fmt::print(stderr, "lockwatch: cannot write {}: {}\n", options_.json_out,
-                       std::strerror(errno));
+            fmt::print(stderr, "lockwatch: {}\n", error);
             return false;
+        }
+        if (json_file_.get() == stdout) {
+            // Unbuffered: each JSON line leaves in one write(), which a tty or
+            // a pipe does not interleave with other writers (lockwatch vm
+            // shares the guest's results port with the traced command).
+            std::setvbuf(stdout, nullptr, _IONBF, 0);
         }
         sinks_.add(std::make_unique<output::JsonLinesSink>(json_file_.get()));
     }
@@ -101,8 +102,9 @@ void LiveRun::announce() const {
                    fmt::join(capture_->focus_functions(), ", "));
     }
     if (!options_.ready_file.empty()) {
-        if (FILE *ready = std::fopen(options_.ready_file.c_str(), "w")) {
-            std::fclose(ready);
+        std::string error;  // never through a planted symlink, like --json
+        if (!output::open_output_file(options_.ready_file, &error)) {
+            fmt::print(stderr, "lockwatch: --ready-file: {}\n", error);
         }
     }
     if (options_.duration_s > 0) {

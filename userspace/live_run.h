@@ -15,6 +15,7 @@
 #include "capture/kallsyms.h"
 #include "class_names.h"
 #include "engine/engine.h"
+#include "output/output_file.h"
 #include "output/sink.h"
 #include "fact_decoder.h"
 #include "kernel_debuginfo.h"
@@ -83,7 +84,7 @@ class LiveRun {
 
     std::FILE *text_out_ = stdout;
     output::MultiSink sinks_;
-    std::unique_ptr<std::FILE, int (*)(std::FILE *)> json_file_{nullptr, &std::fclose};
+    output::OutputFile json_file_;
 
     std::vector<DecodedRecord> decoded_;
     std::vector<engine::EdgeFact> edges_seen_;  // for --classes

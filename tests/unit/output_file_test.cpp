@@ -1,0 +1,98 @@
+// open_output_file(): "-" is standard output, a file is created or
+// truncated, and a symbolic link in its place is refused.
+#include "output/output_file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace lockwatch::output {
+namespace {
+
+namespace fs = std::filesystem;
+
+class OutputFileTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/lockwatch-output-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+    std::string slurp(const fs::path &p) {
+        std::ifstream in(p);
+        std::stringstream s;
+        s << in.rdbuf();
+        return s.str();
+    }
+    fs::path dir_;
+};
+
+TEST_F(OutputFileTest, DashIsStandardOutputAndStaysOpen) {
+    std::string error;
+    {
+        OutputFile out = open_output_file("-", &error);
+        EXPECT_EQ(out.get(), stdout);
+    }
+    EXPECT_NE(std::fflush(stdout), EOF) << "standard output was closed";
+    EXPECT_TRUE(error.empty());
+}
+
+TEST_F(OutputFileTest, TruncatesAnExistingFile) {
+    fs::path p = dir_ / "findings.jsonl";
+    std::ofstream(p) << "an older, longer content\n";
+    std::string error;
+    {
+        OutputFile out = open_output_file(p, &error);
+        ASSERT_TRUE(out) << error;
+        std::fputs("{}\n", out.get());
+    }
+    EXPECT_EQ(slurp(p), "{}\n");
+}
+
+TEST_F(OutputFileTest, CreatesReadableByAll) {
+    fs::path p = dir_ / "fresh.jsonl";
+    mode_t old_mask = ::umask(0022);
+    std::string error;
+    OutputFile out = open_output_file(p, &error);
+    ::umask(old_mask);
+    ASSERT_TRUE(out) << error;
+    struct stat st {};
+    ASSERT_EQ(::stat(p.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0644u);
+}
+
+TEST_F(OutputFileTest, RefusesASymbolicLink) {
+    fs::path target = dir_ / "shadow";
+    std::ofstream(target) << "precious\n";
+    fs::path link = dir_ / "findings.jsonl";
+    fs::create_symlink(target, link);
+    std::string error;
+    OutputFile out = open_output_file(link, &error);
+    EXPECT_FALSE(out);
+    EXPECT_EQ(error, "refusing to write " + link.string() + ": it is a symbolic link");
+    EXPECT_EQ(slurp(target), "precious\n") << "the link's target was touched";
+
+    fs::path dangling = dir_ / "dangling.jsonl";
+    fs::create_symlink(dir_ / "nowhere", dangling);
+    EXPECT_FALSE(open_output_file(dangling, &error));
+    EXPECT_EQ(error, "refusing to write " + dangling.string() + ": it is a symbolic link");
+    EXPECT_FALSE(fs::exists(dir_ / "nowhere")) << "the link's target was created";
+}
+
+TEST_F(OutputFileTest, OtherFailuresSayWhyInOneLine) {
+    std::string error;
+    fs::path missing = dir_ / "no" / "such" / "dir.jsonl";
+    EXPECT_FALSE(open_output_file(missing, &error));
+    EXPECT_EQ(error, "cannot write " + missing.string() + ": No such file or directory");
+    EXPECT_EQ(error.find('\n'), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lockwatch::output

@@ -1,0 +1,24 @@
+// The file a command writes findings to (--json FILE). lockwatch runs as
+// root, often in world-writable directories: it creates or truncates the
+// file itself and never follows a symbolic link planted in its place.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+namespace lockwatch::output {
+
+// Closes the file unless it is standard output.
+struct OutputFileCloser {
+    void operator()(std::FILE *file) const;
+};
+using OutputFile = std::unique_ptr<std::FILE, OutputFileCloser>;
+
+// Standard output for "-"; else PATH opened for writing (created with mode
+// 0644, or truncated), close-on-exec. Null when it cannot be, and then
+// *error is one line: "refusing to write PATH: it is a symbolic link",
+// "cannot write PATH: Permission denied", ...
+OutputFile open_output_file(const std::string &path, std::string *error);
+
+}  // namespace lockwatch::output
