@@ -21,18 +21,112 @@
 
 namespace lockwatch {
 
+namespace {
+
+struct ReplayOptions {
+    std::string file;
+    std::string format = "text";
+    std::string json_out;
+    bool journald = false;
+    bool stats = false;
+    bool exit_code = false;
+    std::string ident;
+    std::string vmlinux;
+};
+
+// Standard output in --format, --json FILE, --journald. False (and a printed
+// error) when the JSON file cannot be written.
+bool open_sinks(const ReplayOptions &opts, output::MultiSink &sinks,
+                output::OutputFile &json_file) {
+    if (opts.format == "text") {
+        sinks.add(std::make_unique<output::TextSink>(stdout));
+    } else if (opts.format == "json") {
+        sinks.add(std::make_unique<output::JsonLinesSink>(stdout));
+    }
+    if (!opts.json_out.empty()) {
+        std::string error;
+        json_file = output::open_output_file(opts.json_out, &error);
+        if (!json_file) {
+            std::fprintf(stderr, "lockwatch replay: %s\n", error.c_str());
+            return false;
+        }
+        sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get()));
+    }
+    if (opts.journald) {
+        sinks.add(std::make_unique<output::JournaldSink>());
+    }
+    return true;
+}
+
+void print_stats(const engine::Engine &eng, const engine::TraceReader &reader) {
+    const auto &s = eng.stats();
+    std::fprintf(stderr,
+                 "lockwatch replay: %zu lines, %llu events, %zu classes, %zu edges, %llu "
+                 "usages, %llu findings, %llu unmatched releases\n",
+                 reader.line(), static_cast<unsigned long long>(s.events), eng.class_count(),
+                 eng.edge_count(), static_cast<unsigned long long>(s.usages),
+                 static_cast<unsigned long long>(s.findings),
+                 static_cast<unsigned long long>(s.unmatched_releases));
+}
+
+// Every event of the trace through the engine, stacks placed with debug info.
+int replay(const ReplayOptions &opts) {
+    std::ifstream file;
+    std::istream *in = &std::cin;
+    std::string source = opts.file == "-" ? std::string("<stdin>") : opts.file;
+    if (opts.file != "-") {
+        file.open(opts.file, std::ios::binary);
+        if (!file) {
+            std::fprintf(stderr, "lockwatch replay: cannot open %s: %s\n", opts.file.c_str(),
+                         std::strerror(errno));
+            return 1;
+        }
+        in = &file;
+    }
+    output::MultiSink sinks;
+    output::OutputFile json_file;
+    if (!open_sinks(opts, sinks, json_file)) {
+        return 1;
+    }
+    std::unique_ptr<KernelDebugInfo> debuginfo;
+    if (!opts.vmlinux.empty()) {
+        try {
+            debuginfo = KernelDebugInfo::open(opts.vmlinux);
+        } catch (const std::exception &e) {
+            std::fprintf(stderr, "lockwatch replay: %s\n", e.what());
+            return 1;
+        }
+    }
+
+    engine::Engine eng(engine::EngineOptions{.kernel_ident = opts.ident});
+    int sink_errors = 0;
+    eng.on_finding([&](const engine::Finding &f) {
+        if (!sinks.write(f) && sink_errors++ == 0) {
+            std::fprintf(stderr, "lockwatch replay: %s\n", sinks.last_error().c_str());
+        }
+    });
+    engine::TraceReader reader(*in);
+    while (auto ev = reader.next()) {
+        if (auto *stack = std::get_if<engine::StackFact>(&*ev); stack && debuginfo) {
+            stack->frames = debuginfo->annotate(stack->frames);
+        }
+        eng.process(*ev);
+    }
+    sinks.flush();
+    if (opts.stats) {
+        print_stats(eng, reader);
+    }
+    if (reader.error()) {
+        std::fprintf(stderr, "lockwatch replay: %s\n", reader.error()->format(source).c_str());
+        return 1;
+    }
+    return opts.exit_code && !eng.findings().empty() ? 3 : 0;
+}
+
+}  // namespace
+
 CommandRunner add_replay_command(CLI::App &app) {
-    struct Options {
-        std::string file;
-        std::string format = "text";
-        std::string json_out;
-        bool journald = false;
-        bool stats = false;
-        bool exit_code = false;
-        std::string ident;
-        std::string vmlinux;
-    };
-    auto opts = std::make_shared<Options>();
+    auto opts = std::make_shared<ReplayOptions>();
     CLI::App *sub = app.add_subcommand(
         "replay",
         "Run the analysis engine over a recorded trace (docs/trace-format.md) and report "
@@ -51,88 +145,7 @@ CommandRunner add_replay_command(CLI::App &app) {
                     "The traced kernel's vmlinux with debug info: adds file:line and inlined "
                     "functions to every stack");
 
-    return [opts]() -> int {
-        std::ifstream file;
-        std::istream *in = &std::cin;
-        std::string source = opts->file == "-" ? std::string("<stdin>") : opts->file;
-        if (opts->file != "-") {
-            file.open(opts->file, std::ios::binary);
-            if (!file) {
-                std::fprintf(stderr, "lockwatch replay: cannot open %s: %s\n", opts->file.c_str(),
-                             std::strerror(errno));
-                return 1;
-            }
-            in = &file;
-        }
-
-        output::MultiSink sinks;
-        if (opts->format == "text") {
-            sinks.add(std::make_unique<output::TextSink>(stdout));
-        } else if (opts->format == "json") {
-            sinks.add(std::make_unique<output::JsonLinesSink>(stdout));
-        }
-        output::OutputFile json_file;
-        if (!opts->json_out.empty()) {
-            std::string error;
-            json_file = output::open_output_file(opts->json_out, &error);
-            if (!json_file) {
-                std::fprintf(stderr, "lockwatch replay: %s\n", error.c_str());
-                return 1;
-            }
-            sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get()));
-        }
-        if (opts->journald) {
-            sinks.add(std::make_unique<output::JournaldSink>());
-        }
-
-        std::unique_ptr<KernelDebugInfo> debuginfo;
-        if (!opts->vmlinux.empty()) {
-            try {
-                debuginfo = KernelDebugInfo::open(opts->vmlinux);
-            } catch (const std::exception &e) {
-                std::fprintf(stderr, "lockwatch replay: %s\n", e.what());
-                return 1;
-            }
-        }
-
-        engine::EngineOptions eo;
-        eo.kernel_ident = opts->ident;
-        engine::Engine eng(eo);
-        int sink_errors = 0;
-        eng.on_finding([&](const engine::Finding &f) {
-            if (!sinks.write(f) && sink_errors++ == 0) {
-                std::fprintf(stderr, "lockwatch replay: %s\n", sinks.last_error().c_str());
-            }
-        });
-
-        engine::TraceReader reader(*in);
-        while (auto ev = reader.next()) {
-            if (auto *stack = std::get_if<engine::StackFact>(&*ev); stack && debuginfo) {
-                stack->frames = debuginfo->annotate(stack->frames);
-            }
-            eng.process(*ev);
-        }
-        sinks.flush();
-        if (opts->stats) {
-            const auto &s = eng.stats();
-            std::fprintf(stderr,
-                         "lockwatch replay: %zu lines, %llu events, %zu classes, %zu edges, %llu "
-                         "usages, %llu findings, %llu unmatched releases\n",
-                         reader.line(), static_cast<unsigned long long>(s.events),
-                         eng.class_count(), eng.edge_count(),
-                         static_cast<unsigned long long>(s.usages),
-                         static_cast<unsigned long long>(s.findings),
-                         static_cast<unsigned long long>(s.unmatched_releases));
-        }
-        if (reader.error()) {
-            std::fprintf(stderr, "lockwatch replay: %s\n", reader.error()->format(source).c_str());
-            return 1;
-        }
-        if (opts->exit_code && !eng.findings().empty()) {
-            return 3;
-        }
-        return 0;
-    };
+    return [opts] { return replay(*opts); };
 }
 
 }  // namespace lockwatch
