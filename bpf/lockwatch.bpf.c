@@ -340,10 +340,11 @@ static __always_inline void fill_class(struct lw_record *rec, const struct lw_cl
 }
 
 
-/* lockdep's mark_usage(): which usage bits this acquire sets. */
+/* lockdep's mark_usage(): which usage bits this acquire sets. Any read
+ * (held_lock->read != 0) sets the _READ bits. */
 static __always_inline __u32 usage_mask_of(const struct acquire *a)
 {
-    __u32 read = (a->flags & LW_ACQ_READ) ? 1 : 0;
+    __u32 read = lw_read_level(a->flags, a->context) != 0;
     __u32 mask = 0;
 
     if (!(a->flags & LW_ACQ_TRYLOCK)) {
@@ -430,8 +431,8 @@ static __always_inline void report_edge(void *ctx, const struct acquire *a,
     struct edge_key key = {
         .prev = prev->class_id,
         .next = next->id,
-        .read_flags = ((prev->acquire_flags & LW_ACQ_READ) ? 1 : 0) |
-                      ((a->flags & LW_ACQ_READ) ? 2 : 0),
+        .read_flags = (lw_read_level(prev->acquire_flags, a->context) ? 1 : 0) |
+                      (lw_read_level(a->flags, a->context) ? 2 : 0),
         .context = a->context,
     };
     __u8 one = 1;
@@ -633,7 +634,8 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
             break;
         }
     }
-    if (same_lock && !((a->flags & LW_ACQ_READ) && (same_flags & LW_ACQ_READ))) {
+    if (same_lock &&
+        !(lw_read_level(a->flags, a->context) && lw_read_level(same_flags, a->context))) {
         struct lw_record *rec = new_record(ctx, LW_RECORD_RECURSION, a->function, a->context);
 
         if (rec) {
@@ -1082,8 +1084,9 @@ int lockdep_lock_op(__u64 *ctx)
         irq_on = *(int *)bpf_this_cpu_ptr(&hardirqs_enabled) ? 1 : 0;
     if (trylock)
         flags |= LW_ACQ_TRYLOCK; /* lockdep hears of a trylock only when it succeeded */
+    /* lockdep's read: 1 read, 2 recursive read; its word, not the rule's. */
     if (read)
-        flags |= LW_ACQ_READ | LW_ACQ_READ_EXACT | (read == 2 ? LW_ACQ_RECURSIVE_READ : 0);
+        flags |= LW_ACQ_READ | (read == 2 ? LW_ACQ_RECURSIVE_READ : LW_ACQ_NONRECURSIVE_READ);
     return on_lock_op(ctx, LW_FN_LOCKDEP, flags, lock, OP_ACQUIRE, irq_on, 0, (__u32)second,
                       SITE_LOCKDEP_IP);
 }

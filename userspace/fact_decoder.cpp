@@ -35,16 +35,6 @@ engine::Context context_of(uint32_t context) {
 
 }  // namespace
 
-uint8_t lockdep_read(uint32_t acquire_flags, uint32_t context) {
-    if (!(acquire_flags & LW_ACQ_READ)) {
-        return 0;
-    }
-    if (acquire_flags & LW_ACQ_READ_EXACT) {  // lockdep said so
-        return (acquire_flags & LW_ACQ_RECURSIVE_READ) ? 2 : 1;
-    }
-    return context == LW_CTX_TASK ? 1 : 2;
-}
-
 engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kallsyms &kallsyms) {
     engine::Stack stack;
     for (uint64_t ip : ips) {
@@ -170,7 +160,7 @@ void FactDecoder::decode(const lw_record &r, std::vector<engine::Event> &out) {
             fact.cpu = r.cpu;
             fact.time_ns = r.time_ns;
             fact.hardirq_state_inferred = inferred;
-            fact.read = lockdep_read(r.acquire_flags, r.context);
+            fact.read = lw_read_level(r.acquire_flags, r.context);
             out.push_back(fact);
             break;
         }
@@ -179,8 +169,8 @@ void FactDecoder::decode(const lw_record &r, std::vector<engine::Event> &out) {
             fact.prev = r.prev_class_id;
             fact.next = r.class_id;
             fact.context = context_of(r.context);
-            fact.prev_read = lockdep_read(r.prev_acquire_flags, r.context);
-            fact.next_read = lockdep_read(r.acquire_flags, r.context);
+            fact.prev_read = lw_read_level(r.prev_acquire_flags, r.context);
+            fact.next_read = lw_read_level(r.acquire_flags, r.context);
             fact.next_stack = intern_stack(r.stack_id, out);
             fact.prev_stack = intern_site(r.prev_site, out);
             fact.hardirqs_enabled = r.irq_flags & LW_IRQ_HARDIRQS_ENABLED;

@@ -103,6 +103,23 @@ TEST_F(FactDecoderTest, EdgeRecordCarriesBothClassesAndReadness) {
     EXPECT_TRUE(edge.softirqs_enabled) << "lockdep's SE1 in the report's task line";
 }
 
+// The lockdep backend sends lockdep's own read level; it wins over the rule.
+TEST_F(FactDecoderTest, EdgeTakesTheReadLevelLockdepSaid) {
+    lw_record r = record(LW_RECORD_EDGE);
+    r.class_id = 2;
+    r.prev_class_id = 1;
+    r.context = LW_CTX_TASK;
+    r.acquire_flags = LW_ACQ_READ | LW_ACQ_RECURSIVE_READ;
+    r.prev_acquire_flags = LW_ACQ_READ;
+    r.stack_id = -1;
+    std::vector<engine::Event> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 1u);
+    const auto &edge = std::get<engine::EdgeFact>(out[0]);
+    EXPECT_EQ(edge.prev_read, 1) << "a reader in task context is not read-recursive";
+    EXPECT_EQ(edge.next_read, 2) << "lockdep said read == 2";
+}
+
 // The held lock's acquire site becomes a one-frame stack, the report's
 // "already holding ... at:"; the same site is announced once.
 TEST_F(FactDecoderTest, EdgeCarriesWhereTheHeldLockWasTaken) {
@@ -181,19 +198,6 @@ TEST_F(FactDecoderTest, LockdepClassesKeepLockdepsNamesVersionsAndSubclasses) {
     EXPECT_EQ(name_of(3, 0x300, 0, "&sb->s_type->i_lock_key"), "&sb->s_type->i_lock_key#2");
     EXPECT_EQ(name_of(4, 0x200, 1, "&sb->s_type->i_lock_key"), "&sb->s_type->i_lock_key/1");
     EXPECT_EQ(name_of(5, 0x300, 1, "&sb->s_type->i_lock_key"), "&sb->s_type->i_lock_key#2/1");
-}
-
-TEST(LockdepRead, MatchesLockdepsQueuedRwlockRule) {
-    EXPECT_EQ(lockdep_read(0, LW_CTX_TASK), 0);
-    EXPECT_EQ(lockdep_read(LW_ACQ_READ, LW_CTX_TASK), 1);
-    EXPECT_EQ(lockdep_read(LW_ACQ_READ, LW_CTX_HARDIRQ), 2);
-}
-
-TEST(LockdepRead, TakesLockdepsOwnAnswerWhenItHasOne) {
-    EXPECT_EQ(lockdep_read(LW_ACQ_READ | LW_ACQ_READ_EXACT, LW_CTX_HARDIRQ), 1);
-    EXPECT_EQ(lockdep_read(LW_ACQ_READ | LW_ACQ_READ_EXACT | LW_ACQ_RECURSIVE_READ, LW_CTX_TASK),
-              2);
-    EXPECT_EQ(lockdep_read(LW_ACQ_READ_EXACT, LW_CTX_TASK), 0);
 }
 
 }  // namespace
