@@ -7,20 +7,12 @@
 
 #include "capture/kallsyms.h"
 #include "capture/lock_functions.h"
+#include "engine/kernel_frames.h"
 #include "kernel_debuginfo.h"
 
 namespace lockwatch {
 
 namespace {
-
-// What runs a BPF program: the program, trampolines and dispatchers, and the
-// raw tracepoint glue the lockdep backend's programs run under.
-bool is_bpf_machinery(std::string_view name) {
-    return name.starts_with("bpf_prog_") || name.starts_with("bpf_trampoline_") ||
-           name.starts_with("bpf_dispatcher_") || name.starts_with("__bpf_prog_enter") ||
-           name.starts_with("__bpf_prog_exit") || name.starts_with("bpf_trace_run") ||
-           name.starts_with("__bpf_trace_run") || name.starts_with("__traceiter_");
-}
 
 engine::Task task_of(const lw_record &r) {
     engine::Task task;
@@ -39,7 +31,7 @@ engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kal
     engine::Stack stack;
     for (uint64_t ip : ips) {
         auto sym = kallsyms.symbolize(ip);
-        if (!sym || (stack.empty() && is_bpf_machinery(sym->name))) {
+        if (!sym || (stack.empty() && engine::is_bpf_machinery(sym->name))) {
             continue;
         }
         engine::Frame frame;
