@@ -42,7 +42,7 @@ void annotate_frames(nlohmann::json &frames, const KernelDebugInfo &debuginfo) {
             annotate_one(f["symbol"].get<std::string>(), f["offset"].get<uint64_t>(),
                          f.value("size", uint64_t{0}), debuginfo);
         for (const engine::Frame &a : annotated) {
-            out.push_back(engine::frame_to_json(a));
+            out.push_back(engine::finding_frame_to_json(a));
         }
     }
     frames = std::move(out);

@@ -17,7 +17,7 @@ nlohmann::json stack_json(const StackRef &s) {
     nlohmann::json arr = nlohmann::json::array();
     if (s) {
         for (const Frame &f : *s) {
-            arr.push_back(frame_to_json(f));
+            arr.push_back(finding_frame_to_json(f));
         }
     }
     return arr;
@@ -109,7 +109,7 @@ void TextSink::flush() {
     }
 }
 
-nlohmann::json frame_to_json(const Frame &f) {
+nlohmann::json finding_frame_to_json(const Frame &f) {
     nlohmann::json j = {{"symbol", f.symbol}, {"offset", f.offset}, {"text", format_frame(f)}};
     if (f.size) {
         j["size"] = f.size;

@@ -45,7 +45,7 @@ class TextSink : public Sink {
 // One JSON object per line; the schema is docs/json-schema.md.
 nlohmann::json finding_to_json(const Finding &finding);
 // One frame of a finding's stacks, as finding_to_json() writes it.
-nlohmann::json frame_to_json(const Frame &frame);
+nlohmann::json finding_frame_to_json(const Frame &frame);
 inline constexpr int kJsonSchemaVersion = 1;
 
 // The inverse of finding_to_json() for what the text and journald sinks
