@@ -592,23 +592,17 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a, st
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct acquire *a,
-                                       enum lw_hardirq_state hardirqs)
+/* A held entry whose lock reads unlocked lost its release: drop such
+ * entries off the top, two at most per acquire. A depth out of bounds
+ * resets the stack. */
+static __always_inline void drop_stale_top(struct held_stack *held)
 {
-    struct held_stack *held = &cpu->ctx[a->context & (LW_CTX_COUNT - 1)];
-    __u32 pc = a->preempt_count;
-    struct lw_class *class = &cpu->class[a->context & (LW_CTX_COUNT - 1)];
-    int top, below = -1, same_lock = 0;
-    __u32 same_function = 0, same_flags = 0;
-    __u64 site = 0;
-    bool hardirqs_on;
     __u32 depth;
 
     if (held->depth > LW_MAX_HELD) {
         held->depth = 0;
         held->irqs_off_held = 0;
     }
-    /* A top entry whose lock reads unlocked lost its release: drop it. */
     for (int i = 0; i < 2; i++) {
         depth = held->depth;
         if (depth == 0 || depth > LW_MAX_HELD)
@@ -618,24 +612,38 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
         forget_entry(held, depth - 1);
         count(&notes, LW_NOTE_STALE_HELD);
     }
-    depth = held->depth;
+}
 
-    /* Hardirq state: implied by the variant or the context, read from the
-     * saved flags where the hook has them, else inferred from the held
-     * _irq/_irqsave locks of this context. */
+/* Hardirq state: implied by the variant or the context, read from the saved
+ * flags where the hook has them, else inferred from the held _irq/_irqsave
+ * locks of this context. Softirq state from preempt_count. */
+static __always_inline void set_irq_flags(struct acquire *a, const struct held_stack *held,
+                                          enum lw_hardirq_state seen)
+{
+    bool hardirqs_on;
+
     if ((a->flags & LW_ACQ_IRQS_OFF) || a->context >= LW_CTX_HARDIRQ) {
         hardirqs_on = false;
-    } else if (hardirqs == HARDIRQS_UNKNOWN) {
+    } else if (seen == HARDIRQS_UNKNOWN) {
         hardirqs_on = held->irqs_off_held == 0;
         a->irq_flags |= LW_IRQ_STATE_INFERRED;
         count(&notes, LW_NOTE_IRQ_STATE_INFERRED);
     } else {
-        hardirqs_on = hardirqs == HARDIRQS_ON;
+        hardirqs_on = seen == HARDIRQS_ON;
     }
     if (hardirqs_on)
         a->irq_flags |= LW_IRQ_HARDIRQS_ENABLED;
-    if (softirqs_enabled(pc) && !(a->flags & LW_ACQ_BH))
+    if (softirqs_enabled(a->preempt_count) && !(a->flags & LW_ACQ_BH))
         a->irq_flags |= LW_IRQ_SOFTIRQS_ENABLED;
+}
+
+/* The lock's class: lockdep's own on the lockdep backend, else from the
+ * address, with the first acquirer's call site where the address says too
+ * little (SITE, generic kmalloc caches). Returns that call site, or 0. */
+static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
+                                          struct lw_class *class)
+{
+    __u64 site = 0, *cached;
 
     /* Resolved at load: on kernels without lockdep only the else remains. */
     if (a->function == LW_FN_LOCKDEP &&
@@ -644,29 +652,38 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     } else {
         classify_lock(a->lock, 0, class);
     }
-    if (class->type == LW_CLASS_SITE ||
-        (class->type == LW_CLASS_SLAB && generic_kmalloc_cache(class->cache))) {
-        __u64 *cached = bpf_map_lookup_elem(&first_sites, &a->lock);
+    if (class->type != LW_CLASS_SITE &&
+        !(class->type == LW_CLASS_SLAB && generic_kmalloc_cache(class->cache)))
+        return 0;
 
-        if (cached) {
-            site = *cached;
-        } else {
-            site = call_site(ctx);
-            bpf_map_update_elem(&first_sites, &a->lock, &site, BPF_ANY);
-        }
-        if (class->type == LW_CLASS_SITE) {
-            class->id = class_id_of(LW_CLASS_SITE, site, 0);
-        } else {
-            class->type = LW_CLASS_KMALLOC;
-            class->id = class_id_of(LW_CLASS_KMALLOC, class->cache, class->offset ^ mix64(site));
-        }
+    cached = bpf_map_lookup_elem(&first_sites, &a->lock);
+    if (cached) {
+        site = *cached;
+    } else {
+        site = call_site(ctx);
+        bpf_map_update_elem(&first_sites, &a->lock, &site, BPF_ANY);
     }
-    report_class_and_usage(ctx, a, class, site);
+    if (class->type == LW_CLASS_SITE) {
+        class->id = class_id_of(LW_CLASS_SITE, site, 0);
+    } else {
+        class->type = LW_CLASS_KMALLOC;
+        class->id = class_id_of(LW_CLASS_KMALLOC, class->cache, class->offset ^ mix64(site));
+    }
+    return site;
+}
 
-    /* The same lock instance again while held: this CPU is about to spin on
-     * itself (read-side reacquires of rwlocks are legal). The loop hands on
-     * what it found, never the index: an index the verifier knows would make
-     * it walk everything below once per value. */
+/* The same lock instance again while held: this CPU is about to spin on
+ * itself (read-side reacquires of rwlocks are legal). The loop hands on
+ * what it found, never the index: an index the verifier knows would make
+ * it walk everything below once per value. */
+static __always_inline void report_recursion(void *ctx, const struct held_stack *held,
+                                             __u32 depth, const struct acquire *a,
+                                             const struct lw_class *class)
+{
+    __u32 same_function = 0, same_flags = 0;
+    struct lw_record *rec;
+    int same_lock = 0;
+
     for (int i = 0; i < LW_MAX_HELD; i++) {
         if (i >= depth)
             break;
@@ -677,35 +694,44 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
             break;
         }
     }
-    if (same_lock &&
-        !(lw_read_level(a->flags, a->context) && lw_read_level(same_flags, a->context))) {
-        struct lw_record *rec = new_record(ctx, LW_RECORD_RECURSION, a->function, a->context);
+    if (!same_lock ||
+        (lw_read_level(a->flags, a->context) && lw_read_level(same_flags, a->context)))
+        return;
+    rec = new_record(ctx, LW_RECORD_RECURSION, a->function, a->context);
+    if (!rec)
+        return;
+    rec->class_id = class->id;
+    rec->class_type = class->type;
+    rec->irq_flags = a->irq_flags;
+    rec->acquire_flags = a->flags;
+    rec->prev_function = same_function;
+    rec->prev_acquire_flags = same_flags;
+    bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
 
-        if (rec) {
-            rec->class_id = class->id;
-            rec->class_type = class->type;
-            rec->irq_flags = a->irq_flags;
-            rec->acquire_flags = a->flags;
-            rec->prev_function = same_function;
-            rec->prev_acquire_flags = same_flags;
-            bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
-        }
-    }
+/* lockdep's check_prevs_add(): an edge from the top held lock, and from the
+ * one below when the top is a trylock. No edge into a trylock. Same class,
+ * different instance is a nesting lockdep would see through
+ * spin_lock_nested(), which we cannot: no self-edge. */
+static __always_inline void report_edges(void *ctx, struct held_stack *held, __u32 depth,
+                                         const struct acquire *a, const struct lw_class *class)
+{
+    int top, below = -1;
 
-    /* lockdep's check_prevs_add(): an edge from the top held lock, and from
-     * the one below when the top is a trylock. No edge into a trylock.
-     * Same class, different instance is a nesting lockdep would see through
-     * spin_lock_nested(), which we cannot: no self-edge. */
+    if (a->flags & LW_ACQ_TRYLOCK)
+        return;
     top = depth ? live_entry_below(held, depth - 1) : -1;
     if (top >= 0 && (held->locks[LW_SLOT(top)].acquire_flags & LW_ACQ_TRYLOCK))
         below = live_entry_below(held, top - 1);
-    if (!(a->flags & LW_ACQ_TRYLOCK)) {
-        if (top >= 0 && held->locks[LW_SLOT(top)].class_id != class->id)
-            report_edge(ctx, a, class, &held->locks[LW_SLOT(top)], depth);
-        if (below >= 0 && held->locks[LW_SLOT(below)].class_id != class->id)
-            report_edge(ctx, a, class, &held->locks[LW_SLOT(below)], depth);
-    }
+    if (top >= 0 && held->locks[LW_SLOT(top)].class_id != class->id)
+        report_edge(ctx, a, class, &held->locks[LW_SLOT(top)], depth);
+    if (below >= 0 && held->locks[LW_SLOT(below)].class_id != class->id)
+        report_edge(ctx, a, class, &held->locks[LW_SLOT(below)], depth);
+}
 
+static __always_inline void push_held(struct held_stack *held, __u32 depth,
+                                      const struct acquire *a, const struct lw_class *class)
+{
     if (depth >= LW_MAX_HELD) {
         count(&losses, LW_LOSS_HELD_OVERFLOW);
         return;
@@ -720,6 +746,25 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     if (a->flags & LW_ACQ_IRQS_OFF)
         held->irqs_off_held++;
     held->depth = depth + 1;
+}
+
+/* lockdep's __lock_acquire(), step by step. */
+static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct acquire *a,
+                                       enum lw_hardirq_state hardirqs)
+{
+    struct held_stack *held = &cpu->ctx[a->context & (LW_CTX_COUNT - 1)];
+    struct lw_class *class = &cpu->class[a->context & (LW_CTX_COUNT - 1)];
+    __u32 depth;
+    __u64 site;
+
+    drop_stale_top(held);
+    depth = held->depth;
+    set_irq_flags(a, held, hardirqs);
+    site = derive_class(ctx, a, class);
+    report_class_and_usage(ctx, a, class, site);
+    report_recursion(ctx, held, depth, a, class);
+    report_edges(ctx, held, depth, a, class);
+    push_held(held, depth, a, class);
 }
 
 static __always_inline void on_release(struct cpu_state *cpu, __u32 context, __u64 lock)
