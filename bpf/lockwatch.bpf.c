@@ -102,6 +102,46 @@ struct held_stack {
     struct held_lock locks[LW_MAX_HELD];
 };
 
+enum lw_op_kind { OP_ACQUIRE, OP_RELEASE, OP_TRYLOCK_ENTRY, OP_TRYLOCK_EXIT };
+
+/*
+ * Where the lock was taken, lockdep's "at:" for a held lock: the return
+ * address of the lock call. Each hook finds it its own way; it is read only
+ * for acquires that will be tracked.
+ */
+enum lw_site_source {
+    SITE_NONE,
+    SITE_KPROBE_ENTRY, /* the word at the stack pointer */
+    SITE_KRETPROBE,    /* regs->ip: the kretprobe puts the real return address there */
+    SITE_TRAMPOLINE,   /* the BPF trampoline's frame (fentry, fexit) */
+    SITE_LOCKDEP_IP,   /* lock_acquire()'s ip argument */
+};
+
+/* The hardirq state as the hook saw it: kprobes read it from the saved
+ * EFLAGS, the lockdep backend from lockdep's own per-CPU record; fentry and
+ * fexit cannot see it, and on_acquire() infers it. */
+enum lw_hardirq_state {
+    HARDIRQS_UNKNOWN = 0,
+    HARDIRQS_OFF,
+    HARDIRQS_ON,
+};
+
+/* One lock operation, as a hook describes it to on_lock_op(). A hook names
+ * only what it knows; the rest is zero: hardirq state unknown, no call
+ * site, subclass 0. */
+struct lock_op {
+    enum lw_op_kind kind;
+    __u32 function; /* enum lw_lock_function_id, or LW_FN_LOCKDEP */
+    __u32 flags;    /* enum lw_acquire_flags */
+    __u64 lock;     /* lockdep backend: the lock's lockdep_map */
+    enum lw_hardirq_state hardirqs;
+    enum lw_site_source site_from;
+    __u32 subclass; /* lockdep backend */
+    int trylock_ok; /* OP_TRYLOCK_EXIT: the trylock's return value */
+};
+
+/* An acquire being processed: the lock_op and what on_lock_op() and
+ * on_acquire() work out about it. */
 struct acquire {
     __u64 lock; /* lockdep backend: the lock's lockdep_map */
     __u64 site; /* return address of the lock call, 0 where the hook cannot see it */
@@ -115,15 +155,15 @@ struct acquire {
 
 struct cpu_state {
     struct held_stack ctx[LW_CTX_COUNT];
-    /* kprobe mode: a trylock's lock and irq state between entry and return */
+    /* kprobe mode: a trylock's lock and hardirq state between entry and return */
     __u64 trylock_lock[LW_CTX_COUNT];
-    __u32 trylock_irq_on[LW_CTX_COUNT];
+    __u32 trylock_hardirqs[LW_CTX_COUNT]; /* enum lw_hardirq_state */
     __u32 busy[LW_CTX_COUNT];
     /* The operation being processed and its class, per context. They live
      * here rather than on the stack so that the verifier does not follow
      * their values as constants: it would walk the code below once per
      * combination (class type, irq state, ...) and run out of its budget. */
-    struct acquire op[LW_CTX_COUNT];
+    struct acquire acquire[LW_CTX_COUNT];
     struct lw_class class[LW_CTX_COUNT];
 };
 
@@ -340,10 +380,11 @@ static __always_inline void fill_class(struct lw_record *rec, const struct lw_cl
 }
 
 
-/* lockdep's mark_usage(): which usage bits this acquire sets. */
+/* lockdep's mark_usage(): which usage bits this acquire sets. Any read
+ * (held_lock->read != 0) sets the _READ bits. */
 static __always_inline __u32 usage_mask_of(const struct acquire *a)
 {
-    __u32 read = (a->flags & LW_ACQ_READ) ? 1 : 0;
+    __u32 read = lw_read_level(a->flags, a->context) != 0;
     __u32 mask = 0;
 
     if (!(a->flags & LW_ACQ_TRYLOCK)) {
@@ -430,8 +471,8 @@ static __always_inline void report_edge(void *ctx, const struct acquire *a,
     struct edge_key key = {
         .prev = prev->class_id,
         .next = next->id,
-        .read_flags = ((prev->acquire_flags & LW_ACQ_READ) ? 1 : 0) |
-                      ((a->flags & LW_ACQ_READ) ? 2 : 0),
+        .read_flags = (lw_read_level(prev->acquire_flags, a->context) ? 1 : 0) |
+                      (lw_read_level(a->flags, a->context) ? 2 : 0),
         .context = a->context,
     };
     __u8 one = 1;
@@ -551,22 +592,17 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a, st
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct acquire *a,
-                                       int hardirqs_on /* 1, 0, or -1: unknown */)
+/* A held entry whose lock reads unlocked lost its release: drop such
+ * entries off the top, two at most per acquire. A depth out of bounds
+ * resets the stack. */
+static __always_inline void drop_stale_top(struct held_stack *held)
 {
-    struct held_stack *held = &cpu->ctx[a->context & (LW_CTX_COUNT - 1)];
-    __u32 pc = a->preempt_count;
-    struct lw_class *class = &cpu->class[a->context & (LW_CTX_COUNT - 1)];
-    int top, below = -1, same_lock = 0;
-    __u32 same_function = 0, same_flags = 0;
-    __u64 site = 0;
     __u32 depth;
 
     if (held->depth > LW_MAX_HELD) {
         held->depth = 0;
         held->irqs_off_held = 0;
     }
-    /* A top entry whose lock reads unlocked lost its release: drop it. */
     for (int i = 0; i < 2; i++) {
         depth = held->depth;
         if (depth == 0 || depth > LW_MAX_HELD)
@@ -576,22 +612,38 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
         forget_entry(held, depth - 1);
         count(&notes, LW_NOTE_STALE_HELD);
     }
-    depth = held->depth;
+}
 
-    /* Hardirq state: implied by the variant or the context, read from the
-     * saved flags where the hook has them, else inferred from the held
-     * _irq/_irqsave locks of this context. */
+/* Hardirq state: implied by the variant or the context, read from the saved
+ * flags where the hook has them, else inferred from the held _irq/_irqsave
+ * locks of this context. Softirq state from preempt_count. */
+static __always_inline void set_irq_flags(struct acquire *a, const struct held_stack *held,
+                                          enum lw_hardirq_state seen)
+{
+    bool hardirqs_on;
+
     if ((a->flags & LW_ACQ_IRQS_OFF) || a->context >= LW_CTX_HARDIRQ) {
-        hardirqs_on = 0;
-    } else if (hardirqs_on < 0) {
+        hardirqs_on = false;
+    } else if (seen == HARDIRQS_UNKNOWN) {
         hardirqs_on = held->irqs_off_held == 0;
         a->irq_flags |= LW_IRQ_STATE_INFERRED;
         count(&notes, LW_NOTE_IRQ_STATE_INFERRED);
+    } else {
+        hardirqs_on = seen == HARDIRQS_ON;
     }
     if (hardirqs_on)
         a->irq_flags |= LW_IRQ_HARDIRQS_ENABLED;
-    if (softirqs_enabled(pc) && !(a->flags & LW_ACQ_BH))
+    if (softirqs_enabled(a->preempt_count) && !(a->flags & LW_ACQ_BH))
         a->irq_flags |= LW_IRQ_SOFTIRQS_ENABLED;
+}
+
+/* The lock's class: lockdep's own on the lockdep backend, else from the
+ * address, with the first acquirer's call site where the address says too
+ * little (SITE, generic kmalloc caches). Returns that call site, or 0. */
+static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
+                                          struct lw_class *class)
+{
+    __u64 site = 0, *cached;
 
     /* Resolved at load: on kernels without lockdep only the else remains. */
     if (a->function == LW_FN_LOCKDEP &&
@@ -600,29 +652,38 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     } else {
         classify_lock(a->lock, 0, class);
     }
-    if (class->type == LW_CLASS_SITE ||
-        (class->type == LW_CLASS_SLAB && generic_kmalloc_cache(class->cache))) {
-        __u64 *cached = bpf_map_lookup_elem(&first_sites, &a->lock);
+    if (class->type != LW_CLASS_SITE &&
+        !(class->type == LW_CLASS_SLAB && generic_kmalloc_cache(class->cache)))
+        return 0;
 
-        if (cached) {
-            site = *cached;
-        } else {
-            site = call_site(ctx);
-            bpf_map_update_elem(&first_sites, &a->lock, &site, BPF_ANY);
-        }
-        if (class->type == LW_CLASS_SITE) {
-            class->id = class_id_of(LW_CLASS_SITE, site, 0);
-        } else {
-            class->type = LW_CLASS_KMALLOC;
-            class->id = class_id_of(LW_CLASS_KMALLOC, class->cache, class->offset ^ mix64(site));
-        }
+    cached = bpf_map_lookup_elem(&first_sites, &a->lock);
+    if (cached) {
+        site = *cached;
+    } else {
+        site = call_site(ctx);
+        bpf_map_update_elem(&first_sites, &a->lock, &site, BPF_ANY);
     }
-    report_class_and_usage(ctx, a, class, site);
+    if (class->type == LW_CLASS_SITE) {
+        class->id = class_id_of(LW_CLASS_SITE, site, 0);
+    } else {
+        class->type = LW_CLASS_KMALLOC;
+        class->id = class_id_of(LW_CLASS_KMALLOC, class->cache, class->offset ^ mix64(site));
+    }
+    return site;
+}
 
-    /* The same lock instance again while held: this CPU is about to spin on
-     * itself (read-side reacquires of rwlocks are legal). The loop hands on
-     * what it found, never the index: an index the verifier knows would make
-     * it walk everything below once per value. */
+/* The same lock instance again while held: this CPU is about to spin on
+ * itself (read-side reacquires of rwlocks are legal). The loop hands on
+ * what it found, never the index: an index the verifier knows would make
+ * it walk everything below once per value. */
+static __always_inline void report_recursion(void *ctx, const struct held_stack *held,
+                                             __u32 depth, const struct acquire *a,
+                                             const struct lw_class *class)
+{
+    __u32 same_function = 0, same_flags = 0;
+    struct lw_record *rec;
+    int same_lock = 0;
+
     for (int i = 0; i < LW_MAX_HELD; i++) {
         if (i >= depth)
             break;
@@ -633,34 +694,44 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
             break;
         }
     }
-    if (same_lock && !((a->flags & LW_ACQ_READ) && (same_flags & LW_ACQ_READ))) {
-        struct lw_record *rec = new_record(ctx, LW_RECORD_RECURSION, a->function, a->context);
+    if (!same_lock ||
+        (lw_read_level(a->flags, a->context) && lw_read_level(same_flags, a->context)))
+        return;
+    rec = new_record(ctx, LW_RECORD_RECURSION, a->function, a->context);
+    if (!rec)
+        return;
+    rec->class_id = class->id;
+    rec->class_type = class->type;
+    rec->irq_flags = a->irq_flags;
+    rec->acquire_flags = a->flags;
+    rec->prev_function = same_function;
+    rec->prev_acquire_flags = same_flags;
+    bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
 
-        if (rec) {
-            rec->class_id = class->id;
-            rec->class_type = class->type;
-            rec->irq_flags = a->irq_flags;
-            rec->acquire_flags = a->flags;
-            rec->prev_function = same_function;
-            rec->prev_acquire_flags = same_flags;
-            bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
-        }
-    }
+/* lockdep's check_prevs_add(): an edge from the top held lock, and from the
+ * one below when the top is a trylock. No edge into a trylock. Same class,
+ * different instance is a nesting lockdep would see through
+ * spin_lock_nested(), which we cannot: no self-edge. */
+static __always_inline void report_edges(void *ctx, struct held_stack *held, __u32 depth,
+                                         const struct acquire *a, const struct lw_class *class)
+{
+    int top, below = -1;
 
-    /* lockdep's check_prevs_add(): an edge from the top held lock, and from
-     * the one below when the top is a trylock. No edge into a trylock.
-     * Same class, different instance is a nesting lockdep would see through
-     * spin_lock_nested(), which we cannot: no self-edge. */
+    if (a->flags & LW_ACQ_TRYLOCK)
+        return;
     top = depth ? live_entry_below(held, depth - 1) : -1;
     if (top >= 0 && (held->locks[LW_SLOT(top)].acquire_flags & LW_ACQ_TRYLOCK))
         below = live_entry_below(held, top - 1);
-    if (!(a->flags & LW_ACQ_TRYLOCK)) {
-        if (top >= 0 && held->locks[LW_SLOT(top)].class_id != class->id)
-            report_edge(ctx, a, class, &held->locks[LW_SLOT(top)], depth);
-        if (below >= 0 && held->locks[LW_SLOT(below)].class_id != class->id)
-            report_edge(ctx, a, class, &held->locks[LW_SLOT(below)], depth);
-    }
+    if (top >= 0 && held->locks[LW_SLOT(top)].class_id != class->id)
+        report_edge(ctx, a, class, &held->locks[LW_SLOT(top)], depth);
+    if (below >= 0 && held->locks[LW_SLOT(below)].class_id != class->id)
+        report_edge(ctx, a, class, &held->locks[LW_SLOT(below)], depth);
+}
 
+static __always_inline void push_held(struct held_stack *held, __u32 depth,
+                                      const struct acquire *a, const struct lw_class *class)
+{
     if (depth >= LW_MAX_HELD) {
         count(&losses, LW_LOSS_HELD_OVERFLOW);
         return;
@@ -675,6 +746,25 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     if (a->flags & LW_ACQ_IRQS_OFF)
         held->irqs_off_held++;
     held->depth = depth + 1;
+}
+
+/* lockdep's __lock_acquire(), step by step. */
+static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct acquire *a,
+                                       enum lw_hardirq_state hardirqs)
+{
+    struct held_stack *held = &cpu->ctx[a->context & (LW_CTX_COUNT - 1)];
+    struct lw_class *class = &cpu->class[a->context & (LW_CTX_COUNT - 1)];
+    __u32 depth;
+    __u64 site;
+
+    drop_stale_top(held);
+    depth = held->depth;
+    set_irq_flags(a, held, hardirqs);
+    site = derive_class(ctx, a, class);
+    report_class_and_usage(ctx, a, class, site);
+    report_recursion(ctx, held, depth, a, class);
+    report_edges(ctx, held, depth, a, class);
+    push_held(held, depth, a, class);
 }
 
 static __always_inline void on_release(struct cpu_state *cpu, __u32 context, __u64 lock)
@@ -755,21 +845,6 @@ int focus_exit(struct pt_regs *ctx)
 {
     return change_focus_depth(-1);
 }
-
-enum lw_op_kind { OP_ACQUIRE, OP_RELEASE, OP_TRYLOCK_ENTRY, OP_TRYLOCK_EXIT };
-
-/*
- * Where the lock was taken, lockdep's "at:" for a held lock: the return
- * address of the lock call. Each hook finds it its own way; it is read only
- * for acquires that will be tracked.
- */
-enum lw_site_source {
-    SITE_NONE,
-    SITE_KPROBE_ENTRY, /* the word at the stack pointer */
-    SITE_KRETPROBE,    /* regs->ip: the kretprobe puts the real return address there */
-    SITE_TRAMPOLINE,   /* the BPF trampoline's frame (fentry, fexit) */
-    SITE_LOCKDEP_IP,   /* lock_acquire()'s ip argument */
-};
 
 /* At a function's entry the stack pointer points at its return address. */
 static __always_inline __u64 kprobe_return_address(struct pt_regs *regs)
@@ -853,9 +928,7 @@ static __always_inline void drop_finished_contexts(struct cpu_state *cpu, __u32 
     }
 }
 
-static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __u64 lock,
-                                      enum lw_op_kind kind, int hardirqs_on, int trylock_ok,
-                                      __u32 subclass, enum lw_site_source site_from)
+static __always_inline int on_lock_op(void *ctx, const struct lock_op *op)
 {
     __u32 zero = 0, context, pc;
     struct cpu_state *cpu;
@@ -876,35 +949,35 @@ static __always_inline int on_lock_op(void *ctx, __u32 function, __u32 flags, __
     *busy = 1;
     drop_finished_contexts(cpu, context);
 
-    if (kind == OP_TRYLOCK_ENTRY) {
+    if (op->kind == OP_TRYLOCK_ENTRY) {
         /* kprobe mode: remember the lock and irq state until the return. */
-        cpu->trylock_lock[context & (LW_CTX_COUNT - 1)] = lock;
-        cpu->trylock_irq_on[context & (LW_CTX_COUNT - 1)] = hardirqs_on;
+        cpu->trylock_lock[context & (LW_CTX_COUNT - 1)] = op->lock;
+        cpu->trylock_hardirqs[context & (LW_CTX_COUNT - 1)] = op->hardirqs;
         goto out;
     }
-    if (kind == OP_TRYLOCK_EXIT && !trylock_ok)
+    if (op->kind == OP_TRYLOCK_EXIT && !op->trylock_ok)
         goto out;
 
-    count(&calls, function);
-    report_first_call(ctx, function, context);
+    count(&calls, op->function);
+    report_first_call(ctx, op->function, context);
     /* Focus: releases always pop (a lock taken in scope may be dropped out
      * of it); acquires outside the scope are not tracked at all. */
-    if (focus_enabled && kind != OP_RELEASE && !in_focus(context))
+    if (focus_enabled && op->kind != OP_RELEASE && !in_focus(context))
         goto out;
-    if (kind == OP_RELEASE) {
-        on_release(cpu, context, lock);
+    if (op->kind == OP_RELEASE) {
+        on_release(cpu, context, op->lock);
     } else {
-        struct acquire *a = &cpu->op[context & (LW_CTX_COUNT - 1)];
+        struct acquire *a = &cpu->acquire[context & (LW_CTX_COUNT - 1)];
 
-        a->lock = lock;
-        a->site = lock_site(ctx, site_from);
-        a->subclass = subclass;
-        a->function = function;
-        a->flags = flags;
+        a->lock = op->lock;
+        a->site = lock_site(ctx, op->site_from);
+        a->subclass = op->subclass;
+        a->function = op->function;
+        a->flags = op->flags;
         a->context = context;
         a->irq_flags = 0;
         a->preempt_count = pc;
-        on_acquire(ctx, cpu, a, hardirqs_on);
+        on_acquire(ctx, cpu, a, op->hardirqs);
     }
 out:
     *busy = 0;
@@ -916,18 +989,22 @@ static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 fl
 {
     __u32 zero = 0, context = context_of(read_preempt_count());
     struct cpu_state *cpu = bpf_map_lookup_elem(&cpu_states, &zero);
-    __u64 lock;
-    int irq_on;
+    struct lock_op op = {
+        .kind = OP_TRYLOCK_EXIT,
+        .function = function,
+        .flags = flags,
+        .trylock_ok = ok,
+        .site_from = SITE_KRETPROBE,
+    };
 
     if (!cpu)
         return 0;
-    lock = cpu->trylock_lock[context & (LW_CTX_COUNT - 1)];
-    irq_on = cpu->trylock_irq_on[context & (LW_CTX_COUNT - 1)];
+    op.lock = cpu->trylock_lock[context & (LW_CTX_COUNT - 1)];
+    op.hardirqs = cpu->trylock_hardirqs[context & (LW_CTX_COUNT - 1)];
     cpu->trylock_lock[context & (LW_CTX_COUNT - 1)] = 0;
-    if (!lock)
+    if (!op.lock)
         return 0;
-    return on_lock_op(ctx, function, flags, lock, OP_TRYLOCK_EXIT, irq_on, ok, 0,
-                      SITE_KRETPROBE);
+    return on_lock_op(ctx, &op);
 }
 
 /* Flags each table entry implies. */
@@ -939,7 +1016,7 @@ static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 fl
 #define LW_FLAGS_IRQ LW_ACQ_IRQS_OFF
 #define LW_FLAGS_IRQSAVE LW_ACQ_IRQS_OFF
 
-#define LW_REGS_IRQ_ON(regs) (((regs)->flags & X86_EFLAGS_IF) ? 1 : 0)
+#define LW_REGS_HARDIRQS(regs) (((regs)->flags & X86_EFLAGS_IF) ? HARDIRQS_ON : HARDIRQS_OFF)
 
 /*
  * Two programs per function; the loader autoloads one flavour. fentry/fexit
@@ -967,51 +1044,92 @@ static __always_inline int fexit_return_value(void *ctx)
     return (int)ret;
 }
 
-#define LW_HOOK_ACQUIRE(symbol, flags)                                                     \
-    SEC("fentry/" #symbol)                                                                 \
-    int fentry_##symbol(void *ctx)                                                         \
-    {                                                                                      \
-        return on_lock_op(ctx, LW_FN_##symbol, flags, fentry_lock_arg(ctx), OP_ACQUIRE, -1, \
-                          0, 0, SITE_TRAMPOLINE);                                          \
-    }                                                                                      \
-    SEC("kprobe/" #symbol)                                                                 \
-    int kprobe_##symbol(struct pt_regs *ctx)                                               \
-    {                                                                                      \
-        return on_lock_op(ctx, LW_FN_##symbol, flags, PT_REGS_PARM1(ctx), OP_ACQUIRE,      \
-                          LW_REGS_IRQ_ON(ctx), 0, 0, SITE_KPROBE_ENTRY);                   \
+#define LW_HOOK_ACQUIRE(symbol, implied_flags)                                   \
+    SEC("fentry/" #symbol)                                                       \
+    int fentry_##symbol(void *ctx)                                               \
+    {                                                                            \
+        struct lock_op op = {                                                    \
+            .kind = OP_ACQUIRE,                                                  \
+            .function = LW_FN_##symbol,                                          \
+            .flags = (implied_flags),                                            \
+            .lock = fentry_lock_arg(ctx),                                        \
+            .site_from = SITE_TRAMPOLINE,                                        \
+        };                                                                       \
+                                                                                 \
+        return on_lock_op(ctx, &op);                                             \
+    }                                                                            \
+    SEC("kprobe/" #symbol)                                                       \
+    int kprobe_##symbol(struct pt_regs *ctx)                                     \
+    {                                                                            \
+        struct lock_op op = {                                                    \
+            .kind = OP_ACQUIRE,                                                  \
+            .function = LW_FN_##symbol,                                          \
+            .flags = (implied_flags),                                            \
+            .lock = PT_REGS_PARM1(ctx),                                          \
+            .hardirqs = LW_REGS_HARDIRQS(ctx),                                   \
+            .site_from = SITE_KPROBE_ENTRY,                                      \
+        };                                                                       \
+                                                                                 \
+        return on_lock_op(ctx, &op);                                             \
     }
-#define LW_HOOK_RELEASE(symbol, flags)                                                     \
-    SEC("fentry/" #symbol)                                                                 \
-    int fentry_##symbol(void *ctx)                                                         \
-    {                                                                                      \
-        return on_lock_op(ctx, LW_FN_##symbol, flags, fentry_lock_arg(ctx), OP_RELEASE, -1, \
-                          0, 0, SITE_NONE);                                                \
-    }                                                                                      \
-    SEC("kprobe/" #symbol)                                                                 \
-    int kprobe_##symbol(struct pt_regs *ctx)                                               \
-    {                                                                                      \
-        return on_lock_op(ctx, LW_FN_##symbol, flags, PT_REGS_PARM1(ctx), OP_RELEASE, -1,  \
-                          0, 0, SITE_NONE);                                                \
+#define LW_HOOK_RELEASE(symbol, implied_flags)                                   \
+    SEC("fentry/" #symbol)                                                       \
+    int fentry_##symbol(void *ctx)                                               \
+    {                                                                            \
+        struct lock_op op = {                                                    \
+            .kind = OP_RELEASE,                                                  \
+            .function = LW_FN_##symbol,                                          \
+            .flags = (implied_flags),                                            \
+            .lock = fentry_lock_arg(ctx),                                        \
+        };                                                                       \
+                                                                                 \
+        return on_lock_op(ctx, &op);                                             \
+    }                                                                            \
+    SEC("kprobe/" #symbol)                                                       \
+    int kprobe_##symbol(struct pt_regs *ctx)                                     \
+    {                                                                            \
+        struct lock_op op = {                                                    \
+            .kind = OP_RELEASE,                                                  \
+            .function = LW_FN_##symbol,                                          \
+            .flags = (implied_flags),                                            \
+            .lock = PT_REGS_PARM1(ctx),                                          \
+        };                                                                       \
+                                                                                 \
+        return on_lock_op(ctx, &op);                                             \
     }
-#define LW_HOOK_TRYLOCK(symbol, flags)                                                     \
-    SEC("fexit/" #symbol)                                                                  \
-    int fexit_##symbol(void *ctx)                                                          \
-    {                                                                                      \
-        return on_lock_op(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK,                   \
-                          fentry_lock_arg(ctx), OP_TRYLOCK_EXIT, -1,                       \
-                          fexit_return_value(ctx), 0, SITE_TRAMPOLINE);                    \
-    }                                                                                      \
-    SEC("kprobe/" #symbol)                                                                 \
-    int kprobe_##symbol(struct pt_regs *ctx)                                               \
-    {                                                                                      \
-        return on_lock_op(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK, PT_REGS_PARM1(ctx), \
-                          OP_TRYLOCK_ENTRY, LW_REGS_IRQ_ON(ctx), 0, 0, SITE_NONE);         \
-    }                                                                                      \
-    SEC("kretprobe/" #symbol)                                                              \
-    int kretprobe_##symbol(struct pt_regs *ctx)                                            \
-    {                                                                                      \
-        return on_trylock_return(ctx, LW_FN_##symbol, (flags) | LW_ACQ_TRYLOCK,            \
-                                 (int)PT_REGS_RC(ctx));                                    \
+#define LW_HOOK_TRYLOCK(symbol, implied_flags)                                          \
+    SEC("fexit/" #symbol)                                                               \
+    int fexit_##symbol(void *ctx)                                                       \
+    {                                                                                   \
+        struct lock_op op = {                                                           \
+            .kind = OP_TRYLOCK_EXIT,                                                    \
+            .function = LW_FN_##symbol,                                                 \
+            .flags = (implied_flags) | LW_ACQ_TRYLOCK,                                  \
+            .lock = fentry_lock_arg(ctx),                                               \
+            .trylock_ok = fexit_return_value(ctx),                                      \
+            .site_from = SITE_TRAMPOLINE,                                               \
+        };                                                                              \
+                                                                                        \
+        return on_lock_op(ctx, &op);                                                    \
+    }                                                                                   \
+    SEC("kprobe/" #symbol)                                                              \
+    int kprobe_##symbol(struct pt_regs *ctx)                                            \
+    {                                                                                   \
+        struct lock_op op = {                                                           \
+            .kind = OP_TRYLOCK_ENTRY,                                                   \
+            .function = LW_FN_##symbol,                                                 \
+            .flags = (implied_flags) | LW_ACQ_TRYLOCK,                                  \
+            .lock = PT_REGS_PARM1(ctx),                                                 \
+            .hardirqs = LW_REGS_HARDIRQS(ctx),                                          \
+        };                                                                              \
+                                                                                        \
+        return on_lock_op(ctx, &op);                                                    \
+    }                                                                                   \
+    SEC("kretprobe/" #symbol)                                                           \
+    int kretprobe_##symbol(struct pt_regs *ctx)                                         \
+    {                                                                                   \
+        return on_trylock_return(ctx, LW_FN_##symbol, (implied_flags) | LW_ACQ_TRYLOCK, \
+                                 (int)PT_REGS_RC(ctx));                                 \
     }
 
 #define LW_LOCK_FUNCTION(symbol, kind, op, variant) \
@@ -1045,6 +1163,27 @@ static __always_inline bool lockdep_spin_or_rw(struct lockdep_map___lw *map)
            inner == bpf_core_enum_value(enum lockdep_wait_type___lw, LD_WAIT_CONFIG___lw);
 }
 
+/* lock_acquire()'s trylock and read arguments as acquire flags. */
+static __always_inline __u32 lockdep_acquire_flags(int trylock, int read)
+{
+    __u32 flags = 0;
+
+    if (trylock)
+        flags |= LW_ACQ_TRYLOCK; /* lockdep hears of a trylock only when it succeeded */
+    /* lockdep's read: 1 read, 2 recursive read; its word, not the rule's. */
+    if (read)
+        flags |= LW_ACQ_READ | (read == 2 ? LW_ACQ_RECURSIVE_READ : LW_ACQ_NONRECURSIVE_READ);
+    return flags;
+}
+
+/* lockdep's own per-CPU record of the hardirq state. */
+static __always_inline enum lw_hardirq_state lockdep_hardirq_state(void)
+{
+    if (!&hardirqs_enabled)
+        return HARDIRQS_UNKNOWN;
+    return *(int *)bpf_this_cpu_ptr(&hardirqs_enabled) ? HARDIRQS_ON : HARDIRQS_OFF;
+}
+
 /*
  * One program for both tracepoints. The kernel skips a program that is
  * already running on this CPU, and a softirq can run inside ours (on the
@@ -1062,28 +1201,32 @@ int lockdep_lock_op(__u64 *ctx)
 {
     struct lockdep_map___lw *map = (struct lockdep_map___lw *)ctx[0];
     __u64 second = ctx[1];
-    __u64 lock = (__u64)map;
-    int trylock, read, check, irq_on = -1;
-    __u32 flags = 0;
 
     if (stopping || !map || !lockdep_spin_or_rw(map))
         return 0;
-    if (second >= LW_KERNEL_TEXT_MIN)
-        return on_lock_op(ctx, LW_FN_LOCKDEP, 0, lock, OP_RELEASE, -1, 0, 0, SITE_NONE);
+    if (second >= LW_KERNEL_TEXT_MIN) {
+        struct lock_op release_op = {
+            .kind = OP_RELEASE,
+            .function = LW_FN_LOCKDEP,
+            .lock = (__u64)map,
+        };
 
-    trylock = (int)raw_tp_arg(ctx, 2);
-    read = (int)raw_tp_arg(ctx, 3);
-    check = (int)raw_tp_arg(ctx, 4);
+        return on_lock_op(ctx, &release_op);
+    }
     /* check == 0: lockdep neither tracks usage nor dependencies; spin and rw
      * locks always check, so only odd lockdep_maps get here. */
-    if (!check)
+    if (!raw_tp_arg(ctx, 4))
         return 0;
-    if (&hardirqs_enabled)
-        irq_on = *(int *)bpf_this_cpu_ptr(&hardirqs_enabled) ? 1 : 0;
-    if (trylock)
-        flags |= LW_ACQ_TRYLOCK; /* lockdep hears of a trylock only when it succeeded */
-    if (read)
-        flags |= LW_ACQ_READ | LW_ACQ_READ_EXACT | (read == 2 ? LW_ACQ_RECURSIVE_READ : 0);
-    return on_lock_op(ctx, LW_FN_LOCKDEP, flags, lock, OP_ACQUIRE, irq_on, 0, (__u32)second,
-                      SITE_LOCKDEP_IP);
+
+    struct lock_op acquire_op = {
+        .kind = OP_ACQUIRE,
+        .function = LW_FN_LOCKDEP,
+        .flags = lockdep_acquire_flags((int)raw_tp_arg(ctx, 2), (int)raw_tp_arg(ctx, 3)),
+        .lock = (__u64)map,
+        .hardirqs = lockdep_hardirq_state(),
+        .subclass = (__u32)second,
+        .site_from = SITE_LOCKDEP_IP,
+    };
+
+    return on_lock_op(ctx, &acquire_op);
 }

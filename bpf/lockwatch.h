@@ -10,18 +10,10 @@
 #include <linux/types.h>
 #endif
 
+#include "acquire_flags.h"
 #include "lock_functions.h"
 
 #define LW_TASK_COMM_LEN 16
-
-/* lockdep's irq_context: each context has its own held-lock stack. */
-enum lw_context {
-    LW_CTX_TASK = 0,
-    LW_CTX_SOFTIRQ = 1,
-    LW_CTX_HARDIRQ = 2,
-    LW_CTX_NMI = 3,
-    LW_CTX_COUNT
-};
 
 /* Why a lock operation or a fact was seen but not processed: each is a
  * counted loss, reported by `lockwatch run`. */
@@ -107,17 +99,6 @@ enum lw_irq_flags {
     LW_IRQ_HARDIRQS_ENABLED = 1 << 0,
     LW_IRQ_SOFTIRQS_ENABLED = 1 << 1,
     LW_IRQ_STATE_INFERRED = 1 << 2, /* hardirq state inferred, not read */
-};
-
-enum lw_acquire_flags {
-    LW_ACQ_READ = 1 << 0,
-    LW_ACQ_TRYLOCK = 1 << 1,
-    LW_ACQ_IRQS_OFF = 1 << 2, /* _irq / _irqsave: this acquire disabled hardirqs */
-    LW_ACQ_BH = 1 << 3,       /* _bh: this acquire disabled softirqs */
-    /* lockdep backend: lockdep said how the lock is read (LW_ACQ_READ alone:
-     * read == 1, non-recursive; with LW_ACQ_RECURSIVE_READ: read == 2). */
-    LW_ACQ_READ_EXACT = 1 << 4,
-    LW_ACQ_RECURSIVE_READ = 1 << 5,
 };
 
 struct lw_record {

@@ -7,21 +7,13 @@
 
 #include "capture/kallsyms.h"
 #include "capture/lock_functions.h"
+#include "engine/kernel_frames.h"
 #include "kernel_debuginfo.h"
 #include "run_report.h"
 
 namespace lockwatch {
 
 namespace {
-
-// What runs a BPF program: the program, trampolines and dispatchers, and the
-// raw tracepoint glue the lockdep backend's programs run under.
-bool is_bpf_machinery(std::string_view name) {
-    return name.starts_with("bpf_prog_") || name.starts_with("bpf_trampoline_") ||
-           name.starts_with("bpf_dispatcher_") || name.starts_with("__bpf_prog_enter") ||
-           name.starts_with("__bpf_prog_exit") || name.starts_with("bpf_trace_run") ||
-           name.starts_with("__bpf_trace_run") || name.starts_with("__traceiter_");
-}
 
 engine::Task task_of(const lw_record &r) {
     engine::Task task;
@@ -36,21 +28,11 @@ engine::Context context_of(uint32_t context) {
 
 }  // namespace
 
-uint8_t lockdep_read(uint32_t acquire_flags, uint32_t context) {
-    if (!(acquire_flags & LW_ACQ_READ)) {
-        return 0;
-    }
-    if (acquire_flags & LW_ACQ_READ_EXACT) {  // lockdep said so
-        return (acquire_flags & LW_ACQ_RECURSIVE_READ) ? 2 : 1;
-    }
-    return context == LW_CTX_TASK ? 1 : 2;
-}
-
 engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kallsyms &kallsyms) {
     engine::Stack stack;
     for (uint64_t ip : ips) {
         auto sym = kallsyms.symbolize(ip);
-        if (!sym || (stack.empty() && is_bpf_machinery(sym->name))) {
+        if (!sym || (stack.empty() && engine::is_bpf_machinery(sym->name))) {
             continue;
         }
         engine::Frame frame;
@@ -203,7 +185,7 @@ void FactDecoder::decode_usage(const lw_record &r, std::vector<DecodedRecord> &o
     fact.cpu = r.cpu;
     fact.time_ns = r.time_ns;
     fact.hardirq_state_inferred = r.irq_flags & LW_IRQ_STATE_INFERRED;
-    fact.read = lockdep_read(r.acquire_flags, r.context);
+    fact.read = lw_read_level(r.acquire_flags, r.context);
     out.push_back(engine::Event{fact});
 }
 
@@ -212,8 +194,8 @@ void FactDecoder::decode_edge(const lw_record &r, std::vector<DecodedRecord> &ou
     fact.prev = r.prev_class_id;
     fact.next = r.class_id;
     fact.context = context_of(r.context);
-    fact.prev_read = lockdep_read(r.prev_acquire_flags, r.context);
-    fact.next_read = lockdep_read(r.acquire_flags, r.context);
+    fact.prev_read = lw_read_level(r.prev_acquire_flags, r.context);
+    fact.next_read = lw_read_level(r.acquire_flags, r.context);
     fact.next_stack = intern_stack(r.stack_id, out);
     fact.prev_stack = intern_site(r.prev_site, out);
     fact.hardirqs_enabled = r.irq_flags & LW_IRQ_HARDIRQS_ENABLED;

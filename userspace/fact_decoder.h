@@ -98,9 +98,4 @@ class FactDecoder {
     uint64_t malformed_records_ = 0;
 };
 
-// lockdep's held_lock->read for an acquire: 0 write, 1 read, 2 recursive
-// read (a qrwlock reader is recursive only in interrupt context; the lockdep
-// backend has lockdep's own answer).
-uint8_t lockdep_read(uint32_t acquire_flags, uint32_t context);
-
 }  // namespace lockwatch

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/kernel_frames.h"
+
 namespace lockwatch {
 
 std::string format_coverage(const std::vector<HookStatus> &hooks) {
@@ -100,9 +102,7 @@ std::string caller_of(const std::vector<uint64_t> &frames, const Kallsyms &kalls
             continue;
         }
         const std::string &name = sym->name;
-        if (is_lock_function(name) || name.starts_with("bpf_prog_") ||
-            name.starts_with("bpf_trampoline_") || name.starts_with("bpf_dispatcher_") ||
-            name == "__bpf_prog_enter" || name == "__bpf_prog_exit") {
+        if (is_lock_function(name) || engine::is_bpf_machinery(name)) {
             continue;
         }
         return kallsyms.format(ip);

@@ -110,6 +110,23 @@ TEST_F(FactDecoderTest, EdgeRecordCarriesBothClassesAndReadness) {
     EXPECT_TRUE(edge.softirqs_enabled) << "lockdep's SE1 in the report's task line";
 }
 
+// The lockdep backend sends lockdep's own read level; it wins over the rule.
+TEST_F(FactDecoderTest, EdgeTakesTheReadLevelLockdepSaid) {
+    lw_record r = record(LW_RECORD_EDGE);
+    r.class_id = 2;
+    r.prev_class_id = 1;
+    r.context = LW_CTX_TASK;
+    r.acquire_flags = LW_ACQ_READ | LW_ACQ_RECURSIVE_READ;
+    r.prev_acquire_flags = LW_ACQ_READ;
+    r.stack_id = -1;
+    std::vector<DecodedRecord> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 1u);
+    const auto &edge = event<engine::EdgeFact>(out[0]);
+    EXPECT_EQ(edge.prev_read, 1) << "a reader in task context is not read-recursive";
+    EXPECT_EQ(edge.next_read, 2) << "lockdep said read == 2";
+}
+
 // The held lock's acquire site becomes a one-frame stack, the report's
 // "already holding ... at:"; the same site is announced once.
 TEST_F(FactDecoderTest, EdgeCarriesWhereTheHeldLockWasTaken) {
@@ -299,19 +316,6 @@ TEST_F(FactDecoderTest, ReadReacquireInInterruptContextIsNoRecursion) {
         engine.process(std::get<engine::Event>(decoded));
     }
     EXPECT_EQ(findings, 0);
-}
-
-TEST(LockdepRead, MatchesLockdepsQueuedRwlockRule) {
-    EXPECT_EQ(lockdep_read(0, LW_CTX_TASK), 0);
-    EXPECT_EQ(lockdep_read(LW_ACQ_READ, LW_CTX_TASK), 1);
-    EXPECT_EQ(lockdep_read(LW_ACQ_READ, LW_CTX_HARDIRQ), 2);
-}
-
-TEST(LockdepRead, TakesLockdepsOwnAnswerWhenItHasOne) {
-    EXPECT_EQ(lockdep_read(LW_ACQ_READ | LW_ACQ_READ_EXACT, LW_CTX_HARDIRQ), 1);
-    EXPECT_EQ(lockdep_read(LW_ACQ_READ | LW_ACQ_READ_EXACT | LW_ACQ_RECURSIVE_READ, LW_CTX_TASK),
-              2);
-    EXPECT_EQ(lockdep_read(LW_ACQ_READ_EXACT, LW_CTX_TASK), 0);
 }
 
 }  // namespace

@@ -85,6 +85,22 @@ TEST(RunReport, CallerSkipsLockFunctionsAndBpfFrames) {
     EXPECT_EQ(caller_of({0xffffffff81000105}, k), "?");
 }
 
+// The lockdep backend's stacks start in the raw tracepoint's glue.
+TEST(RunReport, CallerSkipsTheTracepointGlueOfTheLockdepBackend) {
+    std::istringstream in(
+        "ffffffff81000000 T bpf_prog_6deef7357e7b4530_lockdep_lock_op\n"
+        "ffffffff81000100 T bpf_trace_run3\n"
+        "ffffffff81000200 T __traceiter_lock_release\n"
+        "ffffffff81000300 T __bpf_prog_enter_recur\n"
+        "ffffffff81000400 T do_work\n"
+        "ffffffff81000500 T other\n");
+    Kallsyms k = Kallsyms::parse(in);
+    EXPECT_EQ(caller_of({0xffffffff81000010, 0xffffffff81000310, 0xffffffff81000110,
+                         0xffffffff81000210, 0xffffffff81000420},
+                        k),
+              "do_work+0x20/0x100");
+}
+
 TEST(ClassAgreement, CountsOneToOneSplitAndMergedClasses) {
     ClassAgreement agreement;
     agreement.add(1, 100, LW_CLASS_SLAB);  // one-to-one

@@ -109,21 +109,6 @@ std::uint64_t edge_key(std::uint32_t prev, std::uint32_t next) {
     return (static_cast<std::uint64_t>(prev) << 32) | next;
 }
 
-std::uint8_t read_level(std::uint32_t flags, Context ctx) {
-    if (!(flags & acquire_flags::kRead)) {
-        return 0;
-    }
-    if (flags & acquire_flags::kRecursiveRead) {
-        return 2;
-    }
-    if (flags & acquire_flags::kNonRecursiveRead) {
-        return 1;
-    }
-    // read_lock_is_recursive() with CONFIG_QUEUED_RWLOCKS (x86): queued
-    // rwlock readers are recursive only in interrupt context.
-    return ctx == Context::Task ? 1 : 2;
-}
-
 }  // namespace
 
 std::string usage_chars(std::uint16_t usage_mask) {

@@ -21,6 +21,9 @@
 #include <variant>
 #include <vector>
 
+// The contexts, acquire flags and read-level rule the BPF programs use too.
+#include "acquire_flags.h"
+
 namespace lockwatch::engine {
 
 // Opaque identifiers chosen by the producer. A ClassId names a lock class
@@ -34,8 +37,13 @@ inline constexpr StackId kNoStack = 0;
 
 // lockdep's irq_context: task, softirq, hardirq and NMI each have their own
 // held-lock stack and dependencies never cross from one to another.
-enum class Context : std::uint8_t { Task = 0, Softirq = 1, Hardirq = 2, Nmi = 3 };
-inline constexpr int kNumContexts = 4;
+enum class Context : std::uint8_t {
+    Task = LW_CTX_TASK,
+    Softirq = LW_CTX_SOFTIRQ,
+    Hardirq = LW_CTX_HARDIRQ,
+    Nmi = LW_CTX_NMI,
+};
+inline constexpr int kNumContexts = LW_CTX_COUNT;
 std::string_view context_name(Context c);
 bool parse_context_name(std::string_view name, Context *out);
 
@@ -106,16 +114,24 @@ struct Task {
     bool operator==(const Task &) const = default;
 };
 
-// Acquire flags, as the BPF side learns them from which lock function ran.
+// Acquire flags, as the BPF side learns them from which lock function ran
+// (acquire_flags.h's LW_ACQ_*, the bits the BPF programs send).
 namespace acquire_flags {
-inline constexpr std::uint32_t kRead = 1u << 0;              // read_lock*(): shared
-inline constexpr std::uint32_t kTrylock = 1u << 1;           // *_trylock*() that succeeded
-inline constexpr std::uint32_t kIrqsOff = 1u << 2;           // _irq / _irqsave variant
-inline constexpr std::uint32_t kBhOff = 1u << 3;             // _bh variant
-inline constexpr std::uint32_t kRecursiveRead = 1u << 4;     // reader is read-recursive (read == 2)
-inline constexpr std::uint32_t kNonRecursiveRead = 1u << 5;  // reader is not (read == 1)
-inline constexpr std::uint32_t kAll = 0x3f;
+inline constexpr std::uint32_t kRead = LW_ACQ_READ;                           // shared
+inline constexpr std::uint32_t kTrylock = LW_ACQ_TRYLOCK;                     // succeeded
+inline constexpr std::uint32_t kIrqsOff = LW_ACQ_IRQS_OFF;                    // _irq, _irqsave
+inline constexpr std::uint32_t kBhOff = LW_ACQ_BH;                            // _bh
+inline constexpr std::uint32_t kRecursiveRead = LW_ACQ_RECURSIVE_READ;        // read == 2
+inline constexpr std::uint32_t kNonRecursiveRead = LW_ACQ_NONRECURSIVE_READ;  // read == 1
+inline constexpr std::uint32_t kAll =
+    kRead | kTrylock | kIrqsOff | kBhOff | kRecursiveRead | kNonRecursiveRead;
 }  // namespace acquire_flags
+
+// lockdep's held_lock->read of an acquire: 0 write, 1 read, 2 recursive
+// read (lw_read_level()'s rule, shared with the BPF programs).
+inline std::uint8_t read_level(std::uint32_t flags, Context context) {
+    return static_cast<std::uint8_t>(lw_read_level(flags, static_cast<unsigned>(context)));
+}
 
 // (b) A new lock class and its printable name ("kioctx.ctx_lock").
 struct ClassFact {

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "engine/kernel_frames.h"
+
 namespace lockwatch::engine {
 namespace {
 
@@ -26,8 +28,7 @@ bool is_lock_internal(std::string_view s) {
             return true;
         }
     }
-    return starts_with(s, "bpf_trampoline") || starts_with(s, "bpf_prog_") ||
-           starts_with(s, "lockwatch");
+    return is_bpf_machinery(s) || starts_with(s, "lockwatch");
 }
 
 bool is_lock_primitive(std::string_view s) {

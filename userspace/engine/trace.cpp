@@ -283,7 +283,9 @@ Event parse_object(const json &j) {
         fmt::format("unknown record type \"{}\" (class, stack, acquire, release, usage, edge)", t));
 }
 
-json frame_to_json(const Frame &f) {
+// One frame of a trace's stack record (docs/trace-format.md: "sym", "off",
+// ...); a finding's frames have their own schema (finding_frame_to_json()).
+json trace_frame_to_json(const Frame &f) {
     json j = {{"sym", f.symbol}};
     if (f.offset) {
         j["off"] = fmt::format("{:#x}", f.offset);
@@ -502,7 +504,7 @@ std::string trace_record_line(const Event &event) {
             } else if constexpr (std::is_same_v<T, StackFact>) {
                 json frames = json::array();
                 for (const Frame &f : e.frames) {
-                    frames.push_back(frame_to_json(f));
+                    frames.push_back(trace_frame_to_json(f));
                 }
                 j = {{"t", "stack"}, {"id", e.id}, {"frames", frames}};
             } else if constexpr (std::is_same_v<T, AcquireEvent>) {

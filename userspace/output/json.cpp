@@ -17,7 +17,7 @@ json stack_to_json(const StackRef &stack) {
     json frames = json::array();
     if (stack) {
         for (const Frame &f : *stack) {
-            frames.push_back(frame_to_json(f));
+            frames.push_back(finding_frame_to_json(f));
         }
     }
     return frames;
@@ -131,7 +131,7 @@ json paths_to_json(const Finding &f) {
 
 }  // namespace
 
-json frame_to_json(const Frame &f) {
+json finding_frame_to_json(const Frame &f) {
     json j = {{"symbol", f.symbol}, {"offset", f.offset}, {"text", format_frame(f)}};
     if (f.size) {
         j["size"] = f.size;

@@ -20,7 +20,7 @@ inline constexpr int kJsonSchemaVersion = 1;
 // One JSON object per finding; "text" is render_text() (text.h).
 nlohmann::json finding_to_json(const engine::Finding &finding);
 // One frame of a finding's stacks, as finding_to_json() writes it.
-nlohmann::json frame_to_json(const engine::Frame &frame);
+nlohmann::json finding_frame_to_json(const engine::Frame &frame);
 
 // The finding `j` holds; nullopt when it holds none (not an object, another
 // schema version, a field missing or of the wrong type), and then *error, if

@@ -1,0 +1,65 @@
+// lockdep's read level of an acquire (acquire_flags.h's lw_read_level()),
+// the one rule the BPF programs, the fact decoder and the engine share.
+#include <gtest/gtest.h>
+
+#include "engine/events.h"
+
+namespace lockwatch::engine {
+namespace {
+
+constexpr unsigned kAllContexts[] = {LW_CTX_TASK, LW_CTX_SOFTIRQ, LW_CTX_HARDIRQ, LW_CTX_NMI};
+constexpr unsigned kInterruptContexts[] = {LW_CTX_SOFTIRQ, LW_CTX_HARDIRQ, LW_CTX_NMI};
+// Flags that say nothing about reading: the level must not depend on them.
+constexpr unsigned kOtherFlags[] = {0, LW_ACQ_TRYLOCK, LW_ACQ_IRQS_OFF, LW_ACQ_BH,
+                                    LW_ACQ_TRYLOCK | LW_ACQ_IRQS_OFF | LW_ACQ_BH};
+
+TEST(ReadLevel, AnAcquireWithoutReadIsAWriteWhateverElseItSays) {
+    for (unsigned context : kAllContexts) {
+        for (unsigned other : kOtherFlags) {
+            EXPECT_EQ(lw_read_level(other, context), 0u) << other << " in " << context;
+            // A level without LW_ACQ_READ is not a read.
+            EXPECT_EQ(lw_read_level(other | LW_ACQ_RECURSIVE_READ, context), 0u);
+            EXPECT_EQ(lw_read_level(other | LW_ACQ_NONRECURSIVE_READ, context), 0u);
+        }
+    }
+}
+
+TEST(ReadLevel, AQueuedRwlockReaderIsRecursiveOnlyInInterruptContext) {
+    for (unsigned other : kOtherFlags) {
+        EXPECT_EQ(lw_read_level(other | LW_ACQ_READ, LW_CTX_TASK), 1u) << other;
+        for (unsigned context : kInterruptContexts) {
+            EXPECT_EQ(lw_read_level(other | LW_ACQ_READ, context), 2u)
+                << other << " in " << context;
+        }
+    }
+}
+
+// The lockdep backend and traces say the level; the rule does not override it.
+TEST(ReadLevel, ALevelLockdepSaidWinsInEveryContext) {
+    for (unsigned context : kAllContexts) {
+        for (unsigned other : kOtherFlags) {
+            EXPECT_EQ(lw_read_level(other | LW_ACQ_READ | LW_ACQ_RECURSIVE_READ, context), 2u)
+                << other << " in " << context;
+            EXPECT_EQ(lw_read_level(other | LW_ACQ_READ | LW_ACQ_NONRECURSIVE_READ, context), 1u)
+                << other << " in " << context;
+        }
+    }
+}
+
+TEST(ReadLevel, TheEngineReadsTheBitsTheBpfProgramsSend) {
+    EXPECT_EQ(acquire_flags::kRead, static_cast<std::uint32_t>(LW_ACQ_READ));
+    EXPECT_EQ(acquire_flags::kRecursiveRead, static_cast<std::uint32_t>(LW_ACQ_RECURSIVE_READ));
+    EXPECT_EQ(acquire_flags::kNonRecursiveRead,
+              static_cast<std::uint32_t>(LW_ACQ_NONRECURSIVE_READ));
+    const Context contexts[] = {Context::Task, Context::Softirq, Context::Hardirq, Context::Nmi};
+    for (unsigned i = 0; i < 4; ++i) {
+        EXPECT_EQ(static_cast<unsigned>(contexts[i]), kAllContexts[i]);
+        for (std::uint32_t flags = 0; flags <= acquire_flags::kAll; ++flags) {
+            EXPECT_EQ(read_level(flags, contexts[i]), lw_read_level(flags, kAllContexts[i]))
+                << flags << " in " << context_name(contexts[i]);
+        }
+    }
+}
+
+}  // namespace
+}  // namespace lockwatch::engine
