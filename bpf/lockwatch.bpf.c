@@ -1201,6 +1201,7 @@ int lockdep_lock_op(__u64 *ctx)
 {
     struct lockdep_map___lw *map = (struct lockdep_map___lw *)ctx[0];
     __u64 second = ctx[1];
+    int trylock, read, check;
 
     if (stopping || !map || !lockdep_spin_or_rw(map))
         return 0;
@@ -1213,15 +1214,22 @@ int lockdep_lock_op(__u64 *ctx)
 
         return on_lock_op(ctx, &release_op);
     }
+
+    /* All three are read before the check: with trylock and read read after
+     * it, the verifier walked 259782 instructions instead of 217547 (6.1
+     * with lockdep). */
+    trylock = (int)raw_tp_arg(ctx, 2);
+    read = (int)raw_tp_arg(ctx, 3);
+    check = (int)raw_tp_arg(ctx, 4);
     /* check == 0: lockdep neither tracks usage nor dependencies; spin and rw
      * locks always check, so only odd lockdep_maps get here. */
-    if (!raw_tp_arg(ctx, 4))
+    if (!check)
         return 0;
 
     struct lock_op acquire_op = {
         .kind = OP_ACQUIRE,
         .function = LW_FN_LOCKDEP,
-        .flags = lockdep_acquire_flags((int)raw_tp_arg(ctx, 2), (int)raw_tp_arg(ctx, 3)),
+        .flags = lockdep_acquire_flags(trylock, read),
         .lock = (__u64)map,
         .hardirqs = lockdep_hardirq_state(),
         .subclass = (__u32)second,
