@@ -681,6 +681,7 @@ static __always_inline void report_recursion(void *ctx, const struct held_stack 
                                              const struct lw_class *class)
 {
     __u32 same_function = 0, same_flags = 0;
+    __u64 same_site = 0;
     struct lw_record *rec;
     int same_lock = 0;
 
@@ -691,6 +692,7 @@ static __always_inline void report_recursion(void *ctx, const struct held_stack 
             same_lock = 1;
             same_function = held->locks[i].function;
             same_flags = held->locks[i].acquire_flags;
+            same_site = held->locks[i].site;
             break;
         }
     }
@@ -706,6 +708,7 @@ static __always_inline void report_recursion(void *ctx, const struct held_stack 
     rec->acquire_flags = a->flags;
     rec->prev_function = same_function;
     rec->prev_acquire_flags = same_flags;
+    rec->prev_site = same_site; /* the report's "already holding ... at:" */
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 

@@ -128,7 +128,7 @@ struct lw_record {
     __u64 prev_class_id;      /* EDGE */
     __u32 prev_acquire_flags; /* EDGE */
     __u32 held_depth;         /* locks held in this context before this acquire */
-    __u64 prev_site;          /* EDGE: where the held lock was taken (return address), or 0 */
+    __u64 prev_site;          /* EDGE, RECURSION: where the held lock was taken, or 0 */
 };
 
 #endif /* LOCKWATCH_H */
