@@ -13,7 +13,7 @@
 #include "commands.h"
 #include "engine/engine.h"
 #include "engine/trace.h"
-#include "kernel_debuginfo.h"
+#include "debuginfo/kernel_debuginfo.h"
 #include "output/journald.h"
 #include "output/json.h"
 #include "output/output_file.h"

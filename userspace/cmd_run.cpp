@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
-#include "live_run.h"
+#include "live/live_run.h"
 
 namespace lockwatch {
 

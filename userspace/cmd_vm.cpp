@@ -15,12 +15,12 @@
 
 #include "capture/backends.h"
 #include "commands.h"
-#include "kernel_debuginfo.h"
+#include "debuginfo/kernel_debuginfo.h"
 #include "output/journald.h"
 #include "output/json.h"
 #include "output/output_file.h"
 #include "output/text.h"
-#include "vm_script.h"
+#include "vm/vm_script.h"
 
 namespace lockwatch {
 

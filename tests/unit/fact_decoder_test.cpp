@@ -1,4 +1,4 @@
-#include "fact_decoder.h"
+#include "live/fact_decoder.h"
 
 #include <cstring>
 #include <sstream>
@@ -282,12 +282,15 @@ TEST_F(FactDecoderTest, RecursionBecomesARecursiveFinding) {
     again.class_id = 5;
     again.class_type = LW_CLASS_SITE;
     again.irq_flags = LW_IRQ_HARDIRQS_ENABLED | LW_IRQ_SOFTIRQS_ENABLED;
+    again.prev_site = 0xffffffff81000100;  // where the held instance was taken
     decoder_.decode(again, out);
     for (const auto &decoded : out) {
         engine.process(std::get<engine::Event>(decoded));
     }
     ASSERT_EQ(findings.size(), 1u);
     EXPECT_EQ(findings[0].kind, engine::FindingKind::Recursive);
+    ASSERT_TRUE(findings[0].holding->at) << "the held instance's \"at:\"";
+    EXPECT_EQ((*findings[0].holding->at)[0].symbol, "io_submit_one");
     EXPECT_EQ(findings[0].acquiring.name, "lock@io_submit_one");
     ASSERT_TRUE(findings[0].holding.has_value());
     EXPECT_EQ(findings[0].holding->name, "lock@io_submit_one");

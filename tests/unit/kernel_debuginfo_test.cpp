@@ -1,6 +1,6 @@
 // KernelDebugInfo against a small program built with debug info
 // (debuginfo_fixture.c) and one built without.
-#include "kernel_debuginfo.h"
+#include "debuginfo/kernel_debuginfo.h"
 
 #include <elf.h>
 #include <unistd.h>

@@ -1,6 +1,6 @@
 #include "vm_test_support.h"
 
-#include "vm_script.h"
+#include "vm/vm_script.h"
 
 #include <sys/wait.h>
 #include <unistd.h>

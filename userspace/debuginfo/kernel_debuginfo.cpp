@@ -1,4 +1,4 @@
-#include "kernel_debuginfo.h"
+#include "debuginfo/kernel_debuginfo.h"
 
 #include <dwarf.h>
 #include <elf.h>

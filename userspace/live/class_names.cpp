@@ -1,4 +1,4 @@
-#include "class_names.h"
+#include "live/class_names.h"
 
 #include <bpf/btf.h>
 

@@ -1,4 +1,4 @@
-#include "fact_decoder.h"
+#include "live/fact_decoder.h"
 
 #include <algorithm>
 #include <cstring>
@@ -8,8 +8,8 @@
 #include "capture/kallsyms.h"
 #include "capture/lock_functions.h"
 #include "engine/kernel_frames.h"
-#include "kernel_debuginfo.h"
-#include "run_report.h"
+#include "debuginfo/kernel_debuginfo.h"
+#include "live/run_summary.h"
 
 namespace lockwatch {
 

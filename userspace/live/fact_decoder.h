@@ -13,7 +13,7 @@
 #include <variant>
 #include <vector>
 
-#include "class_names.h"
+#include "live/class_names.h"
 #include "engine/events.h"
 #include "lockwatch.h"
 

@@ -1,4 +1,4 @@
-#include "live_run.h"
+#include "live/live_run.h"
 
 #include <sys/utsname.h>
 #include <unistd.h>

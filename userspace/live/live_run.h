@@ -13,13 +13,13 @@
 
 #include "capture/capture.h"
 #include "capture/kallsyms.h"
-#include "class_names.h"
+#include "live/class_names.h"
 #include "engine/engine.h"
 #include "output/output_file.h"
 #include "output/sink.h"
-#include "fact_decoder.h"
-#include "kernel_debuginfo.h"
-#include "run_report.h"
+#include "live/fact_decoder.h"
+#include "debuginfo/kernel_debuginfo.h"
+#include "live/run_summary.h"
 
 struct btf;
 

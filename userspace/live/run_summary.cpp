@@ -1,4 +1,4 @@
-#include "run_report.h"
+#include "live/run_summary.h"
 
 #include <algorithm>
 #include <numeric>

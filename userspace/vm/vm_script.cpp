@@ -1,4 +1,4 @@
-#include "vm_script.h"
+#include "vm/vm_script.h"
 
 #include <charconv>
 
