@@ -2,14 +2,18 @@
 // capture will: one call per acquire/release, with context and irq state.
 #pragma once
 
+#include <fstream>
 #include <initializer_list>
 #include <map>
 #include <utility>
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "engine/engine.h"
 #include "engine/finding_names.h"
+#include "engine/trace.h"
 
 namespace lockwatch::engine::testing {
 
@@ -119,5 +123,19 @@ class Sim {
     ClassId next_class_ = 1;
     std::map<std::pair<std::uint32_t, int>, std::vector<std::pair<LockId, std::uint32_t>>> held_;
 };
+
+// The findings of a recorded trace in tests/traces/, replayed through a
+// fresh engine; a trace that does not read cleanly fails the test.
+inline std::vector<Finding> replay_trace_file(const std::string &name) {
+    std::ifstream in(std::string(LOCKWATCH_TRACES_DIR) + "/" + name);
+    EXPECT_TRUE(in) << name;
+    Engine eng;
+    TraceReader reader(in);
+    while (auto ev = reader.next()) {
+        eng.process(*ev);
+    }
+    EXPECT_FALSE(reader.error()) << reader.error()->format(name);
+    return eng.findings();
+}
 
 }  // namespace lockwatch::engine::testing

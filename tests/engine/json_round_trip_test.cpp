@@ -110,17 +110,6 @@ std::vector<Finding> findings_of_every_kind() {
     return all;
 }
 
-std::vector<Finding> seed_findings(const std::string &name) {
-    std::ifstream in(std::string(LOCKWATCH_TRACES_DIR) + "/" + name);
-    Engine eng;
-    TraceReader reader(in);
-    while (auto ev = reader.next()) {
-        eng.process(*ev);
-    }
-    EXPECT_FALSE(reader.error()) << reader.error()->format(name);
-    return eng.findings();
-}
-
 TEST(JsonRoundTrip, FindingsOfEveryKind) {
     std::vector<Finding> findings = findings_of_every_kind();
     std::set<FindingKind> kinds;
@@ -146,7 +135,7 @@ TEST(JsonRoundTrip, SeedReplays) {
     for (const char *trace :
          {"seed_000_softirq_safe_to_unsafe.jsonl", "seed_001_irq_inversion.jsonl"}) {
         SCOPED_TRACE(trace);
-        std::vector<Finding> findings = seed_findings(trace);
+        std::vector<Finding> findings = replay_trace_file(trace);
         ASSERT_FALSE(findings.empty());
         for (const Finding &f : findings) {
             expect_round_trip(f);
@@ -204,7 +193,7 @@ TEST(JsonRoundTrip, BareFindingsOfEveryKind) {
 // ---------------------------------------------------------------- refusals
 
 json seed_000_json() {
-    std::vector<Finding> findings = seed_findings("seed_000_softirq_safe_to_unsafe.jsonl");
+    std::vector<Finding> findings = replay_trace_file("seed_000_softirq_safe_to_unsafe.jsonl");
     return findings.empty() ? json::object() : finding_to_json(findings[0]);
 }
 

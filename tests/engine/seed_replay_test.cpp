@@ -9,26 +9,17 @@
 
 #include "engine/engine.h"
 #include "engine/trace.h"
+#include "engine_test_util.h"
 #include "output/json.h"
 #include "output/text.h"
 
 namespace lockwatch::engine {
 namespace {
 
-std::vector<Finding> replay(const std::string &name) {
-    std::ifstream in(std::string(LOCKWATCH_TRACES_DIR) + "/" + name);
-    EXPECT_TRUE(in) << name;
-    Engine eng;
-    TraceReader reader(in);
-    while (auto ev = reader.next()) {
-        eng.process(*ev);
-    }
-    EXPECT_FALSE(reader.error()) << reader.error()->format(name);
-    return eng.findings();
-}
+using testing::replay_trace_file;
 
 TEST(SeedReplay, Seed000SoftirqSafeToUnsafe) {
-    auto findings = replay("seed_000_softirq_safe_to_unsafe.jsonl");
+    auto findings = replay_trace_file("seed_000_softirq_safe_to_unsafe.jsonl");
     ASSERT_EQ(findings.size(), 1u);
     const Finding &f = findings[0];
     const std::string text = output::render_text(f);
@@ -76,7 +67,7 @@ TEST(SeedReplay, Seed000SoftirqSafeToUnsafe) {
 }
 
 TEST(SeedReplay, Seed001IrqInversion) {
-    auto findings = replay("seed_001_irq_inversion.jsonl");
+    auto findings = replay_trace_file("seed_001_irq_inversion.jsonl");
     ASSERT_EQ(findings.size(), 1u);
     const Finding &f = findings[0];
     const std::string text = output::render_text(f);
@@ -115,7 +106,7 @@ TEST(SeedReplay, Seed001IrqInversion) {
 }
 
 TEST(SeedReplay, Seed000AsJson) {
-    auto findings = replay("seed_000_softirq_safe_to_unsafe.jsonl");
+    auto findings = replay_trace_file("seed_000_softirq_safe_to_unsafe.jsonl");
     ASSERT_EQ(findings.size(), 1u);
     std::ostringstream out;
     output::JsonLinesSink sink(out);

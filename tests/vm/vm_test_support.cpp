@@ -13,6 +13,28 @@
 
 namespace lockwatch::vmtest {
 
+namespace {
+
+// Runs `cmd` through the shell; its standard output, and its exit status (-1
+// when it did not exit).
+std::string run_command(const std::string &cmd, int &exit_status) {
+    FILE *pipe = popen(cmd.c_str(), "r");
+    if (!pipe) {
+        throw std::runtime_error("cannot start: " + cmd);
+    }
+    std::string output;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
+        output.append(buf, n);
+    }
+    int status = pclose(pipe);
+    exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return output;
+}
+
+}  // namespace
+
 GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bins,
                    const std::string &shell_command, int timeout_s) {
     return run_in_vm_with_files(kernel, bins, {}, shell_command, timeout_s);
@@ -40,17 +62,7 @@ GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::
     cmd += " -- sh -c " + shell_quote(shell_command) + " 2>" + log_template;
 
     GuestRun run;
-    FILE *pipe = popen(cmd.c_str(), "r");
-    if (!pipe) {
-        throw std::runtime_error("cannot start run-vm.sh");
-    }
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
-        run.output.append(buf, n);
-    }
-    int status = pclose(pipe);
-    run.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    run.output = run_command(cmd, run.exit_status);
     std::ifstream log(log_template);
     std::stringstream text;
     text << log.rdbuf();
@@ -62,20 +74,10 @@ GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::
 std::string build_scenario_module(const std::string &out_dir, std::string &error) {
     std::string cmd = std::string(LOCKWATCH_SOURCE_DIR) + "/tools/kmod/build-module.sh --out " +
                       shell_quote(out_dir) + " 2>&1";
-    FILE *pipe = popen(cmd.c_str(), "r");
-    if (!pipe) {
-        error = "cannot start build-module.sh";
-        return "";
-    }
-    std::string output;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) {
-        output.append(buf, n);
-    }
-    int status = pclose(pipe);
+    int status = -1;
+    std::string output = run_command(cmd, status);
     auto lines = lines_of(output);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || lines.empty()) {
+    if (status != 0 || lines.empty()) {
         error = output;
         return "";
     }
