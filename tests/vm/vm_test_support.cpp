@@ -43,6 +43,10 @@ GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bi
 GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::string> &bins,
                               const std::vector<std::string> &files,
                               const std::string &shell_command, int timeout_s) {
+    return run_in_vm(VmRequest{kernel, bins, files, {}, shell_command, timeout_s});
+}
+
+GuestRun run_in_vm(const VmRequest &request) {
     char log_template[] = "/tmp/lockwatch-vmtest-XXXXXX";
     int log_fd = mkstemp(log_template);
     if (log_fd < 0) {
@@ -51,15 +55,18 @@ GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::
     close(log_fd);
 
     std::string cmd = std::string(LOCKWATCH_SOURCE_DIR) + "/tools/vm/run-vm.sh --kernel " +
-                      shell_quote(kernel) + " --timeout " + std::to_string(timeout_s) + " --bin " +
-                      shell_quote(LOCKWATCH_BINARY);
-    for (const auto &bin : bins) {
+                      shell_quote(request.kernel) + " --timeout " +
+                      std::to_string(request.timeout_s) + " --bin " + shell_quote(LOCKWATCH_BINARY);
+    for (const auto &bin : request.bins) {
         cmd += " --bin " + shell_quote(bin);
     }
-    for (const auto &file : files) {
+    for (const auto &file : request.files) {
         cmd += " --file " + shell_quote(file);
     }
-    cmd += " -- sh -c " + shell_quote(shell_command) + " 2>" + log_template;
+    for (const auto &arg : request.run_vm_args) {
+        cmd += " " + shell_quote(arg);
+    }
+    cmd += " -- sh -c " + shell_quote(request.shell_command) + " 2>" + log_template;
 
     GuestRun run;
     run.output = run_command(cmd, run.exit_status);

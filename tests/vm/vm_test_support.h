@@ -18,6 +18,17 @@ struct GuestRun {
 GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bins,
                    const std::string &shell_command, int timeout_s = 300);
 
+// Everything run-vm.sh can be asked for; the lockwatch binary always goes in.
+struct VmRequest {
+    std::string kernel = "debian";         // what run-vm.sh --kernel takes
+    std::vector<std::string> bins;         // extra host binaries
+    std::vector<std::string> files;        // "SRC[:DEST]", as run-vm.sh --file takes
+    std::vector<std::string> run_vm_args;  // more run-vm.sh options: --modules, --net, --smp
+    std::string shell_command;
+    int timeout_s = 300;
+};
+GuestRun run_in_vm(const VmRequest &request);
+
 // As run_in_vm(), with extra files ("SRC[:DEST]", as run-vm.sh --file takes).
 GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::string> &bins,
                               const std::vector<std::string> &files,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fetch Debian's stock cloud kernel (linux-image-<ver>-cloud-amd64-unsigned)
-# with `apt-get download` and keep only vmlinuz, System.map and config in
+# with `apt-get download` and keep vmlinuz, System.map, config and the
+# kernel's own modules (modules/lib/modules/<ver>/, indexed by depmod, for
+# run-vm.sh --modules) in
 #   ${LOCKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockwatch}/kernels/debian-<ver>/
 # A cached kernel is reused without network access. The kernel directory is
 # the last line printed on stdout.
@@ -56,12 +58,15 @@ fi
 [[ $version =~ ^[0-9][0-9a-z.+~-]*$ ]] || die 2 "bad kernel version '$version'"
 
 dir=$cache/kernels/debian-$version
-if [[ -s $dir/vmlinuz && -s $dir/System.map && -s $dir/config ]]; then
+complete() {
+    [[ -s $1/vmlinuz && -s $1/System.map && -s $1/config && -s $1/modules/lib/modules/$version/modules.dep ]]
+}
+if complete "$dir"; then
     echo "$dir"
     exit 0
 fi
 
-for tool in apt-get dpkg-deb tar; do
+for tool in apt-get dpkg-deb tar depmod; do
     command -v "$tool" >/dev/null 2>&1 || die 3 "$tool not found: cannot fetch the Debian kernel"
 done
 
@@ -80,7 +85,8 @@ fi
 debs=("$work"/*.deb)
 [[ -f ${debs[0]} ]] || die 3 "downloading $pkg produced no .deb"
 if ! dpkg-deb --fsys-tarfile "${debs[0]}" |
-        tar -x -C "$work" --wildcards './boot/vmlinuz-*' './boot/System.map-*' './boot/config-*' 2>>"$work/log"; then
+        tar -x -C "$work" --wildcards './boot/vmlinuz-*' './boot/System.map-*' './boot/config-*' \
+            "./lib/modules/$version" 2>>"$work/log"; then
     die 3 "unpacking ${debs[0]##*/} failed (no boot/vmlinuz-$version inside?)"
 fi
 mkdir -p "$work/out"
@@ -88,9 +94,14 @@ for f in vmlinuz System.map config; do
     [[ -s $work/boot/$f-$version ]] || die 3 "${debs[0]##*/} has no boot/$f-$version"
     mv "$work/boot/$f-$version" "$work/out/$f"
 done
+# The package leaves modules.dep to the installing system's depmod.
+mkdir -p "$work/out/modules/lib"
+mv "$work/lib/modules" "$work/out/modules/lib/modules"
+depmod -b "$work/out/modules" -F "$work/out/System.map" "$version" 2>>"$work/log" ||
+    die 3 "depmod failed for the modules of $version: $(tail -n1 "$work/log")"
 dpkg-deb -f "${debs[0]}" Version >"$work/out/package-version"
 # Another fetch may have finished meanwhile: keep whichever landed first.
-[[ -s $dir/vmlinuz && -s $dir/System.map && -s $dir/config ]] || {
+complete "$dir" || {
     rm -rf "$dir"
     mv -T "$work/out" "$dir" 2>/dev/null || [[ -s $dir/vmlinuz ]] || die 3 "cannot create $dir"
 }

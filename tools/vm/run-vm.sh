@@ -7,7 +7,7 @@
 # Usage: tools/vm/run-vm.sh --kernel debian[:VER]|BZIMAGE|DIR [--timeout SECONDS]
 #            [--console FILE] [--bin PATH]... [--file SRC[:DEST]]...
 #            [--accel auto|kvm|tcg] [--append 'KERNEL ARGS'] [--smp N] [--mem SIZE]
-#            -- COMMAND [ARG]...
+#            [--modules NAME[,NAME]...] [--net] -- COMMAND [ARG]...
 #   --kernel   debian: Debian's current cloud kernel (fetched and cached by
 #              fetch-kernel.sh); debian:VER a given one; else a bzImage, or a
 #              directory holding vmlinuz, bzImage or arch/x86/boot/bzImage.
@@ -17,16 +17,24 @@
 #   --bin, --file  as for make-initramfs.sh (programs go to /usr/bin).
 #   --accel    auto (default): KVM if /dev/kvm works within 10 s, else TCG.
 #   --append   extra kernel command line.
-#   --smp, --mem   guest CPUs (default: 2 with KVM, 1 with TCG, see below)
-#              and memory (default 1G).
+#   --smp, --mem   guest CPUs (default 2, see below) and memory (default 1G).
+#   --modules  the kernel's own modules to put in the guest, with what they
+#              depend on, for the command to `modprobe`: from <dir>/modules/
+#              (an INSTALL_MOD_PATH tree with modules.dep), which
+#              fetch-kernel.sh makes for Debian's kernel.
+#   --net      a virtio-net NIC on qemu's user network (10.0.2.0/24, the
+#              host at 10.0.2.2); Debian's kernel needs
+#              --modules virtio_pci,virtio_net for it.
 #   COMMAND runs in / as root with busybox's sh in PATH.
 #   LOCKWATCH_QEMU_ARGS: extra qemu arguments, e.g. to look into a hung
 #   guest: '-gdb unix:/tmp/guest.sock,server,nowait', then gdb vmlinux and
 #   'target remote /tmp/guest.sock' (boot with --append nokaslr).
-# One vCPU under TCG: qemu's multi-threaded TCG (7.2) can keep running a
-# stale translation of kernel text that another vCPU just patched (ftrace,
-# kprobes, BPF trampolines): the guest then loops on a breakpoint that is no
-# longer there, or jumps to address 0. With one vCPU there is no other vCPU.
+# Single-threaded TCG (thread=single): qemu's multi-threaded TCG (7.2) can
+# keep running a stale translation of kernel text that another vCPU just
+# patched (ftrace, kprobes, BPF trampolines): the guest then loops on a
+# breakpoint that is no longer there, or jumps to address 0. One host thread
+# running every vCPU in turn sees each patch at once, and still gives the
+# guest several CPUs (cross-CPU lock nesting, remote wakeups).
 # Exit: the command's status (0-239), or
 #   240 usage error          241 qemu (or another host tool) missing
 #   242 kernel not found / download failed   243 initramfs build failed
@@ -41,12 +49,13 @@ die() { echo "lockwatch-vm: error: $2" >&2; exit "$1"; }
 note() { echo "lockwatch-vm: $*" >&2; }
 usage="usage: run-vm.sh --kernel debian|BZIMAGE|DIR [--timeout S] [--console FILE] [--bin PATH]... [--file SRC[:DEST]]... [--accel auto|kvm|tcg] [--append ARGS] -- COMMAND..."
 
-kernel='' timeout_s=300 console='' accel=auto append='' smp='' mem=1G
+kernel='' timeout_s=300 console='' accel=auto append='' smp=2 mem=1G modules='' net=0
 initramfs_args=()
 while (($#)); do
     case $1 in
         --) shift; break ;;
-        --kernel|--timeout|--console|--bin|--file|--accel|--append|--smp|--mem)
+        --net) net=1; shift; continue ;;
+        --kernel|--timeout|--console|--bin|--file|--accel|--append|--smp|--mem|--modules)
             (($# >= 2)) || die $E_USAGE "$1 needs a value ($usage)"
             case $1 in
                 --kernel) kernel=$2 ;;
@@ -57,16 +66,17 @@ while (($#)); do
                 --append) append+=" $2" ;;
                 --smp) smp=$2 ;;
                 --mem) mem=$2 ;;
+                --modules) modules+=${modules:+,}$2 ;;
             esac
             shift 2 ;;
-        -h|--help) sed -n '2,36s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,42s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die $E_USAGE "unknown argument '$1' ($usage)" ;;
     esac
 done
 (($#)) || die $E_USAGE "no guest command given after -- ($usage)"
 [[ -n $kernel ]] || die $E_USAGE "--kernel is required ($usage)"
 [[ $timeout_s =~ ^[1-9][0-9]*$ ]] || die $E_USAGE "--timeout must be a positive number of seconds, not '$timeout_s'"
-[[ -z $smp || $smp =~ ^[1-9][0-9]*$ ]] || die $E_USAGE "--smp must be a positive number, not '$smp'"
+[[ $smp =~ ^[1-9][0-9]*$ ]] || die $E_USAGE "--smp must be a positive number, not '$smp'"
 case $accel in auto|kvm|tcg) ;; *) die $E_USAGE "--accel must be auto, kvm or tcg, not '$accel'" ;; esac
 
 qemu=${LOCKWATCH_QEMU:-qemu-system-x86_64}
@@ -93,8 +103,9 @@ case $kernel in
         kdir=$(tail -n1 <<<"$fetch_out")
         kimage=$kdir/vmlinuz ;;
     *)
-        kimage=$kernel
+        kimage=$kernel kdir=''
         if [[ -d $kernel ]]; then
+            kdir=$kernel
             kimage=''
             for k in vmlinuz bzImage arch/x86/boot/bzImage; do
                 [[ -f $kernel/$k ]] && { kimage=$kernel/$k; break; }
@@ -103,6 +114,31 @@ case $kernel in
         fi ;;
 esac
 [[ -f $kimage && -r $kimage ]] || die $E_KERNEL "kernel image $kimage not found"
+[[ -z $modules || -n $kdir ]] || die $E_USAGE "--modules needs --kernel debian or a kernel directory with modules/"
+
+# Copies the named modules, what they depend on (modules.dep), and the
+# modules.* indexes into $1/lib/modules/<release>/.
+stage_modules() {
+    local root=$kdir/modules/lib/modules release dep name want line path
+    local -A needed=()
+    release=$(cd "$root" 2>/dev/null && ls -d -- */ 2>/dev/null | head -n1) || true
+    release=${release%/}
+    dep=$root/$release/modules.dep
+    [[ -n $release && -s $dep ]] || die $E_KERNEL "--modules: no modules.dep under $root (a kernel directory needs modules/lib/modules/<release>/)"
+    IFS=, read -r -a want <<<"$modules"
+    for name in "${want[@]}"; do
+        [[ $name =~ ^[A-Za-z0-9_-]+$ ]] || die $E_USAGE "--modules: bad module name '$name'"
+        line=$(grep -m1 -E "(^|/)(${name//[-_]/[-_]})\.ko(\.[a-z]+)?:" "$dep") ||
+            die $E_KERNEL "--modules: $name is not a module of $release (built in, or not built?)"
+        for path in ${line/:/}; do needed[$path]=1; done
+    done
+    mkdir -p "$1/lib/modules/$release"
+    cp "$root/$release"/modules.* "$1/lib/modules/$release/"
+    for path in "${!needed[@]}"; do
+        mkdir -p "$1/lib/modules/$release/${path%/*}"
+        cp "$root/$release/$path" "$1/lib/modules/$release/$path"
+    done
+}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lockwatch-vm.XXXXXX")
 keep_tmp=0
@@ -120,6 +156,10 @@ trap 'exit 143' TERM
 mkdir -p "$(dirname "$console")"
 : >"$console"
 qemu_err=$tmp/qemu.stderr
+if [[ -n $modules ]]; then
+    stage_modules "$tmp/modroot"
+    initramfs_args+=(--file "$tmp/modroot/lib/modules:/lib/modules")
+fi
 
 "$here/make-initramfs.sh" --out "$tmp/initramfs.cpio" "${initramfs_args[@]}" --run "$guest_cmd" ||
     die $E_INITRAMFS "building the initramfs failed (see the line above)"
@@ -159,9 +199,9 @@ if [[ $accel == kvm ]]; then
     [[ -r /dev/kvm && -w /dev/kvm ]] || die $E_TOOL "--accel kvm: /dev/kvm is missing or not accessible"
     accel_args=(-accel kvm -cpu host)
 else
-    accel_args=(-accel tcg -cpu max)
+    accel_args=(-accel tcg,thread=single -cpu max)
 fi
-[[ -n $smp ]] || { [[ $accel == kvm ]] && smp=2 || smp=1; }
+((net)) && base_args+=(-netdev user,id=net0 -device virtio-net-pci,netdev=net0)
 # shellcheck disable=SC2206  # word splitting is the point
 extra_args=(${LOCKWATCH_QEMU_ARGS:-})
 
