@@ -23,10 +23,12 @@
 #   LOCKWATCH_QEMU_ARGS: extra qemu arguments, e.g. to look into a hung
 #   guest: '-gdb unix:/tmp/guest.sock,server,nowait', then gdb vmlinux and
 #   'target remote /tmp/guest.sock' (boot with --append nokaslr).
-# One vCPU under TCG: qemu's multi-threaded TCG (7.2) can keep running a
+# Single-threaded TCG: qemu's multi-threaded TCG (7.2) can keep running a
 # stale translation of kernel text that another vCPU just patched (ftrace,
 # kprobes, BPF trampolines): the guest then loops on a breakpoint that is no
-# longer there, or jumps to address 0. With one vCPU there is no other vCPU.
+# longer there, or jumps to address 0. TCG therefore runs with thread=single
+# (all vCPUs on one host thread, taking turns), and with one vCPU unless
+# --smp asks for more.
 # Exit: the command's status (0-239), or
 #   240 usage error          241 qemu (or another host tool) missing
 #   242 kernel not found / download failed   243 initramfs build failed
@@ -59,7 +61,7 @@ while (($#)); do
                 --mem) mem=$2 ;;
             esac
             shift 2 ;;
-        -h|--help) sed -n '2,36s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,38s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die $E_USAGE "unknown argument '$1' ($usage)" ;;
     esac
 done
@@ -159,7 +161,10 @@ if [[ $accel == kvm ]]; then
     [[ -r /dev/kvm && -w /dev/kvm ]] || die $E_TOOL "--accel kvm: /dev/kvm is missing or not accessible"
     accel_args=(-accel kvm -cpu host)
 else
-    accel_args=(-accel tcg -cpu max)
+    accel_args=(-accel "tcg,thread=single" -cpu max)
+    # A TCG guest on a busy host can be too slow for the kernel's IO-APIC
+    # timer check, which then panics ("IO-APIC + timer doesn't work!").
+    cmdline+=" no_timer_check"
 fi
 [[ -n $smp ]] || { [[ $accel == kvm ]] && smp=2 || smp=1; }
 # shellcheck disable=SC2206  # word splitting is the point
