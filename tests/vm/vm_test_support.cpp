@@ -42,7 +42,7 @@ GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bi
 
 GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::string> &bins,
                               const std::vector<std::string> &files,
-                              const std::string &shell_command, int timeout_s) {
+                              const std::string &shell_command, int timeout_s, int smp) {
     char log_template[] = "/tmp/lockwatch-vmtest-XXXXXX";
     int log_fd = mkstemp(log_template);
     if (log_fd < 0) {
@@ -53,6 +53,9 @@ GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::
     std::string cmd = std::string(LOCKWATCH_SOURCE_DIR) + "/tools/vm/run-vm.sh --kernel " +
                       shell_quote(kernel) + " --timeout " + std::to_string(timeout_s) + " --bin " +
                       shell_quote(LOCKWATCH_BINARY);
+    if (smp > 0) {
+        cmd += " --smp " + std::to_string(smp);
+    }
     for (const auto &bin : bins) {
         cmd += " --bin " + shell_quote(bin);
     }
@@ -71,17 +74,35 @@ GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::
     return run;
 }
 
-std::string build_scenario_module(const std::string &out_dir, std::string &error) {
-    std::string cmd = std::string(LOCKWATCH_SOURCE_DIR) + "/tools/kmod/build-module.sh --out " +
-                      shell_quote(out_dir) + " 2>&1";
+namespace {
+
+// The last line `cmd` printed, or "" (and all it printed in `error`) when
+// it failed.
+std::string last_line_of(const std::string &cmd, std::string &error) {
     int status = -1;
-    std::string output = run_command(cmd, status);
+    std::string output = run_command(cmd + " 2>&1", status);
     auto lines = lines_of(output);
     if (status != 0 || lines.empty()) {
         error = output;
         return "";
     }
     return lines.back();
+}
+
+}  // namespace
+
+std::string build_scenario_module(const std::string &out_dir, const std::string &kernel,
+                                  std::string &error) {
+    return last_line_of(std::string(LOCKWATCH_SOURCE_DIR) +
+                            "/tools/kmod/build-module.sh --kernel " + shell_quote(kernel) +
+                            " --out " + shell_quote(out_dir),
+                        error);
+}
+
+std::string test_kernel_image(const std::string &flavor, std::string &error) {
+    return last_line_of(
+        std::string(LOCKWATCH_SOURCE_DIR) + "/tools/kernel/build-kernel.sh " + shell_quote(flavor),
+        error);
 }
 
 std::vector<std::string> lines_of(const std::string &text) {
