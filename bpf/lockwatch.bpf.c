@@ -238,6 +238,25 @@ struct {
     __type(value, __u64);
 } first_sites SEC(".maps");
 
+/*
+ * Object start -> the call site of its allocation, for objects of the
+ * generic kmalloc-N caches (the kmalloc tracepoint's call_site: the caller
+ * of kmalloc(), and of kmemdup(), kstrdup(), krealloc() and the other
+ * _track_caller wrappers). lockdep keys a lock by its spin_lock_init() call
+ * site; in a cache any struct of a size may come from, the allocation site
+ * is the closest thing to that an address can give: one struct type, one
+ * constructor. Entries are never deleted on kfree(): every allocation of an
+ * address overwrites its entry, so an entry always names the object's latest
+ * allocation, and entries nobody locks are the first the LRU evicts.
+ */
+#define LW_ALLOC_SITES 65536
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, LW_ALLOC_SITES);
+    __type(key, __u64);
+    __type(value, __u64);
+} alloc_sites SEC(".maps");
+
 /* lockdep backend: (lockdep class, address-rule class) pairs already sent. */
 struct class_pair {
     __u64 lockdep_class;
@@ -361,7 +380,8 @@ static __always_inline void fill_class(struct lw_record *rec, const struct lw_cl
         rec->class_key = lock;
     else if (c->type == LW_CLASS_SITE)
         rec->class_key = site;
-    else if (c->type == LW_CLASS_SLAB || c->type == LW_CLASS_KMALLOC) {
+    else if (c->type == LW_CLASS_SLAB || c->type == LW_CLASS_KMALLOC ||
+             c->type == LW_CLASS_KMALLOC_ALLOC) {
         struct kmem_cache *cache = (struct kmem_cache *)c->cache;
 
         rec->class_key = c->cache;
@@ -555,6 +575,47 @@ static __always_inline bool generic_kmalloc_cache(__u64 cache)
     return prefix == 0x2d636f6c6c616d6bULL; /* "kmalloc-", little endian */
 }
 
+static __always_inline bool in_generic_kmalloc(const struct lw_class *c)
+{
+    return c->type == LW_CLASS_SLAB && generic_kmalloc_cache(c->cache);
+}
+
+/* The call site of the first acquire of `lock` seen, kept for as long as
+ * the address stays in first_sites: `site` where the hook knows it, else
+ * (read_stack) the first frame outside the lock functions. */
+static __always_inline __u64 first_site(void *ctx, __u64 lock, __u64 site, bool read_stack)
+{
+    __u64 *cached = bpf_map_lookup_elem(&first_sites, &lock);
+
+    if (cached)
+        return *cached;
+    if (read_stack)
+        site = call_site(ctx);
+    bpf_map_update_elem(&first_sites, &lock, &site, BPF_ANY);
+    return site;
+}
+
+/* A lock in a generic kmalloc-N object: (cache, offset, allocation site),
+ * or, for an object allocated before tracing began (no alloc_sites entry),
+ * (cache, offset, first acquirer's site): a fallback that splits a lock its
+ * acquirers take from several functions. Returns the site. */
+static __always_inline __u64 kmalloc_class(void *ctx, __u64 lock, __u64 site, bool read_stack,
+                                           struct lw_class *class)
+{
+    __u64 object = lock - class->offset;
+    __u64 *alloc = bpf_map_lookup_elem(&alloc_sites, &object);
+
+    if (alloc) {
+        class->type = LW_CLASS_KMALLOC_ALLOC;
+        site = *alloc;
+    } else {
+        class->type = LW_CLASS_KMALLOC;
+        site = first_site(ctx, lock, site, read_stack);
+    }
+    class->id = class_id_of(class->type, class->cache, class->offset ^ mix64(site));
+    return site;
+}
+
 /* lockdep backend: the class is lockdep's own, (key, subclass). Each new
  * pairing with the class lockwatch's address rules would give the same lock
  * is reported once, to measure how the two agree. */
@@ -563,8 +624,8 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a, st
     struct lockdep_map___lw *map = (struct lockdep_map___lw *)a->lock;
     struct class_pair pair;
     struct lw_class derived;
+    __u64 *paired, remembered, site = 0;
     struct lw_record *rec;
-    __u64 *paired;
     __u8 one = 1;
 
     c->type = LW_CLASS_LOCKDEP;
@@ -576,8 +637,16 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a, st
     paired = bpf_map_lookup_elem(&paired_locks, &a->lock);
     if (paired && *paired == c->id)
         return;
-    bpf_map_update_elem(&paired_locks, &a->lock, &c->id, BPF_ANY);
     classify_lock(a->lock, 0, &derived);
+    /* A kmalloc object's class changes with each allocation of the address:
+     * such locks are derived on every acquire (remembered as 0). */
+    remembered = c->id;
+    if (in_generic_kmalloc(&derived)) {
+        site = kmalloc_class(ctx, a->lock, a->site, false, &derived);
+        remembered = 0;
+    }
+    if (!paired || *paired != remembered)
+        bpf_map_update_elem(&paired_locks, &a->lock, &remembered, BPF_ANY);
     pair.lockdep_class = c->id;
     pair.derived_class = derived.id;
     if (bpf_map_lookup_elem(&class_pairs, &pair) ||
@@ -586,9 +655,10 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a, st
     rec = new_record(ctx, LW_RECORD_CLASS_PAIR, a->function, a->context);
     if (!rec)
         return;
+    /* The derived class as a CLASS record would describe it, for its name. */
+    fill_class(rec, &derived, a->lock, site);
     rec->class_id = c->id;
     rec->prev_class_id = derived.id;
-    rec->class_type = derived.type;
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
@@ -638,12 +708,13 @@ static __always_inline void set_irq_flags(struct acquire *a, const struct held_s
 }
 
 /* The lock's class: lockdep's own on the lockdep backend, else from the
- * address, with the first acquirer's call site where the address says too
- * little (SITE, generic kmalloc caches). Returns that call site, or 0. */
+ * address, with a call site where the address says too little: the
+ * allocation site (generic kmalloc caches), else the first acquirer's (SITE,
+ * kmalloc objects allocated before tracing began). Returns that site, or 0. */
 static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
                                           struct lw_class *class)
 {
-    __u64 site = 0, *cached;
+    __u64 site;
 
     /* Resolved at load: on kernels without lockdep only the else remains. */
     if (a->function == LW_FN_LOCKDEP &&
@@ -652,23 +723,12 @@ static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
     } else {
         classify_lock(a->lock, 0, class);
     }
-    if (class->type != LW_CLASS_SITE &&
-        !(class->type == LW_CLASS_SLAB && generic_kmalloc_cache(class->cache)))
+    if (in_generic_kmalloc(class))
+        return kmalloc_class(ctx, a->lock, 0, true, class);
+    if (class->type != LW_CLASS_SITE)
         return 0;
-
-    cached = bpf_map_lookup_elem(&first_sites, &a->lock);
-    if (cached) {
-        site = *cached;
-    } else {
-        site = call_site(ctx);
-        bpf_map_update_elem(&first_sites, &a->lock, &site, BPF_ANY);
-    }
-    if (class->type == LW_CLASS_SITE) {
-        class->id = class_id_of(LW_CLASS_SITE, site, 0);
-    } else {
-        class->type = LW_CLASS_KMALLOC;
-        class->id = class_id_of(LW_CLASS_KMALLOC, class->cache, class->offset ^ mix64(site));
-    }
+    site = first_site(ctx, a->lock, 0, true);
+    class->id = class_id_of(LW_CLASS_SITE, site, 0);
     return site;
 }
 
@@ -1240,4 +1300,37 @@ int lockdep_lock_op(__u64 *ctx)
     };
 
     return on_lock_op(ctx, &acquire_op);
+}
+
+/*
+ * Allocation sites: kmalloc(call_site, ptr, bytes_req, bytes_alloc, ...),
+ * the tracepoint every allocation from a generic kmalloc-N cache reports
+ * (kmalloc, kmalloc_node, __kmalloc_track_caller and their wrappers), as
+ * do large kmallocs straight from the page allocator, which are skipped.
+ * The map update takes the LRU's and the bucket's raw spinlocks: the busy
+ * flag keeps our own lock hooks out of them.
+ */
+#define LW_KMALLOC_MAX_CACHE_SIZE 8192 /* SLUB: two pages; larger sizes bypass the caches */
+
+SEC("raw_tp/kmalloc")
+int kmalloc_site(__u64 *ctx)
+{
+    __u64 site = ctx[0], object = ctx[1];
+    __u32 zero = 0, context;
+    struct cpu_state *cpu;
+    __u32 *busy;
+
+    if (stopping || object < LW_KERNEL_TEXT_MIN || ctx[3] > LW_KMALLOC_MAX_CACHE_SIZE)
+        return 0;
+    context = context_of(read_preempt_count());
+    cpu = bpf_map_lookup_elem(&cpu_states, &zero);
+    if (!cpu)
+        return 0;
+    busy = &cpu->busy[context & (LW_CTX_COUNT - 1)];
+    if (*busy)
+        return 0;
+    *busy = 1;
+    bpf_map_update_elem(&alloc_sites, &object, &site, BPF_ANY);
+    *busy = 0;
+    return 0;
 }

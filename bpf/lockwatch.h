@@ -56,7 +56,12 @@ enum lw_class_type {
     LW_CLASS_SITE = 4,   /* anything else: named by the acquiring call site */
     LW_CLASS_PAGE = 5,   /* inside a struct page (split page-table locks) */
     LW_CLASS_LOCKDEP = 6, /* lockdep's own class: (lock_class_key, subclass) and its name */
-    LW_CLASS_KMALLOC = 7, /* generic kmalloc-N object: (cache, offset, first acquirer's site) */
+    /* generic kmalloc-N object allocated before tracing began (or whose
+     * allocation fell out of the alloc_sites map): (cache, offset, first
+     * acquirer's site) */
+    LW_CLASS_KMALLOC = 7,
+    /* generic kmalloc-N object: (cache, offset, allocation site) */
+    LW_CLASS_KMALLOC_ALLOC = 8,
 };
 
 /* The lockdep backend's pseudo lock function: the lock:lock_acquire and
@@ -89,7 +94,8 @@ enum lw_record_type {
     /* The same lock instance acquired again while held: a real self-deadlock. */
     LW_RECORD_RECURSION = 5,
     /* lockdep backend: a lockdep class (class_id) met a lock lockwatch's own
-     * address rules put in class prev_class_id (of type class_type), for the
+     * address rules put in class prev_class_id (of type class_type, described
+     * as a CLASS record would: class_key, class_offset, name, site), for the
      * first time. How the two classings agree. */
     LW_RECORD_CLASS_PAIR = 6,
 };
@@ -121,7 +127,8 @@ struct lw_record {
                           LOCKDEP: lock_class_key (class_offset: subclass) */
     __u64 object_size; /* SLAB */
     char name[64];     /* SLAB, KMALLOC: kmem_cache->name; LOCKDEP: lockdep_map->name */
-    __u64 site;        /* KMALLOC: the call site of the lock's first acquire */
+    __u64 site;        /* KMALLOC: the call site of the lock's first acquire;
+                          KMALLOC_ALLOC: the object's allocation site */
 
     __u32 usage_bit; /* USAGE: enum lw_usage_bit */
     __u32 prev_function;      /* EDGE: how the held lock was acquired */

@@ -94,6 +94,9 @@ CommandRunner add_run_command(CLI::App &app) {
                     "anything outside: an edge needs both locks taken in scope, and a usage "
                     "bit set elsewhere is not seen")
         ->delimiter(',');
+    cmd->add_flag("--no-alloc-sites{false}", options->alloc_sites,
+                  "Class generic kmalloc objects by the call site of their first acquire "
+                  "instead of their allocation site (no kmem:kmalloc program): to compare");
     cmd->add_option("--ready-file", options->ready_file,
                     "Create FILE once tracing has started, remove it once the final report is "
                     "out (for scripts that must wait for either). SIGUSR1 ends tracing like "

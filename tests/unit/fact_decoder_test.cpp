@@ -172,10 +172,10 @@ TEST_F(FactDecoderTest, ClassRecordIsNamed) {
     ASSERT_NE(decoder_.class_name(5), nullptr);
 }
 
-TEST_F(FactDecoderTest, GenericKmallocClassIsNamedByItsFirstAcquirer) {
+TEST_F(FactDecoderTest, GenericKmallocClassIsNamedByItsAllocationSite) {
     lw_record r = record(LW_RECORD_CLASS);
     r.class_id = 6;
-    r.class_type = LW_CLASS_KMALLOC;
+    r.class_type = LW_CLASS_KMALLOC_ALLOC;
     r.class_offset = 0x848;
     r.object_size = 4096;
     r.site = 0xffffffff81000050;
@@ -184,6 +184,25 @@ TEST_F(FactDecoderTest, GenericKmallocClassIsNamedByItsFirstAcquirer) {
     decoder_.decode(r, out);
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(event<engine::ClassFact>(out[0]).name, "kmalloc-4k+0x848@io_submit_one");
+    EXPECT_EQ(decoder_.classes_of_type(LW_CLASS_KMALLOC_ALLOC), 1u);
+}
+
+// An object allocated before attach: its first acquirer names it, marked so.
+TEST_F(FactDecoderTest, GenericKmallocFallbackIsNamedByItsFirstAcquirer) {
+    lw_record r = record(LW_RECORD_CLASS);
+    r.class_id = 7;
+    r.class_type = LW_CLASS_KMALLOC;
+    r.class_offset = 0x848;
+    r.object_size = 4096;
+    r.site = 0xffffffff81000050;
+    std::strcpy(r.name, "kmalloc-4k");
+    std::vector<DecodedRecord> out;
+    decoder_.decode(r, out);
+    decoder_.decode(r, out);  // announced twice, counted once
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(event<engine::ClassFact>(out[0]).name, "kmalloc-4k+0x848@locker:io_submit_one");
+    EXPECT_EQ(decoder_.classes_of_type(LW_CLASS_KMALLOC), 1u);
+    EXPECT_EQ(decoder_.classes_of_type(LW_CLASS_KMALLOC_ALLOC), 0u);
 }
 
 TEST_F(FactDecoderTest, LockdepClassesKeepLockdepsNamesVersionsAndSubclasses) {
@@ -256,14 +275,19 @@ TEST_F(FactDecoderTest, ClassPairGoesToTheClassAgreement) {
     lw_record r = record(LW_RECORD_CLASS_PAIR);
     r.class_id = 10;
     r.prev_class_id = 20;
-    r.class_type = LW_CLASS_SLAB;
+    r.class_type = LW_CLASS_KMALLOC_ALLOC;
+    r.class_offset = 0x28;
+    r.object_size = 512;
+    r.site = 0xffffffff81000050;
+    std::strcpy(r.name, "kmalloc-512");
     std::vector<DecodedRecord> out;
     decoder_.decode(r, out);
     ASSERT_EQ(out.size(), 1u);
     const auto &pair = std::get<ClassPair>(out[0]);
     EXPECT_EQ(pair.lockdep_class, 10u);
     EXPECT_EQ(pair.derived_class, 20u);
-    EXPECT_EQ(pair.derived_type, static_cast<uint32_t>(LW_CLASS_SLAB));
+    EXPECT_EQ(pair.derived_type, static_cast<uint32_t>(LW_CLASS_KMALLOC_ALLOC));
+    EXPECT_EQ(pair.derived_name, "kmalloc-512+0x28@io_submit_one");
 }
 
 // A lock instance taken again while held reaches the engine as its class

@@ -120,5 +120,37 @@ TEST(ClassAgreement, CountsOneToOneSplitAndMergedClasses) {
         << agreement.format();
 }
 
+// Only the classes in edges change what is found: they get counts of their
+// own, and their splits and merges are listed by name.
+TEST(ClassAgreement, CountsTheClassesInEdgesApart) {
+    ClassAgreement agreement;
+    agreement.add(1, 100, LW_CLASS_KMALLOC_ALLOC, "kmalloc-512+0x28@neigh_alloc");
+    agreement.add(2, 200, LW_CLASS_KMALLOC_ALLOC, "kmalloc-64+0x0@a");
+    agreement.add(2, 201, LW_CLASS_KMALLOC, "kmalloc-64+0x0@locker:b");
+    agreement.add(3, 300, LW_CLASS_SLAB, "x.lock");
+    agreement.add(4, 300, LW_CLASS_SLAB, "x.lock");
+    agreement.add(5, 500, LW_CLASS_SLAB, "y.lock");  // split, but in no edge
+    agreement.add(5, 501, LW_CLASS_SLAB, "y.lock#2");
+    agreement.add_edge(1, 2);
+    agreement.add_edge(2, 3);
+    ClassAgreement::Counts all = agreement.counts(false), edges = agreement.counts(true);
+    EXPECT_EQ(all.compared, 5u);
+    EXPECT_EQ(all.split, 2u);
+    EXPECT_EQ(edges.compared, 3u);
+    EXPECT_EQ(edges.one_to_one, 1u);
+    EXPECT_EQ(edges.split, 1u);
+    EXPECT_EQ(edges.merged, 1u) << "300 merges 3 (in an edge) with 4 (in none)";
+    EXPECT_EQ(edges.fallback, 1u);
+    std::string table = agreement.table([](uint64_t id) { return "L" + std::to_string(id); });
+    EXPECT_NE(table.find("classes in edges               3      1 ( 33.3 %)      1       1      1"),
+              std::string::npos)
+        << table;
+    EXPECT_NE(table.find("split: L2 -> kmalloc-64+0x0@a kmalloc-64+0x0@locker:b"),
+              std::string::npos)
+        << table;
+    EXPECT_NE(table.find("merged: x.lock <- L3 L4"), std::string::npos) << table;
+    EXPECT_EQ(table.find("L5"), std::string::npos) << "not in an edge: not listed\n" << table;
+}
+
 }  // namespace
 }  // namespace lockwatch

@@ -75,7 +75,7 @@ TEST(CleanDetach, NoProgramLeftBehind) {
     // The count while attached proves that the pattern sees lockwatch's
     // programs at all; the count after SIGINT must be zero.
     GuestRun run = run_in_vm("debian", {BPFTOOL_BINARY}, R"SH(
-count() { bpftool prog show | grep -c ' name \(fentry\|fexit\|kprobe\|kretprobe\|lockdep\|focus\)_'; }
+count() { bpftool prog show | grep -c ' name \(fentry\|fexit\|kprobe\|kretprobe\|lockdep\|focus\|kmalloc\)_'; }
 lockwatch run --ready-file /tmp/ready &
 lw=$!
 while [ ! -e /tmp/ready ] && kill -0 $lw 2>/dev/null; do sleep 0.2; done

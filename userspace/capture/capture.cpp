@@ -209,6 +209,7 @@ std::string_view to_string(lw_context context) {
 
 LockCapture::LockCapture(const CaptureOptions &options) {
     g_libbpf_verbose = options.verbose;
+    alloc_sites_wanted_ = options.alloc_sites;
     libbpf_set_print(libbpf_log);
     env_ = read_tracing_environment();
     try {
@@ -270,6 +271,7 @@ void LockCapture::plan_hooks(const std::vector<std::string> &focus, const Kallsy
     if (backend_->tracepoint_program) {
         bpf_program__set_autoload(tracepoint_program(), true);
     }
+    bpf_program__set_autoload(skel_->progs.kmalloc_site, alloc_sites_wanted_);
     hooks_ = plan_lock_hooks(backend_->backend, availability);
     for (const HookStatus &hook : hooks_) {
         if (hook.state == HookState::Planned) {
@@ -318,6 +320,12 @@ void LockCapture::attach_in_order() {
     // Focus scopes go live first, so that no acquire in scope is missed.
     attach_focus_kprobes();
 
+    // Allocation sites before any lock: a kmalloc object allocated after
+    // this point gets its allocation site as its class key.
+    if (alloc_sites_wanted_) {
+        attach_alloc_sites();
+    }
+
     // lockdep's tracepoints, one program on both: release first, for the
     // reason below.
     for (const TracepointHook &tracepoint : backend_->tracepoints) {
@@ -356,6 +364,21 @@ void LockCapture::attach_focus_kprobes() {
             links_.push_back(link);
         }
     }
+}
+
+// Without the kmalloc tracepoint every generic kmalloc class falls back to
+// its first acquirer's call site: worse classes, but no reason to stop.
+void LockCapture::attach_alloc_sites() {
+    bpf_link *link = bpf_program__attach(skel_->progs.kmalloc_site);
+    if (!link) {
+        int err = errno;
+        fmt::print(stderr,
+                   "lockwatch: {}; kmalloc objects are classed by their first acquirer instead\n",
+                   explain_tracing_failure("attach to the kmem:kmalloc tracepoint", err, env_));
+        return;
+    }
+    links_.push_back(link);
+    alloc_sites_attached_ = true;
 }
 
 void LockCapture::attach_raw_tracepoint(const TracepointHook &tracepoint) {

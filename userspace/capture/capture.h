@@ -37,6 +37,9 @@ struct CaptureOptions {
     // become facts; releases are always tracked. Empty: everything.
     std::vector<std::string> focus;
     bool verbose = false;  // pass libbpf's own log through to stderr
+    // Key generic kmalloc classes by allocation site (the kmem:kmalloc
+    // tracepoint); off: by the first acquirer's call site only.
+    bool alloc_sites = true;
 };
 
 // What the capture could not see, summed over CPUs.
@@ -76,6 +79,8 @@ class LockCapture {
     std::array<uint64_t, LW_FN_COUNT> read_calls() const;
     uint64_t read_lockdep_calls() const;  // lockdep backend: spin/rw lock operations
     CaptureLosses read_losses() const;
+    // Whether kmalloc objects are classed by their allocation site.
+    bool alloc_sites_attached() const { return alloc_sites_attached_; }
     // The backend in use: auto resolved to the one it picked.
     Backend backend() const { return backend_->backend; }
 
@@ -117,6 +122,7 @@ class LockCapture {
     // attach is marked AttachFailed with the reason.
     void attach_focus_kprobes();
     void attach_raw_tracepoint(const TracepointHook &tracepoint);
+    void attach_alloc_sites();  // the kmem:kmalloc tracepoint; a failure is only noted
     void attach_lock_hook(HookStatus &hook);  // kprobe/kretprobe or fentry/fexit
 
     void release();
@@ -131,6 +137,8 @@ class LockCapture {
     ring_buffer *records_ = nullptr;
     std::vector<bpf_link *> links_;
     size_t tracepoint_links_ = 0;
+    bool alloc_sites_wanted_ = true;
+    bool alloc_sites_attached_ = false;
     std::vector<HookStatus> hooks_;
     std::vector<std::string> focus_functions_;
     const RecordHandler *handler_ = nullptr;

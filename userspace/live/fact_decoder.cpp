@@ -100,13 +100,16 @@ std::string FactDecoder::name_class(const lw_record &r) {
             return namer_.page(r.class_offset);
         case LW_CLASS_STATIC:
             return namer_.kernel_data(r.class_key);
+        case LW_CLASS_KMALLOC_ALLOC:
         case LW_CLASS_KMALLOC: {
-            // A generic kmalloc cache holds any struct of a size: the first
-            // acquirer's function tells unrelated locks apart.
+            // A generic kmalloc cache holds any struct of a size: the
+            // allocating function tells unrelated locks apart, or, for an
+            // object allocated before attach, the first one that locked it.
             auto sym = kallsyms_.symbolize(r.site);
-            return fmt::format("{}@{}",
+            return fmt::format("{}@{}{}",
                                namer_.slab(std::string(r.name, strnlen(r.name, sizeof(r.name))),
                                            r.class_offset, r.object_size),
+                               r.class_type == LW_CLASS_KMALLOC ? "locker:" : "",
                                sym ? sym->name : "unknown");
         }
         case LW_CLASS_LOCKDEP: {
@@ -145,7 +148,7 @@ void FactDecoder::decode(const lw_record &r, std::vector<DecodedRecord> &out) {
         case LW_RECORD_RECURSION:
             return decode_recursion(r, out);
         case LW_RECORD_CLASS_PAIR:
-            out.push_back(ClassPair{r.class_id, r.prev_class_id, r.class_type});
+            out.push_back(ClassPair{r.class_id, r.prev_class_id, r.class_type, name_class(r)});
             return;
     }
     ++malformed_records_;  // a type this build does not know
@@ -168,7 +171,9 @@ void FactDecoder::decode_first_call(const lw_record &r, std::vector<DecodedRecor
 
 void FactDecoder::decode_class(const lw_record &r, std::vector<DecodedRecord> &out) {
     std::string name = name_class(r);
-    class_names_[r.class_id] = name;
+    if (class_names_.emplace(r.class_id, name).second) {
+        ++classes_by_type_[r.class_type];
+    }
     out.push_back(engine::Event{engine::ClassFact{r.class_id, std::move(name)}});
 }
 

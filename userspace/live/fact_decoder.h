@@ -44,6 +44,7 @@ struct ClassPair {
     uint64_t lockdep_class = 0;
     uint64_t derived_class = 0;
     uint32_t derived_type = 0;  // enum lw_class_type
+    std::string derived_name;   // as a class of that type would be named
 };
 
 using DecodedRecord = std::variant<engine::Event, FirstCall, ClassPair>;
@@ -68,6 +69,11 @@ class FactDecoder {
     // The printable name given to a class, if it was announced.
     const std::string *class_name(uint64_t class_id) const;
     const std::unordered_map<uint64_t, std::string> &class_names() const { return class_names_; }
+    // Classes announced with this enum lw_class_type.
+    size_t classes_of_type(uint32_t type) const {
+        auto at = classes_by_type_.find(type);
+        return at == classes_by_type_.end() ? 0 : at->second;
+    }
 
   private:
     void decode_class(const lw_record &record, std::vector<DecodedRecord> &out);
@@ -93,6 +99,7 @@ class FactDecoder {
     static constexpr engine::StackId kFirstSiteStackId = 0x80000000u;
     std::unordered_map<uint64_t, engine::StackId> sites_;
     std::unordered_map<uint64_t, std::string> class_names_;
+    std::unordered_map<uint32_t, size_t> classes_by_type_;
     // lockdep backend: the keys met under each lockdep name, in order.
     std::unordered_map<std::string, std::vector<uint64_t>> lockdep_keys_by_name_;
     uint64_t malformed_records_ = 0;

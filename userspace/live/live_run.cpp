@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <stdexcept>
 
 #include <bpf/btf.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "engine/finding_names.h"
 #include "output/journald.h"
 #include "output/json.h"
 #include "output/output_file.h"
@@ -46,8 +48,10 @@ LiveRun::LiveRun(const RunOptions &options)
         debuginfo_ = open_running_kernel_debuginfo(options.vmlinux);
     }
     kallsyms_.emplace(Kallsyms::load());
-    capture_.emplace(CaptureOptions{
-        .backend = options.backend, .focus = options.focus, .verbose = options.verbose});
+    capture_.emplace(CaptureOptions{.backend = options.backend,
+                                    .focus = options.focus,
+                                    .verbose = options.verbose,
+                                    .alloc_sites = options.alloc_sites});
     vmlinux_btf_ = btf__load_vmlinux_btf();
     namer_.emplace(vmlinux_btf_, &*kallsyms_, read_slab_aliases());
     decoder_.emplace(*namer_, *kallsyms_, [this](int32_t id) { return capture_->stack(id); });
@@ -151,10 +155,17 @@ void LiveRun::on_record(const lw_record &record) {
         if (const auto *event = std::get_if<engine::Event>(&item)) {
             if (const auto *edge = std::get_if<engine::EdgeFact>(event)) {
                 edges_seen_.push_back(*edge);
+                agreement_.add_edge(edge->prev, edge->next);
+            }
+            if (!backend_entry(capture_->backend()).flavor &&
+                (std::holds_alternative<engine::EdgeFact>(*event) ||
+                 std::holds_alternative<engine::UsageFact>(*event))) {
+                lockdep_facts_.push_back(*event);
             }
             engine_.process(*event);
         } else if (const auto *pair = std::get_if<ClassPair>(&item)) {
-            agreement_.add(pair->lockdep_class, pair->derived_class, pair->derived_type);
+            agreement_.add(pair->lockdep_class, pair->derived_class, pair->derived_type,
+                           pair->derived_name);
         } else if (const auto *first = std::get_if<FirstCall>(&item)) {
             fmt::print("first {}: cpu {} pid {} ({}) in {} context, called from {}\n",
                        lock_functions()[first->function].symbol, first->cpu, first->pid,
@@ -215,9 +226,22 @@ void LiveRun::print_summary() const {
         fmt::print("summary after {:.1f} s:\n  lockdep tracepoints: {} lock operations, {:.0f}/s\n",
                    elapsed, ops, elapsed > 0 ? ops / elapsed : 0.0);
         fmt::print("  {}\n", agreement_.format());
+        fmt::print("{}", agreement_.table([this](uint64_t id) {
+            const std::string *name = decoder_->class_name(id);
+            return name ? *name : std::string("?");
+        }));
+        print_address_class_findings();
     } else {
         fmt::print("{}", format_summary(elapsed, capture_->hooks(), capture_->read_calls()));
     }
+    fmt::print(
+        "  kmalloc classes: {} by allocation site, {} by first acquirer (allocated before "
+        "attach{})\n",
+        decoder_->classes_of_type(LW_CLASS_KMALLOC_ALLOC),
+        decoder_->classes_of_type(LW_CLASS_KMALLOC),
+        capture_->alloc_sites_attached() ? ""
+        : options_.alloc_sites           ? "; no kmalloc tracepoint"
+                                         : "; --no-alloc-sites");
     if (options_.list_classes) {
         print_classes();
     }
@@ -250,6 +274,54 @@ void LiveRun::print_classes() const {
     deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
     for (const auto &dep : deps) {
         fmt::print("{}\n", dep);
+    }
+}
+
+// What lockwatch's own classes would have found in this run: lockdep's
+// facts again, each class replaced by its address class where it has one.
+// A merge that makes a false finding shows here, a split hides nothing new
+// (its parts keep lockdep's class).
+void LiveRun::print_address_class_findings() const {
+    engine::Engine replay;
+    std::vector<std::string> found;
+    replay.on_finding([&found](const engine::Finding &f) {
+        std::string names;
+        for (const auto &lock : f.locks) {
+            names += (names.empty() ? "" : ", ") + lock.name;
+        }
+        found.push_back(fmt::format("{}: {}", engine::finding_kind_name(f.kind), names));
+    });
+    std::set<uint64_t> announced;
+    auto map = [&](uint64_t lockdep) {
+        auto [derived, name] = agreement_.address_class_of(lockdep);
+        uint64_t id = derived ? derived : lockdep;
+        if (announced.insert(id).second) {
+            const std::string *own = decoder_->class_name(lockdep);
+            replay.process(engine::ClassFact{id, name ? *name : own ? *own : "?"});
+        }
+        return id;
+    };
+    for (engine::Event event : lockdep_facts_) {
+        if (auto *edge = std::get_if<engine::EdgeFact>(&event)) {
+            // Two classes merged into one nest as one class: no edge, as the
+            // kernel side never makes a self-edge (a recursion record is
+            // the same instance, and stays).
+            if (edge->prev != edge->next && map(edge->prev) == map(edge->next)) {
+                continue;
+            }
+            edge->prev = map(edge->prev);
+            edge->next = map(edge->next);
+            edge->prev_stack = edge->next_stack = engine::kNoStack;
+        } else if (auto *usage = std::get_if<engine::UsageFact>(&event)) {
+            usage->cls = map(usage->cls);
+            usage->stack = engine::kNoStack;
+        }
+        replay.process(event);
+    }
+    fmt::print("  findings with lockwatch's address classes in place of lockdep's: {}\n",
+               found.size());
+    for (const std::string &f : found) {
+        fmt::print("    {}\n", f);
     }
 }
 

@@ -35,7 +35,8 @@ struct RunOptions {
     std::string json_out;  // "-" for standard output
     bool journal = false;
     bool list_classes = false;
-    std::string ready_file;  // created once every hook is attached
+    bool alloc_sites = true;  // see CaptureOptions
+    std::string ready_file;   // created once every hook is attached
     std::vector<std::string> focus;
     Backend backend = Backend::Auto;
     std::string vmlinux;  // debug info for file:line
@@ -70,6 +71,7 @@ class LiveRun {
     void print_interval(std::array<uint64_t, LW_FN_COUNT> &previous);
     void print_classes() const;
     void print_costs() const;
+    void print_address_class_findings() const;
     CaptureLosses read_losses() const;
     double seconds_since_start() const;
 
@@ -88,6 +90,9 @@ class LiveRun {
 
     std::vector<DecodedRecord> decoded_;
     std::vector<engine::EdgeFact> edges_seen_;  // for --classes
+    // lockdep backend: every usage bit and edge, replayed at the end with
+    // lockwatch's address classes in place of lockdep's.
+    std::vector<engine::Event> lockdep_facts_;
     ClassAgreement agreement_;
     uint64_t findings_ = 0;
     uint64_t losses_at_last_finding_ = 0;

@@ -110,45 +110,117 @@ std::string caller_of(const std::vector<uint64_t> &frames, const Kallsyms &kalls
     return "?";
 }
 
-void ClassAgreement::add(uint64_t lockdep_class, uint64_t derived_class, uint32_t derived_type) {
+void ClassAgreement::add(uint64_t lockdep_class, uint64_t derived_class, uint32_t derived_type,
+                         const std::string &derived_name) {
     if (derived_type == LW_CLASS_SITE) {
         by_call_site_.insert(lockdep_class);
         return;
     }
     by_lockdep_[lockdep_class].insert(derived_class);
     by_derived_[derived_class].insert(lockdep_class);
-}
-
-size_t ClassAgreement::one_to_one() const {
-    size_t n = 0;
-    for (const auto &[lockdep, derived] : by_lockdep_) {
-        n += derived.size() == 1 && by_derived_.at(*derived.begin()).size() == 1;
+    if (!derived_name.empty()) {
+        derived_names_.emplace(derived_class, derived_name);
     }
-    return n;
-}
-
-size_t ClassAgreement::split() const {
-    size_t n = 0;
-    for (const auto &[lockdep, derived] : by_lockdep_) {
-        n += derived.size() > 1;
+    if (derived_type == LW_CLASS_KMALLOC) {
+        fallback_.insert(derived_class);
     }
-    return n;
 }
 
-size_t ClassAgreement::merged() const {
-    size_t n = 0;
-    for (const auto &[derived, lockdep] : by_derived_) {
-        n += lockdep.size() > 1;
+std::pair<uint64_t, const std::string *> ClassAgreement::address_class_of(
+    uint64_t lockdep_class) const {
+    auto at = by_lockdep_.find(lockdep_class);
+    if (at == by_lockdep_.end() || at->second.size() != 1) {
+        return {0, nullptr};
+    }
+    uint64_t derived = *at->second.begin();
+    auto name = derived_names_.find(derived);
+    return {derived, name == derived_names_.end() ? nullptr : &name->second};
+}
+
+void ClassAgreement::add_edge(uint64_t prev, uint64_t next) {
+    in_edges_.insert(prev);
+    in_edges_.insert(next);
+}
+
+ClassAgreement::Counts ClassAgreement::counts(bool in_edges_only) const {
+    Counts n;
+    std::set<uint64_t> derived_seen;
+    for (const auto &[lockdep, derived] : by_lockdep_) {
+        if (in_edges_only && !in_edges_.contains(lockdep)) {
+            continue;
+        }
+        ++n.compared;
+        n.one_to_one += derived.size() == 1 && by_derived_.at(*derived.begin()).size() == 1;
+        n.split += derived.size() > 1;
+        derived_seen.insert(derived.begin(), derived.end());
+    }
+    for (uint64_t derived : derived_seen) {
+        n.merged += by_derived_.at(derived).size() > 1;
+        n.fallback += fallback_.contains(derived);
     }
     return n;
 }
 
 std::string ClassAgreement::format() const {
+    Counts all = counts(false), edges = counts(true);
     return fmt::format(
         "class agreement, lockdep's classes vs lockwatch's address rules: {} lockdep classes "
         "compared, {} one-to-one, {} split over several address classes, {} address classes "
-        "merging several lockdep classes; {} lockdep classes in call-site memory not compared",
-        lockdep_classes(), one_to_one(), split(), merged(), by_call_site());
+        "merging several lockdep classes; {} lockdep classes in call-site memory not compared; "
+        "in edges: {} compared, {} one-to-one, {} split, {} merged; {} address classes by first "
+        "acquirer (allocated before attach)",
+        all.compared, all.one_to_one, all.split, all.merged, by_call_site(), edges.compared,
+        edges.one_to_one, edges.split, edges.merged, all.fallback);
+}
+
+namespace {
+
+std::string percent(size_t part, size_t whole) {
+    return whole ? fmt::format("{:.1f} %", 100.0 * static_cast<double>(part) / whole) : "-";
+}
+
+}  // namespace
+
+std::string ClassAgreement::table(const std::function<std::string(uint64_t)> &lockdep_name) const {
+    auto derived_name = [&](uint64_t id) {
+        auto at = derived_names_.find(id);
+        return at == derived_names_.end() ? std::string("?") : at->second;
+    };
+    std::string out =
+        "class comparison          compared  one-to-one          split  merged  by "
+        "first acquirer\n";
+    for (bool edges : {false, true}) {
+        Counts n = counts(edges);
+        out += fmt::format("  {:<22} {:>9}  {:>5} ({:>7})  {:>5}  {:>6}  {:>5}\n",
+                           edges ? "classes in edges" : "all classes", n.compared, n.one_to_one,
+                           percent(n.one_to_one, n.compared), n.split, n.merged, n.fallback);
+    }
+    std::set<uint64_t> merged;
+    for (const auto &[lockdep, derived] : by_lockdep_) {
+        if (!in_edges_.contains(lockdep)) {
+            continue;
+        }
+        if (derived.size() > 1) {
+            out += fmt::format("  split: {} ->", lockdep_name(lockdep));
+            for (uint64_t d : derived) {
+                out += " " + derived_name(d);
+            }
+            out += "\n";
+        }
+        for (uint64_t d : derived) {
+            if (by_derived_.at(d).size() > 1) {
+                merged.insert(d);
+            }
+        }
+    }
+    for (uint64_t d : merged) {
+        out += fmt::format("  merged: {} <-", derived_name(d));
+        for (uint64_t lockdep : by_derived_.at(d)) {
+            out += " " + lockdep_name(lockdep);
+        }
+        out += "\n";
+    }
+    return out;
 }
 
 }  // namespace lockwatch

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -36,22 +37,47 @@ std::string caller_of(const std::vector<uint64_t> &frames, const Kallsyms &kalls
 // with lockdep's (from init sites), pair by pair as the kernel meets them.
 class ClassAgreement {
   public:
-    void add(uint64_t lockdep_class, uint64_t derived_class, uint32_t derived_type);
+    void add(uint64_t lockdep_class, uint64_t derived_class, uint32_t derived_type,
+             const std::string &derived_name = {});
+    // A dependency between two lockdep classes: the classes that matter most
+    // are those in edges, where a split or a merge changes what is found.
+    void add_edge(uint64_t prev, uint64_t next);
+
+    struct Counts {
+        size_t compared = 0;    // lockdep classes compared
+        size_t one_to_one = 0;  // ... whose address class holds no other
+        size_t split = 0;       // ... whose locks fall into several address classes
+        size_t merged = 0;      // address classes holding several lockdep classes
+        // address classes of objects allocated before attach, keyed by the
+        // first acquirer's call site instead of the allocation site
+        size_t fallback = 0;
+    };
+    // Over every compared lockdep class, or only those in edges.
+    Counts counts(bool in_edges_only) const;
+
     size_t lockdep_classes() const { return by_lockdep_.size(); }
-    size_t one_to_one() const;
-    // lockdep classes whose locks fall into more than one address class.
-    size_t split() const;
-    // address classes that hold locks of more than one lockdep class.
-    size_t merged() const;
+    size_t one_to_one() const { return counts(false).one_to_one; }
+    size_t split() const { return counts(false).split; }
+    size_t merged() const { return counts(false).merged; }
     // lockdep classes met in memory the address rules name by call site
     // (stacks, vmalloc): not compared.
     size_t by_call_site() const { return by_call_site_.size(); }
     std::string format() const;
+    // The table of both counts, then each split and merged class of the
+    // classes in edges, named by `lockdep_name` and the derived names.
+    std::string table(const std::function<std::string(uint64_t)> &lockdep_name) const;
+    // The address class standing for a lockdep class where there is one
+    // (one-to-one or merged), with its name; a split class, or one never
+    // compared, stands for itself (0 and no name).
+    std::pair<uint64_t, const std::string *> address_class_of(uint64_t lockdep_class) const;
 
   private:
     std::map<uint64_t, std::set<uint64_t>> by_lockdep_;  // compared pairs only
     std::map<uint64_t, std::set<uint64_t>> by_derived_;
+    std::map<uint64_t, std::string> derived_names_;
+    std::set<uint64_t> fallback_;  // derived classes of type LW_CLASS_KMALLOC
     std::set<uint64_t> by_call_site_;
+    std::set<uint64_t> in_edges_;
 };
 
 }  // namespace lockwatch
