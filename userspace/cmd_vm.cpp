@@ -40,6 +40,9 @@ struct VmOptions {
     int timeout_s = 600;
     double linger_s = 3;
     std::string vmlinux = "auto";
+    bool net = false;
+    std::string modules;
+    std::vector<std::string> run_args;
 };
 
 // Where the helper scripts live: $LOCKWATCH_TOOLS_DIR, else the source tree
@@ -175,7 +178,14 @@ int run_vm(const VmOptions &o) {
     if (!o.console.empty()) {
         cmd += " --console " + shell_quote(o.console);
     }
-    cmd += " -- sh -c " + shell_quote(guest_script(o.command, o.backend, o.linger_s, o.focus));
+    if (o.net) {
+        cmd += " --net";
+    }
+    if (!o.modules.empty()) {
+        cmd += " --modules " + shell_quote(o.modules);
+    }
+    cmd += " -- sh -c " +
+           shell_quote(guest_script(o.command, o.backend, o.linger_s, o.focus, o.run_args));
 
     output::MultiSink sinks;
     sinks.add(std::make_unique<output::TextSink>(stdout));
@@ -264,6 +274,14 @@ CommandRunner add_vm_command(CLI::App &app) {
                     "built with the seed or lockdep kernel, or found beside --kernel), none, or "
                     "a path")
         ->default_val("auto");
+    cmd->add_flag("--net", o->net,
+                  "Give the guest a virtio-net NIC on qemu's user network (10.0.2.15/24; "
+                  "the kernel must have virtio_net, built in or as a module)");
+    cmd->add_option("--modules", o->modules,
+                    "The kernel's own modules to put in the guest for modprobe, e.g. "
+                    "virtio_pci,virtio_net (run-vm.sh --modules)");
+    cmd->add_option("--run-arg", o->run_args,
+                    "Pass ARG on to lockwatch run in the guest, e.g. --run-arg=--classes");
     cmd->add_option("command", o->command, "The command to run in the guest")->required();
     return [o] { return run_vm(*o); };
 }

@@ -23,6 +23,13 @@ TEST(VmScript, FocusIsPassedToTheGuestLockwatch) {
     EXPECT_EQ(guest_script({"true"}, "auto", 1).find("--focus"), std::string::npos);
 }
 
+TEST(VmScript, RunArgumentsArePassedToTheGuestLockwatch) {
+    std::string script = guest_script({"true"}, "auto", 1, {}, {"--no-alloc-sites", "--classes"});
+    EXPECT_NE(script.find("--backend 'auto' '--no-alloc-sites' '--classes' --ready-file"),
+              std::string::npos)
+        << script;
+}
+
 TEST(VmScript, MarkersAreParsedAndHidden) {
     GuestOutcome outcome;
     GuestLine line = parse_guest_line("LOCKWATCH-VM-COMMAND-EXIT 3\r\n", &outcome);

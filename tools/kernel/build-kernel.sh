@@ -10,7 +10,9 @@
 #
 # Results are cached in
 #   ${LOCKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockwatch}/kernels/<flavor>-<key>/
-# holding bzImage, vmlinux (with DWARF and BTF), System.map and config.
+# holding bzImage, vmlinux (with DWARF and BTF), System.map and config, and,
+# when the config has loadable modules, modules/lib/modules/<release>/ (the
+# modules_install tree, stripped of DWARF but keeping their BTF).
 # <key> is the first 16 hex digits of a sha256 over the flavor, the source
 # package's Debian version, and the sha256 of the patch, of the flavor's config
 # fragments and of this script (the list is kept in <dir>/inputs). A run
@@ -109,7 +111,11 @@ build="$cache/build-$flavor"
 log="$cache/logs/$flavor-$key.log"
 mkdir -p "$cache/logs"
 
-result_ok() { [[ -f "$1/bzImage" && -f "$1/vmlinux" && -f "$1/System.map" && -f "$1/config" ]]; }
+result_ok() {
+	[[ -f "$1/bzImage" && -f "$1/vmlinux" && -f "$1/System.map" && -f "$1/config" ]] || return 1
+	# A config with modules must come with them.
+	! grep -q '=m$' "$1/config" || [[ -d "$1/modules/lib/modules" ]]
+}
 if result_ok "$out"; then
 	say "cached $flavor kernel: $out"
 	echo "$out/bzImage"
@@ -213,6 +219,12 @@ phase "config checked: ${#want[@]} options kept, no CONFIG_INLINE_{SPIN,READ,WRI
 # ---- build --------------------------------------------------------------------
 phase "make -j$jobs bzImage (nice 10; output in $log)"
 mk -j"$jobs" bzImage
+with_modules=0
+if grep -q '=m$' "$build/.config"; then
+	with_modules=1
+	phase "make -j$jobs modules"
+	mk -j"$jobs" modules
+fi
 
 for f in arch/x86/boot/bzImage vmlinux System.map .config; do
 	[[ -f "$build/$f" ]] || die "build finished without $f"
@@ -228,6 +240,14 @@ rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
 cp "$build/arch/x86/boot/bzImage" "$build/vmlinux" "$build/System.map" "$out.tmp/"
 cp "$build/.config" "$out.tmp/config"
+if ((with_modules)); then
+	# modules.dep, for the guest's modprobe.
+	depmod="$(PATH="$PATH:/usr/sbin:/sbin" command -v depmod)" ||
+		die "depmod not found: apt-get install kmod"
+	# DWARF stripped (INSTALL_MOD_STRIP): the guest needs the code and .BTF.
+	mk INSTALL_MOD_PATH="$out.tmp/modules" INSTALL_MOD_STRIP=1 DEPMOD="$depmod" modules_install
+	rm -f "$out.tmp"/modules/lib/modules/*/{build,source}
+fi
 cp "$log" "$out.tmp/build.log"
 printf '%s\nkey %s\n' "$inputs" "$key" >"$out.tmp/inputs"
 rm -rf "$out"

@@ -21,7 +21,8 @@
 #   --modules  the kernel's own modules to put in the guest, with what they
 #              depend on, for the command to `modprobe`: from <dir>/modules/
 #              (an INSTALL_MOD_PATH tree with modules.dep), which
-#              fetch-kernel.sh makes for Debian's kernel.
+#              fetch-kernel.sh makes for Debian's kernel and build-kernel.sh
+#              beside the lockdep kernel's bzImage.
 #   --net      a virtio-net NIC on qemu's user network (10.0.2.0/24, the
 #              host at 10.0.2.2); Debian's kernel needs
 #              --modules virtio_pci,virtio_net for it.
@@ -111,6 +112,8 @@ case $kernel in
                 [[ -f $kernel/$k ]] && { kimage=$kernel/$k; break; }
             done
             [[ -n $kimage ]] || die $E_KERNEL "no vmlinuz, bzImage or arch/x86/boot/bzImage in $kernel"
+        elif [[ -d $(dirname "$kernel")/modules ]]; then
+            kdir=$(dirname "$kernel")  # a bzImage that build-kernel.sh keeps with its modules
         fi ;;
 esac
 [[ -f $kimage && -r $kimage ]] || die $E_KERNEL "kernel image $kimage not found"

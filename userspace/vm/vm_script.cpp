@@ -37,13 +37,17 @@ std::string shell_quote(const std::string &s) {
 }
 
 std::string guest_script(const std::vector<std::string> &command, const std::string &backend,
-                         double linger_s, const std::vector<std::string> &focus) {
-    std::string focus_arg;
+                         double linger_s, const std::vector<std::string> &focus,
+                         const std::vector<std::string> &run_args) {
+    std::string run_options;
     for (const auto &fn : focus) {
-        focus_arg += (focus_arg.empty() ? " --focus " : ",") + fn;
+        run_options += (run_options.empty() ? " --focus " : ",") + fn;
     }
-    if (!focus_arg.empty()) {
-        focus_arg = " --focus " + shell_quote(focus_arg.substr(9));
+    if (!run_options.empty()) {
+        run_options = " --focus " + shell_quote(run_options.substr(9));
+    }
+    for (const auto &arg : run_args) {
+        run_options += " " + shell_quote(arg);
     }
     std::string quoted;
     for (const auto &arg : command) {
@@ -68,7 +72,7 @@ std::string guest_script(const std::vector<std::string> &command, const std::str
         "sync; sleep 1; poweroff -f\n",
         fmt::arg("backend", shell_quote(backend)), fmt::arg("command", quoted),
         fmt::arg("cmd_marker", kCommandMarker), fmt::arg("tracer", kTracerMarker),
-        fmt::arg("linger", linger_s), fmt::arg("focus", focus_arg));
+        fmt::arg("linger", linger_s), fmt::arg("focus", run_options));
 }
 
 GuestLine parse_guest_line(const std::string &raw, GuestOutcome *outcome) {

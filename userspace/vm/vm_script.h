@@ -24,7 +24,8 @@ std::string shell_quote(const std::string &s);
 // runs `command`, keeps tracing `linger_s` seconds, stops lockwatch, and
 // reports both exit statuses on marker lines.
 std::string guest_script(const std::vector<std::string> &command, const std::string &backend,
-                         double linger_s, const std::vector<std::string> &focus = {});
+                         double linger_s, const std::vector<std::string> &focus = {},
+                         const std::vector<std::string> &run_args = {});
 
 struct GuestOutcome {
     std::optional<int> command_exit;

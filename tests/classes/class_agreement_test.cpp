@@ -1,0 +1,77 @@
+// lockwatch's lock classes against lockdep's own, on the lockdep kernel
+// under a workload of module code (virtio_net over a bridge, ext4 on loop):
+// tools/classes/compare.sh prints the comparison lockwatch's lockdep backend
+// makes, pair by pair, between lockdep's class of each lock and the class
+// lockwatch's address rules give the same lock.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <regex>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace lockwatch::classtest {
+namespace {
+
+struct Comparison {
+    int exit_status = -1;
+    std::string output;
+};
+
+const Comparison &comparison() {
+    static const Comparison result = [] {
+        Comparison c;
+        std::string cmd = std::string(COMPARE_SCRIPT) + " --lockwatch " LOCKWATCH_BINARY " 2>&1";
+        std::unique_ptr<FILE, int (*)(FILE *)> pipe(popen(cmd.c_str(), "r"), pclose);
+        if (!pipe) {
+            return c;
+        }
+        std::array<char, 4096> buf{};
+        size_t n;
+        while ((n = fread(buf.data(), 1, buf.size(), pipe.get())) > 0) {
+            c.output.append(buf.data(), n);
+        }
+        int status = pclose(pipe.release());
+        c.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        return c;
+    }();
+    return result;
+}
+
+struct Row {
+    int compared = 0, one_to_one = 0, split = 0, merged = 0, fallback = 0;
+};
+
+bool row(const std::string &label, Row &r) {
+    std::smatch m;
+    std::regex re("  " + label + R"( +(\d+) +(\d+) \( *[\d.]+ %\) +(\d+) +(\d+) +(\d+))");
+    if (!std::regex_search(comparison().output, m, re)) {
+        return false;
+    }
+    r = {std::stoi(m[1]), std::stoi(m[2]), std::stoi(m[3]), std::stoi(m[4]), std::stoi(m[5])};
+    return true;
+}
+
+TEST(ClassAgreement, WorkloadRanAndNothingWasFound) {
+    const Comparison &c = comparison();
+    EXPECT_NE(c.output.find("classes-workload: done"), std::string::npos) << c.output;
+    // 0: the run made no finding (lockdep's classes, on the lockdep backend).
+    EXPECT_EQ(c.exit_status, 0) << c.output;
+    EXPECT_NE(c.output.find("kmalloc classes:"), std::string::npos) << c.output;
+}
+
+// The issue's target: among the classes that take part in dependencies, at
+// least 95 % map one-to-one to lockdep's.
+TEST(ClassAgreement, ClassesInEdgesMapOneToOne) {
+    Row edges;
+    ASSERT_TRUE(row("classes in edges", edges)) << comparison().output;
+    EXPECT_GT(edges.compared, 50) << "the workload must exercise many classes\n"
+                                  << comparison().output;
+    EXPECT_GE(edges.one_to_one * 100, edges.compared * 95) << comparison().output;
+}
+
+}  // namespace
+}  // namespace lockwatch::classtest
