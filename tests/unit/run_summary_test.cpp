@@ -141,9 +141,11 @@ TEST(ClassAgreement, CountsTheClassesInEdgesApart) {
     EXPECT_EQ(edges.split, 1u);
     EXPECT_EQ(edges.merged, 1u) << "300 merges 3 (in an edge) with 4 (in none)";
     EXPECT_EQ(edges.fallback, 1u);
+    EXPECT_EQ(edges.by_alloc_site, 2u);
     std::string table = agreement.table([](uint64_t id) { return "L" + std::to_string(id); });
-    EXPECT_NE(table.find("classes in edges               3      1 ( 33.3 %)      1       1      1"),
-              std::string::npos)
+    EXPECT_NE(
+        table.find("classes in edges               3      1 ( 33.3 %)      1       1      1     2"),
+        std::string::npos)
         << table;
     EXPECT_NE(table.find("split: L2 -> kmalloc-64+0x0@a kmalloc-64+0x0@locker:b"),
               std::string::npos)

@@ -53,7 +53,7 @@ run() { # label, extra lockwatch run arguments...
         -- sh -c "$(cat "$here/workload.sh")" >"$out/findings" 2>"$out/guest" || status=$?
     echo "== $label (lockwatch vm exit $status)"
     grep '^classes-workload: ' "$out/guest" | grep -v ': done' || true
-    grep -E '^(class comparison|  (all classes|classes in edges|split:|merged:|kmalloc classes|graph:)|    (raw_tp|all programs))' \
+    grep -E '^(class comparison|  (all classes|classes in edges|split:|merged:|kmalloc classes|findings with|graph:)|    (raw_tp|all programs|[a-z_]+: ))' \
         "$out/guest" || true
     grep -q 'classes-workload: done' "$out/guest" || { echo "(workload did not finish)"; tail -n 20 "$out/guest"; }
     return "$status"

@@ -123,6 +123,8 @@ void ClassAgreement::add(uint64_t lockdep_class, uint64_t derived_class, uint32_
     }
     if (derived_type == LW_CLASS_KMALLOC) {
         fallback_.insert(derived_class);
+    } else if (derived_type == LW_CLASS_KMALLOC_ALLOC) {
+        by_alloc_site_.insert(derived_class);
     }
 }
 
@@ -157,6 +159,7 @@ ClassAgreement::Counts ClassAgreement::counts(bool in_edges_only) const {
     for (uint64_t derived : derived_seen) {
         n.merged += by_derived_.at(derived).size() > 1;
         n.fallback += fallback_.contains(derived);
+        n.by_alloc_site += by_alloc_site_.contains(derived);
     }
     return n;
 }
@@ -187,13 +190,14 @@ std::string ClassAgreement::table(const std::function<std::string(uint64_t)> &lo
         return at == derived_names_.end() ? std::string("?") : at->second;
     };
     std::string out =
-        "class comparison          compared  one-to-one          split  merged  by "
-        "first acquirer\n";
+        "class comparison          compared  one-to-one          split  merged  kmalloc by "
+        "first acquirer, by allocation site\n";
     for (bool edges : {false, true}) {
         Counts n = counts(edges);
-        out += fmt::format("  {:<22} {:>9}  {:>5} ({:>7})  {:>5}  {:>6}  {:>5}\n",
+        out += fmt::format("  {:<22} {:>9}  {:>5} ({:>7})  {:>5}  {:>6}  {:>5} {:>5}\n",
                            edges ? "classes in edges" : "all classes", n.compared, n.one_to_one,
-                           percent(n.one_to_one, n.compared), n.split, n.merged, n.fallback);
+                           percent(n.one_to_one, n.compared), n.split, n.merged, n.fallback,
+                           n.by_alloc_site);
     }
     std::set<uint64_t> merged;
     for (const auto &[lockdep, derived] : by_lockdep_) {

@@ -51,6 +51,7 @@ class ClassAgreement {
         // address classes of objects allocated before attach, keyed by the
         // first acquirer's call site instead of the allocation site
         size_t fallback = 0;
+        size_t by_alloc_site = 0;  // address classes of type LW_CLASS_KMALLOC_ALLOC
     };
     // Over every compared lockdep class, or only those in edges.
     Counts counts(bool in_edges_only) const;
@@ -75,7 +76,8 @@ class ClassAgreement {
     std::map<uint64_t, std::set<uint64_t>> by_lockdep_;  // compared pairs only
     std::map<uint64_t, std::set<uint64_t>> by_derived_;
     std::map<uint64_t, std::string> derived_names_;
-    std::set<uint64_t> fallback_;  // derived classes of type LW_CLASS_KMALLOC
+    std::set<uint64_t> fallback_;       // derived classes of type LW_CLASS_KMALLOC
+    std::set<uint64_t> by_alloc_site_;  // ... of type LW_CLASS_KMALLOC_ALLOC
     std::set<uint64_t> by_call_site_;
     std::set<uint64_t> in_edges_;
 };
