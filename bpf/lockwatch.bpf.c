@@ -1320,7 +1320,10 @@ int kmalloc_site(__u64 *ctx)
     struct cpu_state *cpu;
     __u32 *busy;
 
-    if (stopping || object < LW_KERNEL_TEXT_MIN || ctx[3] > LW_KMALLOC_MAX_CACHE_SIZE)
+    /* A failed allocation is NULL or ZERO_SIZE_PTR (16); kernel addresses
+     * have the top bit set, and with 5-level paging (qemu's -cpu max) the
+     * direct map lies below LW_KERNEL_TEXT_MIN. */
+    if (stopping || !(object >> 63) || ctx[3] > LW_KMALLOC_MAX_CACHE_SIZE)
         return 0;
     context = context_of(read_preempt_count());
     cpu = bpf_map_lookup_elem(&cpu_states, &zero);
