@@ -4,7 +4,7 @@
 # load from stress-ng. A part whose module the kernel lacks is skipped and
 # said so ("classes-workload: no ...").
 echo 1 >/proc/sys/kernel/bpf_stats_enabled
-have() { modprobe "$1" 2>/dev/null || grep -qw "$1" /proc/modules 2>/dev/null; }
+have() { modprobe "$1" 2>/dev/null || [ -d "/sys/module/$1" ] || grep -qw "$1" /proc/filesystems; }
 ip link set lo up
 if have virtio_pci && have virtio_net && have bridge; then
     i=0
