@@ -11,6 +11,7 @@
 #endif
 
 #include "acquire_flags.h"
+#include "address_regions.h"
 #include "lock_functions.h"
 
 #define LW_TASK_COMM_LEN 16
@@ -57,6 +58,7 @@ enum lw_class_type {
     LW_CLASS_PAGE = 5,   /* inside a struct page (split page-table locks) */
     LW_CLASS_LOCKDEP = 6, /* lockdep's own class: (lock_class_key, subclass) and its name */
     LW_CLASS_KMALLOC = 7, /* generic kmalloc-N object: (cache, offset, first acquirer's site) */
+    LW_CLASS_MODULE = 8,  /* module data (static lock in a module): named by kallsyms */
 };
 
 /* The lockdep backend's pseudo lock function: the lock:lock_acquire and
@@ -117,7 +119,7 @@ struct lw_record {
     __u64 class_id;
     __u32 class_type;  /* enum lw_class_type */
     __u32 class_offset;
-    __u64 class_key;   /* STATIC: lock address; SITE: call site; SLAB: kmem_cache;
+    __u64 class_key;   /* STATIC, MODULE: lock address; SITE: call site; SLAB: kmem_cache;
                           LOCKDEP: lock_class_key (class_offset: subclass) */
     __u64 object_size; /* SLAB */
     char name[64];     /* SLAB, KMALLOC: kmem_cache->name; LOCKDEP: lockdep_map->name */
