@@ -96,6 +96,24 @@ TEST(ClassNames, StaticAndCallSiteNamesComeFromKallsyms) {
     EXPECT_EQ(namer.call_site(0xffffffff81000020), "lock@do_wait_for_common");
 }
 
+TEST(ClassNames, ModuleStaticsNameTheirModule) {
+    std::istringstream in(
+        "ffffffff81000000 T _stext\n"
+        "ffffffff82000000 B _end\n"
+        "ffffffffc0200000 t circ_thread\t[lockwatch_scenarios]\n"
+        "ffffffffc0202000 d circ_a\t[lockwatch_scenarios]\n"
+        "ffffffffc0202040 d circ_table\t[lockwatch_scenarios]\n");
+    Kallsyms k = Kallsyms::parse(in);
+    ClassNamer namer(nullptr, &k, {});
+    EXPECT_EQ(namer.kernel_data(0xffffffffc0202000), "circ_a [lockwatch_scenarios]");
+    EXPECT_EQ(namer.module_data(0xffffffffc0202050), "circ_table+0x10 [lockwatch_scenarios]");
+    EXPECT_EQ(namer.call_site(0xffffffffc0200008), "lock@circ_thread [lockwatch_scenarios]");
+    // The image's symbols do not name module memory.
+    EXPECT_FALSE(namer.module_data(0xffffffff81000100).has_value());
+    EXPECT_EQ(namer.module_data_or_offset(0xffffffffc0f00010),
+              "static-lock+0xf00010 [module area]");
+}
+
 TEST(ClassNames, SlabAliasesFollowSysfsSymlinks) {
     namespace fs = std::filesystem;
     fs::path dir = fs::temp_directory_path() / ("lockwatch-slab-" + std::to_string(getpid()));

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "capture/kallsyms.h"
+#include "lockwatch.h"
 
 namespace lockwatch {
 
@@ -251,17 +252,45 @@ std::string ClassNamer::page(uint64_t offset) const {
     return fmt::format("page+{:#x}", offset);
 }
 
+namespace {
+
+std::string with_module(std::string name, const SymbolizedAddress &sym) {
+    return sym.module.empty() ? name : fmt::format("{} [{}]", name, sym.module);
+}
+
+}  // namespace
+
 std::string ClassNamer::kernel_data(uint64_t address) const {
     auto sym = kallsyms_ ? kallsyms_->symbolize(address) : std::nullopt;
     if (!sym) {
         return "static-lock";
     }
-    return sym->offset ? fmt::format("{}+{:#x}", sym->name, sym->offset) : sym->name;
+    return with_module(sym->offset ? fmt::format("{}+{:#x}", sym->name, sym->offset) : sym->name,
+                       *sym);
+}
+
+std::optional<std::string> ClassNamer::module_data(uint64_t address) const {
+    auto sym = kallsyms_ ? kallsyms_->symbolize(address) : std::nullopt;
+    if (!sym || sym->module.empty()) {
+        return std::nullopt;
+    }
+    return kernel_data(address);
+}
+
+std::string ClassNamer::module_data_or_offset(uint64_t address) const {
+    if (auto name = module_data(address)) {
+        return *name;
+    }
+    return fmt::format("static-lock+{:#x} [module area]", address - lw_module_area_start(address));
+}
+
+std::string ClassNamer::function(uint64_t address) const {
+    auto sym = kallsyms_ ? kallsyms_->symbolize(address) : std::nullopt;
+    return sym ? with_module(sym->name, *sym) : "unknown";
 }
 
 std::string ClassNamer::call_site(uint64_t address) const {
-    auto sym = kallsyms_ ? kallsyms_->symbolize(address) : std::nullopt;
-    return fmt::format("lock@{}", sym ? sym->name : "unknown");
+    return "lock@" + function(address);
 }
 
 }  // namespace lockwatch

@@ -5,7 +5,8 @@
 //   per-CPU data  (per-CPU offset)  -> "runqueues.__lock"
 //   struct page   (offset)          -> "page.ptl"
 //   kernel data   (symbol + offset) -> "tasklist_lock", "rcu_state.ofl_lock"
-//   other memory  (call site)       -> "lock@do_wait_for_common"
+//   module data   (symbol + offset) -> "circ_a [lockwatch_scenarios]", "tbl+0x10 [mod]"
+//   other memory  (call site)       -> "lock@do_wait_for_common", "lock@fn [mod]"
 #pragma once
 
 #include <cstdint>
@@ -40,7 +41,18 @@ class ClassNamer {
     std::string slab(const std::string &cache, uint64_t offset, uint64_t object_size) const;
     std::string percpu(uint64_t offset) const;
     std::string page(uint64_t offset) const;
+    // "symbol" or "symbol+0xoff", with " [module]" for a module's data;
+    // "static-lock" when no symbol covers it.
     std::string kernel_data(uint64_t address) const;
+    // A static lock in the module area: its symbol as kernel_data() names
+    // it, nullopt when no module symbol covers it.
+    std::optional<std::string> module_data(uint64_t address) const;
+    // module_data(), or the offset in the module area when nothing names it:
+    // "static-lock+0x3a1c40 [module area]".
+    std::string module_data_or_offset(uint64_t address) const;
+    // The function at `address`: "do_wait_for_common", "fn [module]", or
+    // "unknown".
+    std::string function(uint64_t address) const;
     std::string call_site(uint64_t address) const;
 
   private:
