@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,11 +33,39 @@ std::optional<std::string> lock_member_path(const btf *btf, int32_t type_id, uin
 std::map<std::string, std::vector<std::string>> read_slab_aliases(
     const std::string &sysfs_slab = "/sys/kernel/slab");
 
+// The BTF of loaded modules (/sys/kernel/btf/<module>), split on vmlinux's
+// BTF, for structs that only a module defines. Parsed when first asked for
+// a struct vmlinux lacks; a module loaded later is parsed at the next miss.
+class ModuleBtfs {
+  public:
+    // `base` (vmlinux BTF) must outlive this.
+    ModuleBtfs(const btf *base, std::string dir);
+    ~ModuleBtfs();
+    ModuleBtfs(const ModuleBtfs &) = delete;
+    ModuleBtfs &operator=(const ModuleBtfs &) = delete;
+
+    struct Found {
+        const struct btf *types;
+        int32_t type_id;
+        std::string module;
+    };
+    std::optional<Found> find_struct(const std::string &name);
+    size_t parsed() const { return parsed_.size(); }
+
+  private:
+    const btf *base_;
+    std::string dir_;
+    std::map<std::string, btf *> parsed_;  // module -> its BTF, null when it did not parse
+};
+
 class ClassNamer {
   public:
     // `btf` and `kallsyms` must outlive the namer.
     ClassNamer(const btf *btf, const Kallsyms *kallsyms,
                std::map<std::string, std::vector<std::string>> slab_aliases);
+    // Looks up structs vmlinux lacks in the module BTFs under `dir`
+    // (/sys/kernel/btf); off until called.
+    void use_module_btf(const std::string &dir);
 
     std::string slab(const std::string &cache, uint64_t offset, uint64_t object_size) const;
     std::string percpu(uint64_t offset) const;
@@ -58,11 +87,15 @@ class ClassNamer {
   private:
     std::optional<std::string> struct_lock(const std::string &struct_name, uint64_t offset,
                                            uint64_t object_size) const;
+    static std::optional<std::string> struct_lock_in(const btf *btf, int32_t id,
+                                                     const std::string &struct_name,
+                                                     uint64_t offset, uint64_t object_size);
 
     const btf *btf_;
     const Kallsyms *kallsyms_;
     std::map<std::string, std::vector<std::string>> slab_aliases_;
     std::map<uint64_t, std::pair<std::string, int32_t>> percpu_vars_;  // offset -> (name, type)
+    std::unique_ptr<ModuleBtfs> module_btfs_;
 };
 
 }  // namespace lockwatch

@@ -51,6 +51,7 @@ LiveRun::LiveRun(const RunOptions &options)
         .backend = options.backend, .focus = options.focus, .verbose = options.verbose});
     vmlinux_btf_ = btf__load_vmlinux_btf();
     namer_.emplace(vmlinux_btf_, &*kallsyms_, read_slab_aliases());
+    namer_->use_module_btf("/sys/kernel/btf");
     decoder_.emplace(*namer_, *kallsyms_, [this](int32_t id) { return capture_->stack(id); });
     decoder_->set_debuginfo(debuginfo_.get());
     decoder_->set_refresher(&*refresher_);
