@@ -135,6 +135,17 @@ TEST(Kallsyms, InitCodeLiesOutsideTheModuleCore) {
     EXPECT_TRUE(k.names_exactly(0xffffffffc0100010));
 }
 
+// kallsyms' [bpf] and [__builtin__*] symbols cover a page at most: past it
+// lies other module code, perhaps of a module already gone.
+TEST(Kallsyms, PseudoModuleSymbolsCoverAPageAtMost) {
+    Kallsyms k = parse(
+        "ffffffffc0000000 t bpf_trampoline_6442536391\t[bpf]\n"
+        "ffffffffc0100000 t bpf_prog_abc_x\t[bpf]\n");
+    EXPECT_EQ(k.format(0xffffffffc0000ff0), "bpf_trampoline_6442536391+0xff0/0x1000 [bpf]");
+    EXPECT_FALSE(k.symbolize(0xffffffffc0007075).has_value());
+    EXPECT_FALSE(k.symbolize(0xffffffffc0101000).has_value());
+}
+
 TEST(Kallsyms, KnowsTheImageAndTheModuleArea) {
     Kallsyms k = parse(kBoot);
     EXPECT_EQ(k.text_start(), 0xffffffff81000000u);
@@ -252,7 +263,7 @@ TEST(KallsymsRefresher, AnAddressNoReadNamesAsksOnce) {
         },
         std::chrono::seconds(1), clock.clock());
     refresher.before_naming(0xffffffffc0800010);
-    EXPECT_EQ(k.format(0xffffffffc0800010), "bpf_prog_1234_x+0x10/0x0 [bpf]");
+    EXPECT_EQ(k.format(0xffffffffc0800010), "bpf_prog_1234_x+0x10/0x1000 [bpf]");
     clock.now += std::chrono::seconds(5);
     refresher.before_naming(0xffffffffc0800010);  // a pseudo-module's: asked once
     EXPECT_EQ(reads, 1);

@@ -24,6 +24,8 @@ bool is_pseudo_module(std::string_view module) {
     return module == "bpf" || module.starts_with("__builtin__");
 }
 
+constexpr uint64_t kPseudoSymbolMax = 0x1000;
+
 }  // namespace
 
 Kallsyms Kallsyms::parse(std::istream &in) {
@@ -205,6 +207,14 @@ std::optional<SymbolizedAddress> Kallsyms::symbolize(uint64_t address) const {
             return std::nullopt;
         }
         limit = core->end;
+    } else if (is_pseudo_module(sym.module)) {
+        // A BPF trampoline is one page, programs and ftrace trampolines are
+        // smaller, and between them lie real modules: a module gone before
+        // its records were decoded was seen named "bpf_trampoline_N+0x7075".
+        if (address - sym.address >= kPseudoSymbolMax) {
+            return std::nullopt;
+        }
+        limit = sym.address + kPseudoSymbolMax;
     }
     // Several symbols can share an address; the distance to the next distinct
     // address is the best size kallsyms can give.
