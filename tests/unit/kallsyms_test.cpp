@@ -273,5 +273,26 @@ TEST(KallsymsRefresher, AnAddressNoReadNamesAsksOnce) {
     EXPECT_EQ(refresher.reloads(), 1u);
 }
 
+// A read that takes 3 s (an emulated guest) holds the next one off 27 s.
+TEST(KallsymsRefresher, ASlowReadWaitsLonger) {
+    Kallsyms k = with_extents(kBoot, kBootModules);
+    FakeClock clock;
+    KallsymsRefresher refresher(
+        k,
+        [&] {
+            clock.now += std::chrono::seconds(3);
+            return parse("");
+        },
+        std::chrono::seconds(1), clock.clock());
+    refresher.before_naming(0xffffffffc0800000);
+    clock.now += std::chrono::seconds(20);
+    refresher.before_naming(0xffffffffc0900000);
+    EXPECT_EQ(refresher.reloads(), 1u);
+    EXPECT_EQ(refresher.deferred(), 1u);
+    clock.now += std::chrono::seconds(8);
+    refresher.before_naming(0xffffffffc0900000);
+    EXPECT_EQ(refresher.reloads(), 2u);
+}
+
 }  // namespace
 }  // namespace lockwatch

@@ -298,7 +298,7 @@ bool Kallsyms::names_exactly(uint64_t address) const {
         return false;
     }
     const KernelSymbol &sym = *std::prev(after);
-    return sym.module.empty() || core_of(sym) != nullptr;
+    return sym.module.empty() || is_pseudo_module(sym.module) || core_of(sym) != nullptr;
 }
 
 void KallsymsRefresher::before_naming(uint64_t address) {
@@ -307,16 +307,24 @@ void KallsymsRefresher::before_naming(uint64_t address) {
         return;
     }
     auto now = clock_();
-    if (last_read_ && now - *last_read_ < min_interval_) {
+    if (next_read_ && now < *next_read_) {
         ++deferred_;
         return;
     }
-    last_read_ = now;
+    bool read = false;
     try {
         table_.merge_modules(read_());
         ++reloads_;
+        read = true;
     } catch (const std::runtime_error &) {
         ++failed_;
+    }
+    // Where a read is slow (seconds in an emulated guest), the wait grows
+    // with it: reads take a tenth of the time at most.
+    auto done = clock_();
+    next_read_ =
+        done + std::max<std::chrono::steady_clock::duration>(min_interval_, 9 * (done - now));
+    if (!read) {
         return;
     }
     if (!table_.names_exactly(address)) {

@@ -76,10 +76,10 @@ class Kallsyms {
     uint64_t text_start() const { return text_start_; }
     uint64_t image_end() const { return image_end_; }
     bool in_module_area(uint64_t address) const;
-    // Named, and by a symbol whose end is known: the kernel image's, or one
-    // in a module's core, whose extent /proc/modules gave. kallsyms' pseudo-modules
-    // ([bpf], [__builtin__ftrace]) have none: their last symbol before a
-    // gap may be standing in for a module loaded into that gap since.
+    // Named, and by a symbol whose end is known: the kernel image's, one in
+    // a module's core (whose extent /proc/modules gave), or one of kallsyms'
+    // pseudo-modules ([bpf], [__builtin__ftrace]), which cover a page at
+    // most. A module's init code has no known end.
     bool names_exactly(uint64_t address) const;
 
     size_t size() const { return symbols_.size(); }
@@ -136,7 +136,7 @@ class KallsymsRefresher {
     Reader read_;
     std::chrono::milliseconds min_interval_;
     Clock clock_;
-    std::optional<std::chrono::steady_clock::time_point> last_read_;
+    std::optional<std::chrono::steady_clock::time_point> next_read_;
     std::unordered_set<uint64_t> unnamed_after_read_;
     uint64_t reloads_ = 0;
     uint64_t failed_ = 0;

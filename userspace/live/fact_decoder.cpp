@@ -76,12 +76,19 @@ engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kal
     engine::Stack frames;
     frames.reserve(ips.size());
     for (uint64_t ip : ips) {
-        if (refresher) {
-            refresher->before_naming(ip);
-        }
         frames.push_back(symbolize_frame(ip, kallsyms));
     }
-    frames.erase(frames.begin(), frames.begin() + machinery_frames(ips, frames, kallsyms));
+    const size_t skip = machinery_frames(ips, frames, kallsyms);
+    frames.erase(frames.begin(), frames.begin() + skip);
+    // lockwatch's own programs load after the table is read: their frames
+    // never ask for a re-read, only the kernel's and modules' frames do.
+    for (size_t i = 0; refresher && i < frames.size(); ++i) {
+        const uint64_t ip = ips[skip + i];
+        if (kallsyms.in_module_area(ip) && !kallsyms.names_exactly(ip)) {
+            refresher->before_naming(ip);
+            frames[i] = symbolize_frame(ip, kallsyms);
+        }
+    }
     return frames;
 }
 
