@@ -104,13 +104,13 @@ class Kallsyms {
 // symbol: a module loaded after the table was read. Lazy rather than driven
 // by the module:module_load tracepoint: it costs nothing while no module
 // loads, needs no record type, and the first record about a new module is
-// the first time its symbols are wanted. Bounded two ways: at most one read
-// per `min_interval`, and an address a read could not name exactly
-// (names_exactly()) does not ask again: BPF programs, trampolines and other
-// module-area code without a module. One read of /proc/kallsyms and
-// /proc/modules (about 120k symbols) measured 0.3-0.4 s, nearly all of it
-// the kernel producing the text, so the interval bounds the cost at about
-// a third of a CPU for as long as new module addresses keep appearing.
+// the first time its symbols are wanted. Bounded two ways: after a read,
+// no other for `min_interval` or nine times the read's own duration,
+// whichever is longer; and an address a read could not name exactly
+// (names_exactly()) does not ask again. One read of /proc/kallsyms (about
+// 120k symbols) measured 0.3-0.4 s on a 2-CPU host, nearly all of it the
+// kernel producing the text, and seconds in an emulated guest: reads take
+// a tenth of the time at most, however slow they are.
 class KallsymsRefresher {
   public:
     using Reader = std::function<Kallsyms()>;
