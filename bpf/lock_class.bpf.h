@@ -5,6 +5,9 @@
  *
  * - kernel image data (static locks): the address itself; user space names
  *   it from kallsyms (tasklist_lock, rcu_state+0x...).
+ * - module data (static locks of modules, in the module area): the address
+ *   itself, typed apart so that user space names it "symbol [module]" and
+ *   gives it the same class when the module comes back at a new address.
  * - per-CPU data: the address normalised to its per-CPU offset, so that
  *   every CPU's copy of runqueues.__lock is one class.
  * - slab objects: (kmem_cache, offset in the object); user space names it
@@ -177,6 +180,11 @@ static __always_inline void classify_lock(__u64 addr, __u64 site, struct lw_clas
     if (text && end && addr >= text && addr < end) {
         c->type = LW_CLASS_STATIC;
         c->id = class_id_of(LW_CLASS_STATIC, addr, 0);
+        return;
+    }
+    if (lw_in_module_area(addr, end)) {
+        c->type = LW_CLASS_MODULE;
+        c->id = class_id_of(LW_CLASS_MODULE, addr, 0);
         return;
     }
     if (classify_percpu(addr, c))

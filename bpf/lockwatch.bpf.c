@@ -314,22 +314,21 @@ static __always_inline void count_update_error(long err)
 }
 
 /* The first frame outside the lock functions and outside BPF (trampolines
- * and programs live outside kernel text). */
+ * and programs live in the module area, before the lock function): kernel
+ * text or module code (lw_is_call_site). */
 static __always_inline __u64 call_site(void *ctx)
 {
     __u64 ips[6] = {};
-    __u64 text = (__u64)&_stext, etext = (__u64)&_etext;
+    __u64 text = (__u64)&_stext, etext = (__u64)&_etext, image_end = (__u64)&_end;
     __u64 lock_start = (__u64)&__lock_text_start, lock_end = (__u64)&__lock_text_end;
     long n = bpf_get_stack(ctx, ips, sizeof(ips), 0);
+    int past_kernel = 0;
 
     for (int i = 0; i < 6; i++) {
         if (i * 8 >= n)
             break;
-        if (ips[i] < text || ips[i] >= etext)
-            continue;
-        if (ips[i] >= lock_start && ips[i] < lock_end)
-            continue;
-        return ips[i];
+        if (lw_is_call_site(ips[i], text, etext, lock_start, lock_end, image_end, &past_kernel))
+            return ips[i];
     }
     return 0;
 }
@@ -376,7 +375,7 @@ static __always_inline void fill_class(struct lw_record *rec, const struct lw_cl
     rec->class_type = c->type;
     rec->class_offset = c->offset;
     rec->object_size = c->object_size;
-    if (c->type == LW_CLASS_STATIC)
+    if (c->type == LW_CLASS_STATIC || c->type == LW_CLASS_MODULE)
         rec->class_key = lock;
     else if (c->type == LW_CLASS_SITE)
         rec->class_key = site;

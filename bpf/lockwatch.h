@@ -11,6 +11,7 @@
 #endif
 
 #include "acquire_flags.h"
+#include "address_regions.h"
 #include "lock_functions.h"
 
 #define LW_TASK_COMM_LEN 16
@@ -60,8 +61,9 @@ enum lw_class_type {
      * allocation fell out of the alloc_sites map): (cache, offset, first
      * acquirer's site) */
     LW_CLASS_KMALLOC = 7,
+    LW_CLASS_MODULE = 8, /* module data (static lock in a module): named by kallsyms */
     /* generic kmalloc-N object: (cache, offset, allocation site) */
-    LW_CLASS_KMALLOC_ALLOC = 8,
+    LW_CLASS_KMALLOC_ALLOC = 9,
 };
 
 /* The lockdep backend's pseudo lock function: the lock:lock_acquire and
@@ -123,7 +125,7 @@ struct lw_record {
     __u64 class_id;
     __u32 class_type;  /* enum lw_class_type */
     __u32 class_offset;
-    __u64 class_key;   /* STATIC: lock address; SITE: call site; SLAB: kmem_cache;
+    __u64 class_key;   /* STATIC, MODULE: lock address; SITE: call site; SLAB: kmem_cache;
                           LOCKDEP: lock_class_key (class_offset: subclass) */
     __u64 object_size; /* SLAB */
     char name[64];     /* SLAB, KMALLOC: kmem_cache->name; LOCKDEP: lockdep_map->name */

@@ -288,5 +288,30 @@ TEST(JsonRefusal, NoValueOfTheWrongTypeThrows) {
     EXPECT_GT(accepted, 0);
 }
 
+// Module frames and frames no symbol names keep their module or region.
+TEST(JsonRoundTrip, ModuleAndUnnamedFramesSurvive) {
+    std::vector<Finding> all = findings_of_every_kind();
+    ASSERT_FALSE(all.empty());
+    Stack frames;
+    for (const char *text :
+         {"_raw_spin_lock+0x2a/0x40", "circ_thread+0x1c/0x90 [lockwatch_scenarios]",
+          "0x3a1c40 (unknown) [module area]", "0x1c40 (unknown)", "(unknown) [elsewhere]"}) {
+        Frame f;
+        std::string err;
+        ASSERT_TRUE(parse_frame_text(text, &f, &err)) << err;
+        EXPECT_EQ(output::format_frame(f), text);
+        frames.push_back(f);
+    }
+    Finding f = all[0];
+    for_each_stack(f, [&](StackRef &stack) {
+        if (stack) {
+            stack = StackRef(frames);
+        }
+    });
+    expect_round_trip(f);
+    EXPECT_NE(finding_to_json(f).dump().find("\"module\":\"lockwatch_scenarios\""),
+              std::string::npos);
+}
+
 }  // namespace
 }  // namespace lockwatch::engine::testing

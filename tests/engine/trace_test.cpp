@@ -102,6 +102,44 @@ TEST(Trace, FrameText) {
     EXPECT_FALSE(parse_frame_text("sym+0xzz", &f, &err));
 }
 
+// Module code as the kernel prints it; unnamed frames as an offset in their
+// region. Both read back from the text and from a stack record's objects.
+TEST(Trace, ModuleAndUnnamedFrames) {
+    Frame f;
+    std::string err;
+    ASSERT_TRUE(parse_frame_text("circ_thread+0x1c/0x90 [lockwatch_scenarios]", &f, &err)) << err;
+    EXPECT_EQ(f.symbol, "circ_thread");
+    EXPECT_EQ(f.offset, 0x1cu);
+    EXPECT_EQ(f.size, 0x90u);
+    EXPECT_EQ(f.module, "lockwatch_scenarios");
+    ASSERT_TRUE(parse_frame_text("fn+0x4/0x10 [mod] drivers/x.c:12", &f, &err)) << err;
+    EXPECT_EQ(f.module, "mod");
+    EXPECT_EQ(f.file, "drivers/x.c");
+    EXPECT_EQ(f.line, 12u);
+    ASSERT_TRUE(parse_frame_text("0x3a1c40 (unknown) [module area]", &f, &err)) << err;
+    EXPECT_TRUE(f.symbol.empty());
+    EXPECT_EQ(f.offset, 0x3a1c40u);
+    EXPECT_EQ(f.module, kModuleAreaRegion);
+    ASSERT_TRUE(parse_frame_text("0x1c40 (unknown)", &f, &err)) << err;
+    EXPECT_TRUE(f.module.empty());
+    ASSERT_TRUE(parse_frame_text("(unknown) [elsewhere]", &f, &err)) << err;
+    EXPECT_EQ(f.module, kElsewhereRegion);
+    EXPECT_FALSE(parse_frame_text("0xzz (unknown)", &f, &err));
+    EXPECT_FALSE(parse_frame_text("fn+0x4 [mod", &f, &err));
+
+    StackFact stack{3, {}};
+    for (const char *text :
+         {"_raw_spin_lock+0x2a/0x40", "circ_thread+0x1c/0x90 [lockwatch_scenarios]",
+          "0x3a1c40 (unknown) [module area]", "0x1c40 (unknown)", "(unknown) [elsewhere]"}) {
+        ASSERT_TRUE(parse_frame_text(text, &f, &err)) << err;
+        stack.frames.push_back(f);
+    }
+    std::optional<TraceError> error;
+    auto back = parse_trace_record(trace_record_line(Event{stack}), 2, &error);
+    ASSERT_TRUE(back) << error->message;
+    EXPECT_EQ(std::get<StackFact>(*back).frames, stack.frames);
+}
+
 TEST(Trace, ErrorsNameThePosition) {
     EXPECT_EQ(read_all_error(""), "t.jsonl:1: empty trace: no header line");
     EXPECT_NE(read_all_error("{\"format\":\"other\",\"version\":1}\n")

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "capture/kallsyms.h"
@@ -57,6 +58,37 @@ class ClassNamesTest : public ::testing::Test {
     int array_ = 0;
 };
 
+// A struct only a module defines, in the module's split BTF on top of the
+// kernel's, as /sys/kernel/btf/<module> holds it.
+TEST_F(ClassNamesTest, ModuleStructsComeFromTheModulesSplitBtf) {
+    namespace fs = std::filesystem;
+    btf *split = btf__new_empty_split(btf_);
+    ASSERT_NE(split, nullptr);
+    int32_t int_id = btf__find_by_name_kind(btf_, "int", BTF_KIND_INT);
+    int32_t spinlock_t = btf__find_by_name_kind(btf_, "spinlock_t", BTF_KIND_TYPEDEF);
+    int obj = btf__add_struct(split, "scen_obj", 16);
+    btf__add_field(split, "refs", int_id, 0, 0);
+    btf__add_field(split, "guard", spinlock_t, 64, 0);
+    ASSERT_GT(obj, 0);
+    uint32_t size = 0;
+    const void *raw = btf__raw_data(split, &size);
+    ASSERT_NE(raw, nullptr);
+    fs::path dir = fs::temp_directory_path() / fmt::format("lockwatch-btf-{}", getpid());
+    fs::create_directories(dir);
+    std::ofstream(dir / "lockwatch_scenarios", std::ios::binary)
+        .write(static_cast<const char *>(raw), size);
+    std::ofstream(dir / "broken") << "not btf";
+    btf__free(split);
+
+    ClassNamer namer(btf_, nullptr, {});
+    EXPECT_EQ(namer.slab("scen_obj", 8, 16), "scen_obj+0x8") << "vmlinux alone does not know it";
+    namer.use_module_btf(dir.string());
+    EXPECT_EQ(namer.slab("scen_obj", 8, 16), "scen_obj.guard");
+    EXPECT_EQ(namer.slab("pid", 8, 24), "pid.lock") << "vmlinux's structs come first";
+    EXPECT_EQ(namer.slab("no_such_struct", 8, 16), "no_such_struct+0x8");
+    fs::remove_all(dir);
+}
+
 TEST_F(ClassNamesTest, MemberPathStopsAtTheLockType) {
     EXPECT_EQ(lock_member_path(btf_, pid_, 12), "wait_pidfd.lock");
     EXPECT_EQ(lock_member_path(btf_, pid_, 8), "lock");
@@ -94,6 +126,24 @@ TEST(ClassNames, StaticAndCallSiteNamesComeFromKallsyms) {
     EXPECT_EQ(namer.kernel_data(0xffffffff82000000), "tasklist_lock");
     EXPECT_EQ(namer.kernel_data(0xffffffff82000050), "rcu_state+0x10");
     EXPECT_EQ(namer.call_site(0xffffffff81000020), "lock@do_wait_for_common");
+}
+
+TEST(ClassNames, ModuleStaticsNameTheirModule) {
+    std::istringstream in(
+        "ffffffff81000000 T _stext\n"
+        "ffffffff82000000 B _end\n"
+        "ffffffffc0200000 t circ_thread\t[lockwatch_scenarios]\n"
+        "ffffffffc0202000 d circ_a\t[lockwatch_scenarios]\n"
+        "ffffffffc0202040 d circ_table\t[lockwatch_scenarios]\n");
+    Kallsyms k = Kallsyms::parse(in);
+    ClassNamer namer(nullptr, &k, {});
+    EXPECT_EQ(namer.kernel_data(0xffffffffc0202000), "circ_a [lockwatch_scenarios]");
+    EXPECT_EQ(namer.module_data(0xffffffffc0202050), "circ_table+0x10 [lockwatch_scenarios]");
+    EXPECT_EQ(namer.call_site(0xffffffffc0200008), "lock@circ_thread [lockwatch_scenarios]");
+    // The image's symbols do not name module memory.
+    EXPECT_FALSE(namer.module_data(0xffffffff81000100).has_value());
+    EXPECT_EQ(namer.module_data_or_offset(0xffffffffc0f00010),
+              "static-lock+0xf00010 [module area]");
 }
 
 TEST(ClassNames, SlabAliasesFollowSysfsSymlinks) {

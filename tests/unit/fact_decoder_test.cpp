@@ -1,5 +1,6 @@
 #include "live/fact_decoder.h"
 
+#include <chrono>
 #include <cstring>
 #include <sstream>
 
@@ -7,6 +8,7 @@
 
 #include "capture/kallsyms.h"
 #include "engine/engine.h"
+#include "output/text.h"
 
 namespace lockwatch {
 namespace {
@@ -343,6 +345,190 @@ TEST_F(FactDecoderTest, ReadReacquireInInterruptContextIsNoRecursion) {
         engine.process(std::get<engine::Event>(decoded));
     }
     EXPECT_EQ(findings, 0);
+}
+
+// A kernel whose module area holds BPF programs and, later, a module.
+const char *kBootSymbols =
+    "ffffffff81000000 T _stext\n"
+    "ffffffff81000100 T _raw_spin_lock\n"
+    "ffffffff81000200 T do_one_initcall\n"
+    "ffffffff82000000 B _end\n"
+    "ffffffffc0000000 t bpf_trampoline_6442\t[bpf]\n"
+    "ffffffffc0001000 t bpf_prog_abc_fentry\t[bpf]\n";
+
+const char *kScenarios =
+    "ffffffffc0200000 t circ_thread\t[lockwatch_scenarios]\n"
+    "ffffffffc0200100 t circ_init\t[lockwatch_scenarios]\n"
+    "ffffffffc0202000 d circ_a\t[lockwatch_scenarios]\n"
+    "ffffffffc0202040 d circ_table\t[lockwatch_scenarios]\n";
+const char *kScenariosAt = "lockwatch_scenarios 16384 0 - Live 0xffffffffc0200000 (O)\n";
+
+// The same module loaded again, elsewhere.
+const char *kScenariosMoved =
+    "ffffffffc0500000 t circ_thread\t[lockwatch_scenarios]\n"
+    "ffffffffc0500100 t circ_init\t[lockwatch_scenarios]\n"
+    "ffffffffc0502000 d circ_a\t[lockwatch_scenarios]\n"
+    "ffffffffc0502040 d circ_table\t[lockwatch_scenarios]\n";
+const char *kScenariosMovedAt = "lockwatch_scenarios 16384 0 - Live 0xffffffffc0500000 (O)\n";
+
+Kallsyms table(const std::string &symbols, const std::string &modules = "") {
+    std::istringstream in(symbols), mods(modules);
+    Kallsyms k = Kallsyms::parse(in);
+    k.set_module_extents(Kallsyms::parse_modules(mods));
+    return k;
+}
+
+class ModuleDecoderTest : public ::testing::Test {
+  protected:
+    ModuleDecoderTest()
+        : kallsyms_(table(kBootSymbols)),
+          refresher_(
+              kallsyms_, [this] { return table(std::string(kBootSymbols) + now_, now_at_); },
+              std::chrono::seconds(1), [this] { return clock_; }),
+          namer_(nullptr, &kallsyms_, {}),
+          decoder_(namer_, kallsyms_, [this](int32_t) { return stack_; }) {
+        decoder_.set_refresher(&refresher_);
+    }
+
+    // The module loads (or moves) while lockwatch runs.
+    void load(const char *symbols, const char *at) {
+        now_ = symbols;
+        now_at_ = at;
+        clock_ += std::chrono::seconds(2);
+    }
+
+    engine::ClassFact decode_class(uint64_t bpf_id, uint64_t address) {
+        lw_record r = record(LW_RECORD_CLASS);
+        r.class_id = bpf_id;
+        r.class_type = LW_CLASS_MODULE;
+        r.class_key = address;
+        std::vector<DecodedRecord> out;
+        decoder_.decode(r, out);
+        return out.size() == 1 ? event<engine::ClassFact>(out[0]) : engine::ClassFact{};
+    }
+
+    Kallsyms kallsyms_;
+    std::string now_, now_at_;
+    std::chrono::steady_clock::time_point clock_{};
+    KallsymsRefresher refresher_;
+    ClassNamer namer_;
+    FactDecoder decoder_;
+    std::vector<uint64_t> stack_;
+};
+
+TEST_F(ModuleDecoderTest, ModuleStaticLockIsNamedAfterItsSymbolAndModule) {
+    load(kScenarios, kScenariosAt);
+    engine::ClassFact a = decode_class(11, 0xffffffffc0202000);
+    EXPECT_EQ(a.name, "circ_a [lockwatch_scenarios]");
+    EXPECT_EQ(refresher_.reloads(), 1u) << "the module loaded after the table was read";
+    engine::ClassFact inside = decode_class(12, 0xffffffffc0202050);
+    EXPECT_EQ(inside.name, "circ_table+0x10 [lockwatch_scenarios]");
+    EXPECT_NE(a.id, inside.id);
+    EXPECT_EQ(refresher_.reloads(), 1u);
+}
+
+TEST_F(ModuleDecoderTest, ReloadedModuleKeepsItsLockClasses) {
+    load(kScenarios, kScenariosAt);
+    engine::ClassFact first = decode_class(11, 0xffffffffc0202000);
+    EXPECT_EQ(first.id, module_class_id("circ_a [lockwatch_scenarios]"));
+    load(kScenariosMoved, kScenariosMovedAt);
+    engine::ClassFact again = decode_class(21, 0xffffffffc0502000);
+    EXPECT_EQ(again.name, first.name);
+    EXPECT_EQ(again.id, first.id) << "one class across the reload";
+    EXPECT_EQ(refresher_.reloads(), 2u);
+
+    // Facts about either BPF id reach the engine as the one class.
+    lw_record edge = record(LW_RECORD_EDGE);
+    edge.class_id = 21;
+    edge.prev_class_id = 11;
+    edge.stack_id = -1;
+    lw_record usage = record(LW_RECORD_USAGE);
+    usage.class_id = 21;
+    usage.usage_bit = LW_USED_IN_HARDIRQ;
+    usage.stack_id = -1;
+    std::vector<DecodedRecord> out;
+    decoder_.decode(edge, out);
+    decoder_.decode(usage, out);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(event<engine::EdgeFact>(out[0]).prev, first.id);
+    EXPECT_EQ(event<engine::EdgeFact>(out[0]).next, first.id);
+    EXPECT_EQ(event<engine::UsageFact>(out[1]).cls, first.id);
+    ASSERT_NE(decoder_.class_name(first.id), nullptr);
+    EXPECT_EQ(*decoder_.class_name(first.id), "circ_a [lockwatch_scenarios]");
+}
+
+TEST_F(ModuleDecoderTest, UnnamedModuleStaticIsAnOffsetInTheModuleArea) {
+    engine::ClassFact c = decode_class(13, 0xffffffffc0802468);
+    EXPECT_EQ(c.name, "static-lock+0x802468 [module area]");
+    EXPECT_EQ(c.id, 13u) << "nothing stable to name it by: the BPF id stays";
+}
+
+TEST_F(ModuleDecoderTest, ModuleCallSitesNameTheModuleFunction) {
+    load(kScenarios, kScenariosAt);
+    lw_record r = record(LW_RECORD_CLASS);
+    r.class_id = 14;
+    r.class_type = LW_CLASS_SITE;
+    r.class_key = 0xffffffffc0200010;
+    std::vector<DecodedRecord> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(event<engine::ClassFact>(out[0]).name, "lock@circ_thread [lockwatch_scenarios]");
+}
+
+std::string text_of(const engine::Stack &stack) {
+    std::string text;
+    for (const engine::Frame &f : stack) {
+        text += output::format_frame(f) + "\n";
+    }
+    return text;
+}
+
+TEST_F(ModuleDecoderTest, StacksNameModuleFramesAndKeepUnnamedOnes) {
+    load(kScenarios, kScenariosAt);
+    stack_ = {0xffffffffc0001010,   // the program (BPF)
+              0xffffffffc0000020,   // its trampoline (BPF)
+              0xffffffff81000105,   // _raw_spin_lock
+              0xffffffffc020011c,   // circ_init in the module
+              0xffffffffc0900040,   // module area, nothing there by name
+              0xffffffff81000210,   // do_one_initcall
+              0xffffffff83000000,   // past the image's end
+              0xffff888012345678};  // not code at all
+    lw_record r = record(LW_RECORD_USAGE);
+    r.class_id = 1;
+    r.usage_bit = LW_USED_IN_HARDIRQ;
+    std::vector<DecodedRecord> out;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 2u);
+    const auto &stack = event<engine::StackFact>(out[0]);
+    EXPECT_EQ(text_of(stack.frames),
+              "_raw_spin_lock+0x5/0x100\n"
+              "circ_init+0x1c/0x1f00 [lockwatch_scenarios]\n"
+              "0x900040 (unknown) [module area]\n"
+              "do_one_initcall+0x10/0xfffe00\n"
+              "(unknown) [elsewhere]\n"
+              "(unknown) [elsewhere]\n");
+    EXPECT_EQ(text_of(stack.frames).find("ffff"), std::string::npos) << "no address leaves";
+}
+
+TEST(SymbolizeKernelStack, UnnamedFramesCountFromTheirRegion) {
+    // A table that lacks part of the kernel's text (as a partial read would).
+    Kallsyms k = table(
+        "ffffffff81000000 T _stext\n"
+        "ffffffff81000100 T _raw_spin_lock\n"
+        "ffffffff81000200 T _etext_marker\n"
+        "ffffffff82000000 B _end\n");
+    engine::Frame text = symbolize_frame(0xffffffff81000080, k);
+    EXPECT_EQ(text.symbol, "_stext");  // named by the symbol below it
+    // Before every symbol of the image: an offset from its text start cannot
+    // be negative, so it is elsewhere.
+    EXPECT_EQ(output::format_frame(symbolize_frame(0xffffffff80ff0000, k)),
+              "(unknown) [elsewhere]");
+    engine::Frame mod = symbolize_frame(0xffffffffc0123456, k);
+    EXPECT_EQ(output::format_frame(mod), "0x123456 (unknown) [module area]");
+    // Leading unnamed module frames are BPF's only when a kernel frame
+    // follows them; with none they are kept.
+    EXPECT_EQ(symbolize_kernel_stack({0xffffffffc0123456, 0xffffffff81000110}, k).size(), 1u);
+    EXPECT_EQ(symbolize_kernel_stack({0xffffffffc0123456, 0xffffffffc0123999}, k).size(), 2u);
 }
 
 }  // namespace

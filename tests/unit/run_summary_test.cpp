@@ -156,3 +156,16 @@ TEST(ClassAgreement, CountsTheClassesInEdgesApart) {
 
 }  // namespace
 }  // namespace lockwatch
+
+namespace lockwatch {
+namespace {
+
+TEST(RunSummary, SymbolRereadsAreCounted) {
+    EXPECT_EQ(format_symbol_rereads(0, 0, 0),
+              "module symbols: 0 re-reads of /proc/kallsyms (0 deferred, 0 failed)");
+    EXPECT_EQ(format_symbol_rereads(1, 3, 0),
+              "module symbols: 1 re-read of /proc/kallsyms (3 deferred, 0 failed)");
+}
+
+}  // namespace
+}  // namespace lockwatch

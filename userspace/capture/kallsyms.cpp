@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
+#include <set>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "lockwatch.h"
 
 namespace lockwatch {
 
@@ -15,6 +19,12 @@ namespace {
 bool is_text_type(char type) {
     return type == 'T' || type == 't' || type == 'W' || type == 'w';
 }
+
+bool is_pseudo_module(std::string_view module) {
+    return module == "bpf" || module.starts_with("__builtin__");
+}
+
+constexpr uint64_t kPseudoSymbolMax = 0x1000;
 
 }  // namespace
 
@@ -50,13 +60,110 @@ Kallsyms Kallsyms::parse(std::istream &in) {
         table.symbols_.push_back({address, std::move(name), std::move(module), type_text[0]});
     }
     table.addresses_hidden_ = !table.symbols_.empty() && !any_nonzero;
-    std::stable_sort(
-        table.symbols_.begin(), table.symbols_.end(),
-        [](const KernelSymbol &a, const KernelSymbol &b) { return a.address < b.address; });
+    table.sort_and_index();
     return table;
 }
 
-Kallsyms Kallsyms::load(const std::string &path) {
+void Kallsyms::sort_and_index() {
+    std::stable_sort(
+        symbols_.begin(), symbols_.end(),
+        [](const KernelSymbol &a, const KernelSymbol &b) { return a.address < b.address; });
+    for (const KernelSymbol &sym : symbols_) {
+        if (sym.module.empty() && sym.name == "_stext") {
+            text_start_ = sym.address;
+        } else if (sym.module.empty() && sym.name == "_end") {
+            image_end_ = sym.address;
+        }
+    }
+}
+
+std::map<std::string, ModuleExtent> Kallsyms::parse_modules(std::istream &in) {
+    std::map<std::string, ModuleExtent> extents;
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string name, refs, deps, state, address_text;
+        uint64_t size = 0;
+        if (!(fields >> name >> size >> refs >> deps >> state >> address_text) ||
+            !address_text.starts_with("0x")) {
+            continue;
+        }
+        uint64_t address = 0;
+        const char *first = address_text.data() + 2,
+                   *last = address_text.data() + address_text.size();
+        auto [end, ec] = std::from_chars(first, last, address, 16);
+        if (ec != std::errc() || end != last || address == 0) {
+            continue;  // hidden (kptr_restrict) or malformed
+        }
+        extents[name] = {address, address + size};
+    }
+    return extents;
+}
+
+void Kallsyms::set_module_extents(std::map<std::string, ModuleExtent> extents) {
+    modules_ = std::move(extents);
+}
+
+bool Kallsyms::in_module_area(uint64_t address) const {
+    return lw_in_module_area(address, image_end_);
+}
+
+void Kallsyms::merge_modules(const Kallsyms &fresh) {
+    // Where each module of the fresh read lies: its symbols and its extent.
+    // kallsyms' pseudo-modules ([bpf], [__builtin__kprobes], ...) scatter
+    // over the whole area: they are replaced, but their span means nothing.
+    std::map<std::string, ModuleExtent> fresh_spans;
+    std::set<std::string> fresh_modules;
+    for (const KernelSymbol &sym : fresh.symbols_) {
+        if (sym.module.empty()) {
+            continue;
+        }
+        fresh_modules.insert(sym.module);
+        if (is_pseudo_module(sym.module)) {
+            continue;
+        }
+        auto [it, added] =
+            fresh_spans.try_emplace(sym.module, ModuleExtent{sym.address, sym.address + 1});
+        it->second.start = std::min(it->second.start, sym.address);
+        it->second.end = std::max(it->second.end, sym.address + 1);
+    }
+    for (const auto &[name, extent] : fresh.modules_) {
+        auto [it, added] = fresh_spans.try_emplace(name, extent);
+        it->second.start = std::min(it->second.start, extent.start);
+        it->second.end = std::max(it->second.end, extent.end);
+    }
+    auto overlaps_fresh = [&](uint64_t address) {
+        return std::any_of(fresh_spans.begin(), fresh_spans.end(), [&](const auto &span) {
+            return address >= span.second.start && address < span.second.end;
+        });
+    };
+    std::set<std::string> stale;
+    std::erase_if(symbols_, [&](const KernelSymbol &sym) {
+        if (sym.module.empty()) {
+            return false;
+        }
+        if (fresh_modules.contains(sym.module) || fresh_spans.contains(sym.module) ||
+            overlaps_fresh(sym.address)) {
+            stale.insert(sym.module);
+            return true;
+        }
+        return false;
+    });
+    for (const std::string &name : stale) {
+        modules_.erase(name);
+    }
+    for (const KernelSymbol &sym : fresh.symbols_) {
+        if (!sym.module.empty()) {
+            symbols_.push_back(sym);
+        }
+    }
+    for (const auto &[name, extent] : fresh.modules_) {
+        modules_[name] = extent;
+    }
+    sort_and_index();
+}
+
+Kallsyms Kallsyms::load(const std::string &path, const std::string &modules_path) {
     std::ifstream in(path);
     if (!in) {
         throw std::runtime_error(
@@ -72,6 +179,9 @@ Kallsyms Kallsyms::load(const std::string &path) {
         throw std::runtime_error(fmt::format(
             "{} shows only zero addresses (kptr_restrict): run lockwatch as root", path));
     }
+    if (std::ifstream modules(modules_path); modules) {
+        table.modules_ = parse_modules(modules);
+    }
     return table;
 }
 
@@ -83,11 +193,35 @@ std::optional<SymbolizedAddress> Kallsyms::symbolize(uint64_t address) const {
         return std::nullopt;
     }
     const KernelSymbol &sym = *std::prev(after);
+    // The image's last symbols do not reach past it.
+    if (sym.module.empty() && !in_module_area(sym.address) &&
+        (in_module_area(address) || (image_end_ && address >= image_end_))) {
+        return std::nullopt;
+    }
+    // A module's core symbols end where its core does: past it lies another
+    // module (perhaps one this table has not read yet), not this symbol.
+    // Its init code and data (freed after init) lie elsewhere.
+    uint64_t limit = std::numeric_limits<uint64_t>::max();
+    if (const ModuleExtent *core = core_of(sym)) {
+        if (address >= core->end) {
+            return std::nullopt;
+        }
+        limit = core->end;
+    } else if (is_pseudo_module(sym.module)) {
+        // A BPF trampoline is one page, programs and ftrace trampolines are
+        // smaller, and between them lie real modules: a module gone before
+        // its records were decoded was seen named "bpf_trampoline_N+0x7075".
+        if (address - sym.address >= kPseudoSymbolMax) {
+            return std::nullopt;
+        }
+        limit = sym.address + kPseudoSymbolMax;
+    }
     // Several symbols can share an address; the distance to the next distinct
     // address is the best size kallsyms can give.
     auto next = std::find_if(after, symbols_.end(),
                              [&](const KernelSymbol &s) { return s.address > sym.address; });
-    uint64_t size = next == symbols_.end() ? 0 : next->address - sym.address;
+    uint64_t end = std::min(next == symbols_.end() ? limit : next->address, limit);
+    uint64_t size = end == std::numeric_limits<uint64_t>::max() ? 0 : end - sym.address;
     // An address far past the last symbol of a region is in no symbol at all.
     if (size == 0 && address - sym.address > (1u << 20)) {
         return std::nullopt;
@@ -136,6 +270,69 @@ std::optional<uint64_t> Kallsyms::address_of(std::string_view name) const {
         }
     }
     return std::nullopt;
+}
+
+KallsymsRefresher::KallsymsRefresher(Kallsyms &table, Reader read,
+                                     std::chrono::milliseconds min_interval, Clock clock)
+    : table_(table),
+      read_(std::move(read)),
+      min_interval_(min_interval),
+      clock_(std::move(clock)) {}
+
+const ModuleExtent *Kallsyms::core_of(const KernelSymbol &sym) const {
+    if (sym.module.empty()) {
+        return nullptr;
+    }
+    auto m = modules_.find(sym.module);
+    if (m == modules_.end() || sym.address < m->second.start || sym.address >= m->second.end) {
+        return nullptr;
+    }
+    return &m->second;
+}
+
+bool Kallsyms::names_exactly(uint64_t address) const {
+    auto after = std::upper_bound(
+        symbols_.begin(), symbols_.end(), address,
+        [](uint64_t value, const KernelSymbol &sym) { return value < sym.address; });
+    if (after == symbols_.begin() || !symbolize(address)) {
+        return false;
+    }
+    const KernelSymbol &sym = *std::prev(after);
+    return sym.module.empty() || is_pseudo_module(sym.module) || core_of(sym) != nullptr;
+}
+
+void KallsymsRefresher::before_naming(uint64_t address) {
+    if (!table_.in_module_area(address) || table_.names_exactly(address) ||
+        unnamed_after_read_.contains(address)) {
+        return;
+    }
+    auto now = clock_();
+    if (next_read_ && now < *next_read_) {
+        ++deferred_;
+        return;
+    }
+    bool read = false;
+    try {
+        table_.merge_modules(read_());
+        ++reloads_;
+        read = true;
+    } catch (const std::runtime_error &) {
+        ++failed_;
+    }
+    // Where a read is slow (seconds in an emulated guest), the wait grows
+    // with it: reads take a tenth of the time at most.
+    auto done = clock_();
+    next_read_ =
+        done + std::max<std::chrono::steady_clock::duration>(min_interval_, 9 * (done - now));
+    if (!read) {
+        return;
+    }
+    if (!table_.names_exactly(address)) {
+        if (unnamed_after_read_.size() >= 65536) {
+            unnamed_after_read_.clear();  // bounded memory; they may ask once more
+        }
+        unnamed_after_read_.insert(address);
+    }
 }
 
 }  // namespace lockwatch

@@ -147,8 +147,9 @@ std::string KernelDebugInfo::source_path(const char *path) const {
 
 void KernelDebugInfo::append_frame(const engine::Frame &frame, engine::Stack *out) const {
     auto it = functions_.find(frame.symbol);
-    if (frame.inlined || !frame.file.empty() || it == functions_.end() ||
-        it->second == kAmbiguous) {
+    // Module code and unnamed frames are not in vmlinux.
+    if (frame.inlined || !frame.file.empty() || !frame.module.empty() || frame.symbol.empty() ||
+        it == functions_.end() || it->second == kAmbiguous) {
         out->push_back(frame);
         return;
     }

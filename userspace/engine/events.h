@@ -71,6 +71,12 @@ bool parse_usage_bit_name(std::string_view name, UsageBit *out);
 
 // One frame of a symbolized kernel stack. Never a raw address: the producer
 // resolves addresses to symbol+offset (and optionally file:line) first.
+//
+// A frame no symbol names has an empty symbol; its offset counts from the
+// start of the region it lies in and `module` names that region: empty for
+// the kernel image's text ("0x1c40 (unknown)"), kModuleAreaRegion for the
+// module area ("0x3a1c40 (unknown) [module area]"), kElsewhereRegion, with
+// no offset, for anywhere else ("(unknown) [elsewhere]").
 struct Frame {
     std::string symbol;        // "io_submit_one"
     std::uint64_t offset = 0;  // offset of the return address in the symbol
@@ -78,9 +84,12 @@ struct Frame {
     std::string file;          // "fs/aio.c", optional
     std::uint32_t line = 0;    // 0 if unknown
     bool inlined = false;      // an inline frame expanded from the next real frame
+    std::string module{};      // "lockwatch_scenarios" for module code, empty for the kernel
     bool operator==(const Frame &) const = default;
 };
 using Stack = std::vector<Frame>;
+inline constexpr std::string_view kModuleAreaRegion = "module area";
+inline constexpr std::string_view kElsewhereRegion = "elsewhere";
 
 // A stack shared by the stack table and every finding that shows it. Two
 // StackRefs are equal when their frames are, wherever the frames are stored

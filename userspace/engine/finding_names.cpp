@@ -52,7 +52,7 @@ std::string make_title(FindingKind kind, const Stack *stack) {
                                                                 : "possible deadlock in ";
     if (stack) {
         for (const Frame &fr : *stack) {
-            if (!fr.inlined && !is_lock_primitive(fr.symbol)) {
+            if (!fr.inlined && !fr.symbol.empty() && !is_lock_primitive(fr.symbol)) {
                 return prefix + fr.symbol;
             }
         }

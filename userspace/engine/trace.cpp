@@ -150,14 +150,15 @@ Frame get_frame(const json &v) {
         fail("frame: expected a string or an object");
     }
     f.symbol = get_string(v, "sym", true);
-    if (f.symbol.empty()) {
-        fail("frame: empty \"sym\"");
-    }
     f.offset = get_u64(v, "off", false);
     f.size = get_u64(v, "size", false);
+    f.module = get_string(v, "mod", false);
     f.file = get_string(v, "file", false);
     f.line = static_cast<std::uint32_t>(get_u64(v, "line", false, 0, 0xffffffffu));
     f.inlined = get_bool(v, "inline", false);
+    if (f.symbol.empty() && (f.inlined || f.size)) {
+        fail("frame: empty \"sym\" (an unnamed frame has an offset and a region only)");
+    }
     return f;
 }
 
@@ -293,6 +294,9 @@ json trace_frame_to_json(const Frame &f) {
     if (f.size) {
         j["size"] = fmt::format("{:#x}", f.size);
     }
+    if (!f.module.empty()) {
+        j["mod"] = f.module;
+    }
     if (!f.file.empty()) {
         j["file"] = f.file;
     }
@@ -314,9 +318,59 @@ void put_task(json &j, const Task &t) {
     }
 }
 
+// " [module]" right after the symbol (or an unnamed frame's region); "module
+// area" has a space, so the bracket is matched, not split on spaces.
+bool take_module(std::string_view *rest, std::string *module) {
+    if (!rest->starts_with("[")) {
+        return true;
+    }
+    auto close = rest->find(']');
+    if (close == std::string_view::npos || close == 1) {
+        return false;
+    }
+    *module = std::string(rest->substr(1, close - 1));
+    rest->remove_prefix(close + 1);
+    if (rest->starts_with(" ")) {
+        rest->remove_prefix(1);
+    }
+    return true;
+}
+
+// "0x1c40 (unknown)", "0x3a1c40 (unknown) [module area]", "(unknown) [elsewhere]".
+bool parse_unnamed_frame(std::string_view text, Frame *out, std::string *error) {
+    constexpr std::string_view kUnknown = "(unknown)";
+    Frame f;
+    std::string_view s = text;
+    if (!s.starts_with(kUnknown)) {
+        auto sp = s.find(' ');
+        if (sp == std::string_view::npos || !parse_hex_or_dec(s.substr(0, sp), &f.offset)) {
+            *error = fmt::format("bad offset in \"{}\"", text);
+            return false;
+        }
+        s.remove_prefix(sp + 1);
+    }
+    if (!s.starts_with(kUnknown)) {
+        *error = fmt::format("no symbol in \"{}\"", text);
+        return false;
+    }
+    s.remove_prefix(kUnknown.size());
+    if (s.starts_with(" ")) {
+        s.remove_prefix(1);
+    }
+    if (!take_module(&s, &f.module) || !s.empty()) {
+        *error = fmt::format("bad region in \"{}\"", text);
+        return false;
+    }
+    *out = std::move(f);
+    return true;
+}
+
 }  // namespace
 
 bool parse_frame_text(std::string_view text, Frame *out, std::string *error) {
+    if (text.starts_with("0x") || text.starts_with("(unknown)")) {
+        return parse_unnamed_frame(text, out, error);
+    }
     Frame f;
     std::string_view s = text;
     constexpr std::string_view kInline = " [inline]";
@@ -328,6 +382,10 @@ bool parse_frame_text(std::string_view text, Frame *out, std::string *error) {
     if (auto sp = s.find(' '); sp != std::string_view::npos) {
         loc = s.substr(sp + 1);
         s = s.substr(0, sp);
+    }
+    if (!take_module(&loc, &f.module)) {
+        *error = fmt::format("bad module in \"{}\"", text);
+        return false;
     }
     if (auto plus = s.find('+'); plus != std::string_view::npos) {
         std::string_view off = s.substr(plus + 1);

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "capture/kallsyms.h"
+#include "lockwatch.h"
 
 namespace lockwatch {
 
@@ -158,24 +159,74 @@ ClassNamer::ClassNamer(const btf *btf, const Kallsyms *kallsyms,
     }
 }
 
+ModuleBtfs::ModuleBtfs(const btf *base, std::string dir) : base_(base), dir_(std::move(dir)) {}
+
+ModuleBtfs::~ModuleBtfs() {
+    for (auto &[name, module_btf] : parsed_) {
+        btf__free(module_btf);
+    }
+}
+
+std::optional<ModuleBtfs::Found> ModuleBtfs::find_struct(const std::string &name) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    for (const auto &entry : fs::directory_iterator(dir_, ec)) {
+        std::string module = entry.path().filename();
+        if (module != "vmlinux" && !parsed_.contains(module)) {
+            // libbpf keeps the base and does not change it. Null when the
+            // file does not parse: not asked again.
+            parsed_[module] = btf__parse_split(entry.path().c_str(), const_cast<btf *>(base_));
+        }
+    }
+    for (const auto &[module, module_btf] : parsed_) {
+        if (!module_btf) {
+            continue;
+        }
+        int32_t id = btf__find_by_name_kind(module_btf, name.c_str(), BTF_KIND_STRUCT);
+        // Ids below the split's start are vmlinux's: not this module's struct.
+        if (id > 0 && static_cast<uint32_t>(id) >= btf__type_cnt(base_)) {
+            return Found{module_btf, id, module};
+        }
+    }
+    return std::nullopt;
+}
+
+void ClassNamer::use_module_btf(const std::string &dir) {
+    if (btf_) {
+        module_btfs_ = std::make_unique<ModuleBtfs>(btf_, dir);
+    }
+}
+
+std::optional<std::string> ClassNamer::struct_lock_in(const btf *btf, int32_t id,
+                                                      const std::string &struct_name,
+                                                      uint64_t offset, uint64_t object_size) {
+    int64_t size = btf__resolve_size(btf, id);
+    if (object_size && size > static_cast<int64_t>(object_size)) {
+        return std::nullopt;  // the struct does not fit this cache's objects
+    }
+    auto path = lock_member_path(btf, id, offset);
+    if (!path) {
+        return std::nullopt;
+    }
+    return join_path(struct_name, *path);
+}
+
 std::optional<std::string> ClassNamer::struct_lock(const std::string &struct_name, uint64_t offset,
                                                    uint64_t object_size) const {
     if (!btf_) {
         return std::nullopt;
     }
     int32_t id = btf__find_by_name_kind(btf_, struct_name.c_str(), BTF_KIND_STRUCT);
-    if (id <= 0) {
-        return std::nullopt;
+    if (id > 0) {
+        return struct_lock_in(btf_, id, struct_name, offset, object_size);
     }
-    int64_t size = btf__resolve_size(btf_, id);
-    if (object_size && size > static_cast<int64_t>(object_size)) {
-        return std::nullopt;  // the struct does not fit this cache's objects
+    // A struct only a module defines (its slab cache made by the module).
+    if (module_btfs_) {
+        if (auto found = module_btfs_->find_struct(struct_name)) {
+            return struct_lock_in(found->types, found->type_id, struct_name, offset, object_size);
+        }
     }
-    auto path = lock_member_path(btf_, id, offset);
-    if (!path) {
-        return std::nullopt;
-    }
-    return join_path(struct_name, *path);
+    return std::nullopt;
 }
 
 std::string ClassNamer::slab(const std::string &cache, uint64_t offset,
@@ -251,17 +302,45 @@ std::string ClassNamer::page(uint64_t offset) const {
     return fmt::format("page+{:#x}", offset);
 }
 
+namespace {
+
+std::string with_module(std::string name, const SymbolizedAddress &sym) {
+    return sym.module.empty() ? name : fmt::format("{} [{}]", name, sym.module);
+}
+
+}  // namespace
+
 std::string ClassNamer::kernel_data(uint64_t address) const {
     auto sym = kallsyms_ ? kallsyms_->symbolize(address) : std::nullopt;
     if (!sym) {
         return "static-lock";
     }
-    return sym->offset ? fmt::format("{}+{:#x}", sym->name, sym->offset) : sym->name;
+    return with_module(sym->offset ? fmt::format("{}+{:#x}", sym->name, sym->offset) : sym->name,
+                       *sym);
+}
+
+std::optional<std::string> ClassNamer::module_data(uint64_t address) const {
+    auto sym = kallsyms_ ? kallsyms_->symbolize(address) : std::nullopt;
+    if (!sym || sym->module.empty()) {
+        return std::nullopt;
+    }
+    return kernel_data(address);
+}
+
+std::string ClassNamer::module_data_or_offset(uint64_t address) const {
+    if (auto name = module_data(address)) {
+        return *name;
+    }
+    return fmt::format("static-lock+{:#x} [module area]", address - lw_module_area_start(address));
+}
+
+std::string ClassNamer::function(uint64_t address) const {
+    auto sym = kallsyms_ ? kallsyms_->symbolize(address) : std::nullopt;
+    return sym ? with_module(sym->name, *sym) : "unknown";
 }
 
 std::string ClassNamer::call_site(uint64_t address) const {
-    auto sym = kallsyms_ ? kallsyms_->symbolize(address) : std::nullopt;
-    return fmt::format("lock@{}", sym ? sym->name : "unknown");
+    return "lock@" + function(address);
 }
 
 }  // namespace lockwatch

@@ -5,11 +5,13 @@
 //   per-CPU data  (per-CPU offset)  -> "runqueues.__lock"
 //   struct page   (offset)          -> "page.ptl"
 //   kernel data   (symbol + offset) -> "tasklist_lock", "rcu_state.ofl_lock"
-//   other memory  (call site)       -> "lock@do_wait_for_common"
+//   module data   (symbol + offset) -> "circ_a [lockwatch_scenarios]", "tbl+0x10 [mod]"
+//   other memory  (call site)       -> "lock@do_wait_for_common", "lock@fn [mod]"
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,26 +33,69 @@ std::optional<std::string> lock_member_path(const btf *btf, int32_t type_id, uin
 std::map<std::string, std::vector<std::string>> read_slab_aliases(
     const std::string &sysfs_slab = "/sys/kernel/slab");
 
+// The BTF of loaded modules (/sys/kernel/btf/<module>), split on vmlinux's
+// BTF, for structs that only a module defines. Parsed when first asked for
+// a struct vmlinux lacks; a module loaded later is parsed at the next miss.
+class ModuleBtfs {
+  public:
+    // `base` (vmlinux BTF) must outlive this.
+    ModuleBtfs(const btf *base, std::string dir);
+    ~ModuleBtfs();
+    ModuleBtfs(const ModuleBtfs &) = delete;
+    ModuleBtfs &operator=(const ModuleBtfs &) = delete;
+
+    struct Found {
+        const struct btf *types;
+        int32_t type_id;
+        std::string module;
+    };
+    std::optional<Found> find_struct(const std::string &name);
+    size_t parsed() const { return parsed_.size(); }
+
+  private:
+    const btf *base_;
+    std::string dir_;
+    std::map<std::string, btf *> parsed_;  // module -> its BTF, null when it did not parse
+};
+
 class ClassNamer {
   public:
     // `btf` and `kallsyms` must outlive the namer.
     ClassNamer(const btf *btf, const Kallsyms *kallsyms,
                std::map<std::string, std::vector<std::string>> slab_aliases);
+    // Looks up structs vmlinux lacks in the module BTFs under `dir`
+    // (/sys/kernel/btf); off until called.
+    void use_module_btf(const std::string &dir);
 
     std::string slab(const std::string &cache, uint64_t offset, uint64_t object_size) const;
     std::string percpu(uint64_t offset) const;
     std::string page(uint64_t offset) const;
+    // "symbol" or "symbol+0xoff", with " [module]" for a module's data;
+    // "static-lock" when no symbol covers it.
     std::string kernel_data(uint64_t address) const;
+    // A static lock in the module area: its symbol as kernel_data() names
+    // it, nullopt when no module symbol covers it.
+    std::optional<std::string> module_data(uint64_t address) const;
+    // module_data(), or the offset in the module area when nothing names it:
+    // "static-lock+0x3a1c40 [module area]".
+    std::string module_data_or_offset(uint64_t address) const;
+    // The function at `address`: "do_wait_for_common", "fn [module]", or
+    // "unknown".
+    std::string function(uint64_t address) const;
     std::string call_site(uint64_t address) const;
 
   private:
     std::optional<std::string> struct_lock(const std::string &struct_name, uint64_t offset,
                                            uint64_t object_size) const;
+    static std::optional<std::string> struct_lock_in(const btf *btf, int32_t id,
+                                                     const std::string &struct_name,
+                                                     uint64_t offset, uint64_t object_size);
 
     const btf *btf_;
     const Kallsyms *kallsyms_;
     std::map<std::string, std::vector<std::string>> slab_aliases_;
     std::map<uint64_t, std::pair<std::string, int32_t>> percpu_vars_;  // offset -> (name, type)
+    std::unique_ptr<ModuleBtfs> module_btfs_;
 };
 
 }  // namespace lockwatch

@@ -28,20 +28,77 @@ engine::Context context_of(uint32_t context) {
 
 }  // namespace
 
-engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kallsyms &kallsyms) {
-    engine::Stack stack;
-    for (uint64_t ip : ips) {
-        auto sym = kallsyms.symbolize(ip);
-        if (!sym || (stack.empty() && engine::is_bpf_machinery(sym->name))) {
-            continue;
-        }
-        engine::Frame frame;
+engine::Frame symbolize_frame(uint64_t ip, const Kallsyms &kallsyms) {
+    engine::Frame frame;
+    if (auto sym = kallsyms.symbolize(ip)) {
         frame.symbol = sym->name;
         frame.offset = sym->offset;
         frame.size = sym->size;
-        stack.push_back(std::move(frame));
+        frame.module = sym->module;
+        return frame;
     }
-    return stack;
+    const uint64_t text = kallsyms.text_start();
+    const uint64_t image_end = kallsyms.image_end() ? kallsyms.image_end() : LW_MODULES_VADDR;
+    if (kallsyms.in_module_area(ip)) {
+        frame.offset = ip - lw_module_area_start(ip);
+        frame.module = engine::kModuleAreaRegion;
+    } else if (text && ip >= text && ip < image_end) {
+        frame.offset = ip - text;
+    } else {
+        frame.module = engine::kElsewhereRegion;  // no offset: nothing fixed to count from
+    }
+    return frame;
+}
+
+namespace {
+
+// How many leading frames belong to the BPF machinery that read the stack.
+size_t machinery_frames(const std::vector<uint64_t> &ips, const std::vector<engine::Frame> &frames,
+                        const Kallsyms &kallsyms) {
+    size_t last_bpf = 0;
+    for (size_t i = 0; i < frames.size(); ++i) {
+        if (!frames[i].symbol.empty() && !engine::is_bpf_machinery(frames[i].symbol)) {
+            return i;
+        }
+        if (!frames[i].symbol.empty()) {
+            last_bpf = i + 1;
+        } else if (!kallsyms.in_module_area(ips[i])) {
+            break;
+        }
+    }
+    return last_bpf;
+}
+
+}  // namespace
+
+engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kallsyms &kallsyms,
+                                     KallsymsRefresher *refresher) {
+    engine::Stack frames;
+    frames.reserve(ips.size());
+    for (uint64_t ip : ips) {
+        frames.push_back(symbolize_frame(ip, kallsyms));
+    }
+    const size_t skip = machinery_frames(ips, frames, kallsyms);
+    frames.erase(frames.begin(), frames.begin() + skip);
+    // lockwatch's own programs load after the table is read: their frames
+    // never ask for a re-read, only the kernel's and modules' frames do.
+    for (size_t i = 0; refresher && i < frames.size(); ++i) {
+        const uint64_t ip = ips[skip + i];
+        if (kallsyms.in_module_area(ip) && !kallsyms.names_exactly(ip)) {
+            refresher->before_naming(ip);
+            frames[i] = symbolize_frame(ip, kallsyms);
+        }
+    }
+    return frames;
+}
+
+uint64_t module_class_id(const std::string &name) {
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over a prefix and the name
+    for (unsigned char c : "module-static:" + name) {
+        h ^= c;
+        h *= 0x100000001b3ull;
+    }
+    return h | 1;  // never 0, as the BPF ids
 }
 
 FactDecoder::FactDecoder(const ClassNamer &namer, const Kallsyms &kallsyms, StackReader read_stack)
@@ -73,16 +130,22 @@ engine::StackId FactDecoder::intern_site(uint64_t site, std::vector<DecodedRecor
     if (auto it = sites_.find(site); it != sites_.end()) {
         return it->second;
     }
-    // A one-frame stack, numbered apart from the BPF stack ids.
+    // A one-frame stack, numbered apart from the BPF stack ids. Not read in
+    // a program: no BPF frames to drop.
     engine::StackId id = kFirstSiteStackId + static_cast<engine::StackId>(sites_.size());
-    announce_stack(id, {site}, out);
+    before_naming(site);
+    engine::Stack frames{symbolize_frame(site, kallsyms_)};
+    if (debuginfo_) {
+        frames = debuginfo_->annotate(frames);
+    }
+    out.push_back(engine::Event{engine::StackFact{id, std::move(frames)}});
     sites_.emplace(site, id);
     return id;
 }
 
 void FactDecoder::announce_stack(engine::StackId id, const std::vector<uint64_t> &ips,
                                  std::vector<DecodedRecord> &out) const {
-    engine::Stack frames = symbolize_kernel_stack(ips, kallsyms_);
+    engine::Stack frames = symbolize_kernel_stack(ips, kallsyms_, refresher_);
     if (debuginfo_) {
         frames = debuginfo_->annotate(frames);
     }
@@ -100,18 +163,18 @@ std::string FactDecoder::name_class(const lw_record &r) {
             return namer_.page(r.class_offset);
         case LW_CLASS_STATIC:
             return namer_.kernel_data(r.class_key);
+        case LW_CLASS_MODULE:
+            return namer_.module_data_or_offset(r.class_key);
         case LW_CLASS_KMALLOC_ALLOC:
-        case LW_CLASS_KMALLOC: {
+        case LW_CLASS_KMALLOC:
             // A generic kmalloc cache holds any struct of a size: the
             // allocating function tells unrelated locks apart, or, for an
             // object allocated before attach, the first one that locked it.
-            auto sym = kallsyms_.symbolize(r.site);
             return fmt::format("{}@{}{}",
                                namer_.slab(std::string(r.name, strnlen(r.name, sizeof(r.name))),
                                            r.class_offset, r.object_size),
                                r.class_type == LW_CLASS_KMALLOC ? "locker:" : "",
-                               sym ? sym->name : "unknown");
-        }
+                               namer_.function(r.site));
         case LW_CLASS_LOCKDEP: {
             // lockdep's own name as lockdep prints it: "#N" for the Nth key
             // of that name, "/N" for a subclass.
@@ -148,7 +211,8 @@ void FactDecoder::decode(const lw_record &r, std::vector<DecodedRecord> &out) {
         case LW_RECORD_RECURSION:
             return decode_recursion(r, out);
         case LW_RECORD_CLASS_PAIR:
-            out.push_back(ClassPair{r.class_id, r.prev_class_id, r.class_type, name_class(r)});
+            out.push_back(
+                ClassPair{r.class_id, class_of(r.prev_class_id), r.class_type, name_class(r)});
             return;
     }
     ++malformed_records_;  // a type this build does not know
@@ -169,12 +233,34 @@ void FactDecoder::decode_first_call(const lw_record &r, std::vector<DecodedRecor
     });
 }
 
+uint64_t FactDecoder::class_of(uint64_t bpf_class_id) const {
+    auto it = canonical_.find(bpf_class_id);
+    return it == canonical_.end() ? bpf_class_id : it->second;
+}
+
+void FactDecoder::before_naming(uint64_t address) {
+    if (refresher_ && address) {
+        refresher_->before_naming(address);
+    }
+}
+
 void FactDecoder::decode_class(const lw_record &r, std::vector<DecodedRecord> &out) {
+    before_naming(r.class_key);
+    before_naming(r.site);
     std::string name = name_class(r);
-    if (class_names_.emplace(r.class_id, name).second) {
+    uint64_t id = r.class_id;
+    // The BPF id of a module static is its address, which a reloaded module
+    // changes: named, it is one class under its name. Every later record
+    // about the BPF id follows (class_of()); the BPF side announces a class
+    // before any fact about it.
+    if (r.class_type == LW_CLASS_MODULE && namer_.module_data(r.class_key)) {
+        id = module_class_id(name);
+        canonical_[r.class_id] = id;
+    }
+    if (class_names_.emplace(id, name).second) {
         ++classes_by_type_[r.class_type];
     }
-    out.push_back(engine::Event{engine::ClassFact{r.class_id, std::move(name)}});
+    out.push_back(engine::Event{engine::ClassFact{id, std::move(name)}});
 }
 
 void FactDecoder::decode_usage(const lw_record &r, std::vector<DecodedRecord> &out) {
@@ -183,7 +269,7 @@ void FactDecoder::decode_usage(const lw_record &r, std::vector<DecodedRecord> &o
         return;
     }
     engine::UsageFact fact;
-    fact.cls = r.class_id;
+    fact.cls = class_of(r.class_id);
     fact.bit = static_cast<engine::UsageBit>(r.usage_bit);
     fact.stack = intern_stack(r.stack_id, out);
     fact.task = task_of(r);
@@ -196,8 +282,8 @@ void FactDecoder::decode_usage(const lw_record &r, std::vector<DecodedRecord> &o
 
 void FactDecoder::decode_edge(const lw_record &r, std::vector<DecodedRecord> &out) {
     engine::EdgeFact fact;
-    fact.prev = r.prev_class_id;
-    fact.next = r.class_id;
+    fact.prev = class_of(r.prev_class_id);
+    fact.next = class_of(r.class_id);
     fact.context = context_of(r.context);
     fact.prev_read = lw_read_level(r.prev_acquire_flags, r.context);
     fact.next_read = lw_read_level(r.acquire_flags, r.context);

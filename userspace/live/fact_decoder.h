@@ -20,11 +20,25 @@
 namespace lockwatch {
 
 class Kallsyms;
+class KallsymsRefresher;
 
-// Kernel stack (innermost first) as symbolized frames, starting at the lock
-// function: BPF programs and trampolines above it are dropped. Frames that
-// no symbol covers are dropped too; addresses never leave this function.
-engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kallsyms &kallsyms);
+// One return address as a frame: "func+0x1c/0x90", "func+0x1c/0x90 [mod]",
+// or, when no symbol covers it, its offset in its region (engine::Frame).
+// The address itself never leaves this function.
+engine::Frame symbolize_frame(uint64_t ip, const Kallsyms &kallsyms);
+
+// Kernel stack read inside a lockwatch program (innermost first) as frames,
+// starting at the lock function: the BPF program and trampoline above it
+// are dropped, named or not (unnamed ones lie in the module area before the
+// first named frame that is not BPF's). Every other frame is kept, named or
+// not. With a refresher, an unnamed module address may re-read kallsyms.
+engine::Stack symbolize_kernel_stack(const std::vector<uint64_t> &ips, const Kallsyms &kallsyms,
+                                     KallsymsRefresher *refresher = nullptr);
+
+// The class id of a module's static lock: a hash of its name ("circ_a
+// [lockwatch_scenarios]"), so that the lock keeps its class when the module
+// is reloaded at another address within one run.
+uint64_t module_class_id(const std::string &name);
 
 class KernelDebugInfo;
 
@@ -65,6 +79,9 @@ class FactDecoder {
 
     // Adds file:line and inlined functions to every stack from here on.
     void set_debuginfo(const KernelDebugInfo *debuginfo) { debuginfo_ = debuginfo; }
+    // Lets addresses in the module area that no symbol names re-read the
+    // symbol table (a module loaded since).
+    void set_refresher(KallsymsRefresher *refresher) { refresher_ = refresher; }
 
     // The printable name given to a class, if it was announced.
     const std::string *class_name(uint64_t class_id) const;
@@ -90,11 +107,17 @@ class FactDecoder {
     void announce_stack(engine::StackId id, const std::vector<uint64_t> &ips,
                         std::vector<DecodedRecord> &out) const;
     std::string name_class(const lw_record &record);
+    // The id the engine knows a class by: a module static's canonical id
+    // (module_class_id()) once its class record was decoded, else the BPF id.
+    uint64_t class_of(uint64_t bpf_class_id) const;
+    void before_naming(uint64_t address);
 
     const ClassNamer &namer_;
     const Kallsyms &kallsyms_;
     StackReader read_stack_;
     const KernelDebugInfo *debuginfo_ = nullptr;
+    KallsymsRefresher *refresher_ = nullptr;
+    std::unordered_map<uint64_t, uint64_t> canonical_;  // BPF class id -> module class id
     std::unordered_map<int32_t, engine::StackId> stacks_;
     static constexpr engine::StackId kFirstSiteStackId = 0x80000000u;
     std::unordered_map<uint64_t, engine::StackId> sites_;

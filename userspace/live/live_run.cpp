@@ -48,14 +48,17 @@ LiveRun::LiveRun(const RunOptions &options)
         debuginfo_ = open_running_kernel_debuginfo(options.vmlinux);
     }
     kallsyms_.emplace(Kallsyms::load());
+    refresher_.emplace(*kallsyms_, [] { return Kallsyms::load(); });
     capture_.emplace(CaptureOptions{.backend = options.backend,
                                     .focus = options.focus,
                                     .verbose = options.verbose,
                                     .alloc_sites = options.alloc_sites});
     vmlinux_btf_ = btf__load_vmlinux_btf();
     namer_.emplace(vmlinux_btf_, &*kallsyms_, read_slab_aliases());
+    namer_->use_module_btf("/sys/kernel/btf");
     decoder_.emplace(*namer_, *kallsyms_, [this](int32_t id) { return capture_->stack(id); });
     decoder_->set_debuginfo(debuginfo_.get());
+    decoder_->set_refresher(&*refresher_);
     engine_.on_finding([this](const engine::Finding &finding) { on_finding(finding); });
 }
 
@@ -246,6 +249,8 @@ void LiveRun::print_summary() const {
         print_classes();
     }
     fmt::print("  {}\n", format_losses(losses));
+    fmt::print("  {}\n", format_symbol_rereads(refresher_->reloads(), refresher_->deferred(),
+                                               refresher_->failed_reloads()));
     print_costs();
     const auto &st = engine_.stats();
     fmt::print("  graph: {} classes, {} usage bits, {} edges; {} findings\n", engine_.class_count(),

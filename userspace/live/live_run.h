@@ -78,6 +78,7 @@ class LiveRun {
     const RunOptions &options_;
     std::unique_ptr<KernelDebugInfo> debuginfo_;
     std::optional<Kallsyms> kallsyms_;
+    std::optional<KallsymsRefresher> refresher_;
     std::optional<LockCapture> capture_;
     btf *vmlinux_btf_ = nullptr;
     std::optional<ClassNamer> namer_;

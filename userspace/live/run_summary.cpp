@@ -95,6 +95,11 @@ std::string format_losses(const CaptureLosses &losses) {
     return text;
 }
 
+std::string format_symbol_rereads(uint64_t reloads, uint64_t deferred, uint64_t failed) {
+    return fmt::format("module symbols: {} re-read{} of /proc/kallsyms ({} deferred, {} failed)",
+                       reloads, reloads == 1 ? "" : "s", deferred, failed);
+}
+
 std::string caller_of(const std::vector<uint64_t> &frames, const Kallsyms &kallsyms) {
     for (uint64_t ip : frames) {
         auto sym = kallsyms.symbolize(ip);

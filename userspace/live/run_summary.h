@@ -29,6 +29,10 @@ std::string format_summary(double elapsed_s, const std::vector<HookStatus> &hook
 // Every loss counter and every note, on one line.
 std::string format_losses(const CaptureLosses &losses);
 
+// How often the symbol table was read again for module code loaded since
+// the start: "module symbols: 2 re-reads of /proc/kallsyms (1 deferred, 0 failed)".
+std::string format_symbol_rereads(uint64_t reloads, uint64_t deferred, uint64_t failed);
+
 // The first frame of a kernel stack that is neither a lock function nor BPF
 // machinery (program, trampoline, dispatcher), as "symbol+0xoff/0xsize".
 std::string caller_of(const std::vector<uint64_t> &frames, const Kallsyms &kallsyms);

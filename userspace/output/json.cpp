@@ -136,6 +136,9 @@ json finding_frame_to_json(const Frame &f) {
     if (f.size) {
         j["size"] = f.size;
     }
+    if (!f.module.empty()) {
+        j["module"] = f.module;
+    }
     if (!f.file.empty()) {
         j["file"] = f.file;
     }

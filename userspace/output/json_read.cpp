@@ -133,6 +133,7 @@ Frame read_frame(const json &j, const Where &at) {
     f.symbol = string_member(j, at, "symbol");
     f.offset = integer_member<std::uint64_t>(j, at, "offset");
     f.size = integer_member<std::uint64_t>(j, at, "size", false);
+    f.module = string_member(j, at, "module", false);
     f.file = string_member(j, at, "file", false);
     f.line = integer_member<std::uint32_t>(j, at, "line", false);
     const json *inl = member(j, at, "inline", false);

@@ -295,12 +295,22 @@ void render_recursive(std::string &out, const Finding &f) {
 }  // namespace
 
 std::string format_frame(const Frame &fr) {
-    std::string out = fr.symbol.empty() ? std::string("??") : fr.symbol;
-    if (!fr.inlined) {
-        out += fmt::format("+{:#x}", fr.offset);
-        if (fr.size) {
-            out += fmt::format("/{:#x}", fr.size);
+    std::string out;
+    if (fr.symbol.empty()) {
+        // Unnamed: an offset in its region, never the address.
+        out = fr.module == engine::kElsewhereRegion ? "(unknown)"
+                                                    : fmt::format("{:#x} (unknown)", fr.offset);
+    } else {
+        out = fr.symbol;
+        if (!fr.inlined) {
+            out += fmt::format("+{:#x}", fr.offset);
+            if (fr.size) {
+                out += fmt::format("/{:#x}", fr.size);
+            }
         }
+    }
+    if (!fr.module.empty()) {
+        out += fmt::format(" [{}]", fr.module);  // as the kernel prints module frames
     }
     if (!fr.file.empty()) {
         out += " " + fr.file;
