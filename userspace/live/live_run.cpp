@@ -41,13 +41,17 @@ std::unique_ptr<KernelDebugInfo> open_running_kernel_debuginfo(const std::string
 }  // namespace
 
 LiveRun::LiveRun(const RunOptions &options)
-    : options_(options), engine_(engine::EngineOptions{.kernel_ident = kernel_release()}) {
+    : options_(options),
+      engine_(
+          engine::EngineOptions{.kernel_ident = kernel_release(), .nmi_graph = options.nmi_graph}) {
     if (!options.vmlinux.empty()) {
         debuginfo_ = open_running_kernel_debuginfo(options.vmlinux);
     }
     kallsyms_.emplace(Kallsyms::load());
-    capture_.emplace(CaptureOptions{
-        .backend = options.backend, .focus = options.focus, .verbose = options.verbose});
+    capture_.emplace(CaptureOptions{.backend = options.backend,
+                                    .focus = options.focus,
+                                    .nmi_graph = options.nmi_graph,
+                                    .verbose = options.verbose});
     vmlinux_btf_ = btf__load_vmlinux_btf();
     namer_.emplace(vmlinux_btf_, &*kallsyms_, read_slab_aliases());
     decoder_.emplace(*namer_, *kallsyms_, [this](int32_t id) { return capture_->stack(id); });

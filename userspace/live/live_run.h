@@ -37,6 +37,7 @@ struct RunOptions {
     bool list_classes = false;
     std::string ready_file;  // created once every hook is attached
     std::vector<std::string> focus;
+    bool nmi_graph = false;  // NMI acquisitions in the graph (stricter than lockdep)
     Backend backend = Backend::Auto;
     std::string vmlinux;  // debug info for file:line
 };
