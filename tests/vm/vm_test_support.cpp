@@ -42,8 +42,12 @@ GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bi
 
 GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::string> &bins,
                               const std::vector<std::string> &files,
-                              const std::string &shell_command, int timeout_s) {
-    return run_in_vm(VmRequest{kernel, bins, files, {}, shell_command, timeout_s});
+                              const std::string &shell_command, int timeout_s, int smp) {
+    VmRequest request{kernel, bins, files, {}, shell_command, timeout_s};
+    if (smp > 0) {
+        request.run_vm_args = {"--smp", std::to_string(smp)};
+    }
+    return run_in_vm(request);
 }
 
 GuestRun run_in_vm(const VmRequest &request) {
@@ -78,17 +82,35 @@ GuestRun run_in_vm(const VmRequest &request) {
     return run;
 }
 
-std::string build_scenario_module(const std::string &out_dir, std::string &error) {
-    std::string cmd = std::string(LOCKWATCH_SOURCE_DIR) + "/tools/kmod/build-module.sh --out " +
-                      shell_quote(out_dir) + " 2>&1";
+namespace {
+
+// The last line `cmd` printed, or "" (and all it printed in `error`) when
+// it failed.
+std::string last_line_of(const std::string &cmd, std::string &error) {
     int status = -1;
-    std::string output = run_command(cmd, status);
+    std::string output = run_command(cmd + " 2>&1", status);
     auto lines = lines_of(output);
     if (status != 0 || lines.empty()) {
         error = output;
         return "";
     }
     return lines.back();
+}
+
+}  // namespace
+
+std::string build_scenario_module(const std::string &out_dir, const std::string &kernel,
+                                  std::string &error) {
+    return last_line_of(std::string(LOCKWATCH_SOURCE_DIR) +
+                            "/tools/kmod/build-module.sh --kernel " + shell_quote(kernel) +
+                            " --out " + shell_quote(out_dir),
+                        error);
+}
+
+std::string test_kernel_image(const std::string &flavor, std::string &error) {
+    return last_line_of(
+        std::string(LOCKWATCH_SOURCE_DIR) + "/tools/kernel/build-kernel.sh " + shell_quote(flavor),
+        error);
 }
 
 std::vector<std::string> lines_of(const std::string &text) {

@@ -29,15 +29,22 @@ struct VmRequest {
 };
 GuestRun run_in_vm(const VmRequest &request);
 
-// As run_in_vm(), with extra files ("SRC[:DEST]", as run-vm.sh --file takes).
+// As run_in_vm(), with extra files ("SRC[:DEST]", as run-vm.sh --file takes)
+// and `smp` guest CPUs (0: run-vm.sh's default).
 GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::string> &bins,
                               const std::vector<std::string> &files,
-                              const std::string &shell_command, int timeout_s = 300);
+                              const std::string &shell_command, int timeout_s = 300, int smp = 0);
 
-// Builds tools/kmod's lock-scenario module for the kernel `run_in_vm("debian")`
-// boots, into `out_dir`; returns the .ko's path, or "" (and the reason in
-// `error`) when it cannot be built.
-std::string build_scenario_module(const std::string &out_dir, std::string &error);
+// Builds tools/kmod's lock-scenario module into `out_dir` for `kernel`:
+// "debian" (the kernel `run_in_vm("debian")` boots), "seed" or "lockdep"
+// (tools/kernel/build-kernel.sh's); returns the .ko's path, or "" (and the
+// reason in `error`) when it cannot be built.
+std::string build_scenario_module(const std::string &out_dir, const std::string &kernel,
+                                  std::string &error);
+
+// The bzImage of tools/kernel/build-kernel.sh's `flavor` (seed, lockdep),
+// built when not cached; "" (and the reason in `error`) when there is none.
+std::string test_kernel_image(const std::string &flavor, std::string &error);
 
 std::vector<std::string> lines_of(const std::string &text);
 

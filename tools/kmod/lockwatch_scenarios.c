@@ -1,63 +1,502 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Lock bugs on demand, for lockwatch's live tests: each scenario takes its
- * own locks in the pattern that lockdep reports, once, when the module is
- * loaded (insmod lockwatch_scenarios.ko scenario=NAME), and then returns
- * -EAGAIN so that the module never stays loaded and can be loaded again.
+ * Lock bugs, and healthy look-alikes, on demand for lockwatch's live tests.
+ * The module loads once and stays loaded (the test kernels cannot unload
+ * modules); a scenario runs when its name is written to the parameter `run`:
  *
- *   recursion  spin_lock(&l) while this task already holds l: lockdep's
- *              "possible recursive locking detected". A real self-deadlock:
- *              the CPU spins on itself until a hrtimer, armed before, lets
- *              the lock go behind lockdep's and lockwatch's backs (a raw
- *              store to the lock word, no unlock call), so the guest lives on.
+ *   echo circular_two > /sys/module/lockwatch_scenarios/parameters/run
+ *
+ * The write runs the scenario synchronously, in the writer's process
+ * context, and returns when it is over; the kernel log says
+ * "lockwatch_scenarios: NAME start" before and "... NAME done" after. An unknown name fails with EINVAL and
+ * logs the known ones; reading `run` lists them too. Every scenario has its
+ * own static locks, named with its own prefix, so scenarios never share a
+ * lock class. Hardirq context is a hrtimer (HRTIMER_MODE_REL_HARD), softirq
+ * context a timer_list callback; each waits until its callback has run.
+ *
+ * Lockdep's verdict on each, as measured on the lockdep test kernel (one
+ * boot per bug: lockdep reports only the first bug of a boot); the table the
+ * tests read is scenarios.tsv beside this file:
+ *
+ *   circular_two                circular (a->b, then b->a)
+ *   circular_three              circular (a->b, b->c, then c->a)
+ *   recursive                   recursive (spin_lock twice on one instance;
+ *                               a hrtimer stores 0 to the lock word behind
+ *                               everyone's back so the task can go on)
+ *   inconsistent_hardirq_first  inconsistent lock state,
+ *                               {IN-HARDIRQ-W} -> {HARDIRQ-ON-W}
+ *   inconsistent_hardirq_last   inconsistent lock state,
+ *                               {HARDIRQ-ON-W} -> {IN-HARDIRQ-W}
+ *   inconsistent_softirq_first  inconsistent lock state,
+ *                               {IN-SOFTIRQ-W} -> {SOFTIRQ-ON-W}
+ *   inconsistent_softirq_last   inconsistent lock state,
+ *                               {SOFTIRQ-ON-W} -> {IN-SOFTIRQ-W}
+ *   hardirq_safe_unsafe         HARDIRQ-safe -> HARDIRQ-unsafe lock order
+ *   softirq_safe_unsafe         SOFTIRQ-safe -> SOFTIRQ-unsafe lock order
+ *   irq_inversion               possible irq lock inversion dependency (the
+ *                               safe->unsafe order first, the hardirq use
+ *                               of the safe lock last)
+ *   rwlock_read_hardirq         inconsistent lock state (read_lock in
+ *                               hardirq, write_lock with irqs on)
+ *   rwlock_write_hardirq        inconsistent lock state (write_lock in
+ *                               hardirq, read_lock with irqs on)
+ *   chain_safe_unsafe           HARDIRQ-safe -> HARDIRQ-unsafe lock order
+ *                               (safe -> mid -> unsafe, one nesting)
+ *   healthy_irqsave             none: hardirq lock taken with irqsave
+ *   healthy_bh                  none: softirq lock taken with _bh
+ *   healthy_order               none: a->b, twice
+ *   healthy_trylock_reverse     none: a->b, then b->a only by trylock
+ *   healthy_nested              none: two instances of one class,
+ *                               the inner by spin_lock_nested
+ *   healthy_local_irq_save      none: hardirq lock, local_irq_save +
+ *                               spin_lock
+ *   healthy_rwlock_read         none: read_lock in hardirq and read_lock
+ *                               with irqs on
  */
+#include <linux/completion.h>
 #include <linux/hrtimer.h>
+#include <linux/jiffies.h>
 #include <linux/ktime.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
+#include <linux/timer.h>
 
-static char *scenario = "";
-module_param(scenario, charp, 0444);
-MODULE_PARM_DESC(scenario, "which lock bug to make: recursion");
+#define PFX "lockwatch_scenarios: "
 
-static DEFINE_SPINLOCK(recursion_lock);
+/* ---- running a lock operation in hardirq or softirq context ---------- */
+
+enum take_op { TAKE_SPIN, TAKE_READ, TAKE_WRITE };
+
+static struct {
+	enum take_op op;
+	void *lock;
+} irq_job;
+
+static struct hrtimer hardirq_timer;
+static struct timer_list softirq_timer;
+static DECLARE_COMPLETION(irq_job_done);
+static bool irq_job_timed_out;
+
+static void take_and_release(void)
+{
+	switch (irq_job.op) {
+	case TAKE_SPIN:
+		spin_lock(irq_job.lock);
+		spin_unlock(irq_job.lock);
+		break;
+	case TAKE_READ:
+		read_lock(irq_job.lock);
+		read_unlock(irq_job.lock);
+		break;
+	case TAKE_WRITE:
+		write_lock(irq_job.lock);
+		write_unlock(irq_job.lock);
+		break;
+	}
+}
+
+static enum hrtimer_restart hardirq_call(struct hrtimer *timer)
+{
+	take_and_release();
+	complete(&irq_job_done);
+	return HRTIMER_NORESTART;
+}
+
+static void softirq_call(struct timer_list *timer)
+{
+	take_and_release();
+	complete(&irq_job_done);
+}
+
+static void wait_for_irq_job(void)
+{
+	if (!wait_for_completion_timeout(&irq_job_done, 5 * HZ)) {
+		irq_job_timed_out = true;
+		pr_err(PFX "the interrupt-context callback did not run\n");
+	}
+}
+
+/* Takes and releases `lock` in hardirq context, once. */
+static void hardirq_take(enum take_op op, void *lock)
+{
+	irq_job.op = op;
+	irq_job.lock = lock;
+	reinit_completion(&irq_job_done);
+	hrtimer_start(&hardirq_timer, ms_to_ktime(1), HRTIMER_MODE_REL_HARD);
+	wait_for_irq_job();
+}
+
+/* Takes and releases `lock` in softirq context (a timer_list callback). */
+static void softirq_take(enum take_op op, void *lock)
+{
+	irq_job.op = op;
+	irq_job.lock = lock;
+	reinit_completion(&irq_job_done);
+	mod_timer(&softirq_timer, jiffies + 1);
+	wait_for_irq_job();
+}
+
+static void take_plain(spinlock_t *lock)
+{
+	spin_lock(lock);
+	spin_unlock(lock);
+}
+
+/* ---- lock order cycles --------------------------------------------------- */
+
+static DEFINE_SPINLOCK(circ2_a);
+static DEFINE_SPINLOCK(circ2_b);
+
+static void circular_two(void)
+{
+	spin_lock(&circ2_a);
+	spin_lock(&circ2_b);
+	spin_unlock(&circ2_b);
+	spin_unlock(&circ2_a);
+
+	spin_lock(&circ2_b);
+	spin_lock(&circ2_a);
+	spin_unlock(&circ2_a);
+	spin_unlock(&circ2_b);
+}
+
+static DEFINE_SPINLOCK(circ3_a);
+static DEFINE_SPINLOCK(circ3_b);
+static DEFINE_SPINLOCK(circ3_c);
+
+static void nest_two(spinlock_t *outer, spinlock_t *inner)
+{
+	spin_lock(outer);
+	spin_lock(inner);
+	spin_unlock(inner);
+	spin_unlock(outer);
+}
+
+static void circular_three(void)
+{
+	nest_two(&circ3_a, &circ3_b);
+	nest_two(&circ3_b, &circ3_c);
+	nest_two(&circ3_c, &circ3_a);
+}
+
+/* ---- recursion ------------------------------------------------------------- */
+
+static DEFINE_SPINLOCK(rec_lock);
 static struct hrtimer rescue_timer;
 
 /* Hardirq context, while the task spins on the lock it holds. */
 static enum hrtimer_restart rescue_spinning_task(struct hrtimer *timer)
 {
-	smp_store_release(&recursion_lock.rlock.raw_lock.locked, 0);
+	smp_store_release(&rec_lock.rlock.raw_lock.locked, 0);
 	return HRTIMER_NORESTART;
 }
 
-static void make_recursion(void)
+static void recursive(void)
 {
-	hrtimer_init(&rescue_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL_HARD);
-	rescue_timer.function = rescue_spinning_task;
-
-	spin_lock(&recursion_lock);
+	spin_lock(&rec_lock);
 	hrtimer_start(&rescue_timer, ms_to_ktime(50), HRTIMER_MODE_REL_HARD);
-	spin_lock(&recursion_lock); /* the bug: spins until the timer fires */
-	spin_unlock(&recursion_lock);
+	spin_lock(&rec_lock); /* the bug: spins until the timer fires */
+	spin_unlock(&rec_lock);
 	hrtimer_cancel(&rescue_timer);
-	/* The outer acquire's unlock: the lock word is already 0, the unlock
-	 * hook pops the outer held entry. */
-	spin_unlock(&recursion_lock);
+	/* The outer acquire's unlock: the lock word is already 0. */
+	spin_unlock(&rec_lock);
 }
+
+/* ---- inconsistent irq state ---------------------------------------------- */
+
+static DEFINE_SPINLOCK(ihf_lock);
+static DEFINE_SPINLOCK(ihl_lock);
+static DEFINE_SPINLOCK(isf_lock);
+static DEFINE_SPINLOCK(isl_lock);
+
+static void inconsistent_hardirq_first(void)
+{
+	hardirq_take(TAKE_SPIN, &ihf_lock);
+	take_plain(&ihf_lock); /* hardirqs on */
+}
+
+static void inconsistent_hardirq_last(void)
+{
+	take_plain(&ihl_lock); /* hardirqs on */
+	hardirq_take(TAKE_SPIN, &ihl_lock);
+}
+
+static void inconsistent_softirq_first(void)
+{
+	softirq_take(TAKE_SPIN, &isf_lock);
+	take_plain(&isf_lock); /* softirqs on */
+}
+
+static void inconsistent_softirq_last(void)
+{
+	take_plain(&isl_lock); /* softirqs on */
+	softirq_take(TAKE_SPIN, &isl_lock);
+}
+
+/* ---- irq-safe lock before an irq-unsafe one ------------------------------ */
+
+static DEFINE_SPINLOCK(hsu_safe);
+static DEFINE_SPINLOCK(hsu_unsafe);
+
+static void hardirq_safe_unsafe(void)
+{
+	unsigned long flags;
+
+	take_plain(&hsu_unsafe);
+	hardirq_take(TAKE_SPIN, &hsu_safe);
+	spin_lock_irqsave(&hsu_safe, flags);
+	spin_lock(&hsu_unsafe); /* the new dependency safe -> unsafe */
+	spin_unlock(&hsu_unsafe);
+	spin_unlock_irqrestore(&hsu_safe, flags);
+}
+
+static DEFINE_SPINLOCK(ssu_safe);
+static DEFINE_SPINLOCK(ssu_unsafe);
+
+static void softirq_safe_unsafe(void)
+{
+	take_plain(&ssu_unsafe);
+	softirq_take(TAKE_SPIN, &ssu_safe);
+	spin_lock_bh(&ssu_safe);
+	spin_lock(&ssu_unsafe); /* the new dependency safe -> unsafe */
+	spin_unlock(&ssu_unsafe);
+	spin_unlock_bh(&ssu_safe);
+}
+
+static DEFINE_SPINLOCK(inv_safe);
+static DEFINE_SPINLOCK(inv_unsafe);
+
+static void irq_inversion(void)
+{
+	unsigned long flags;
+
+	take_plain(&inv_unsafe);
+	spin_lock_irqsave(&inv_safe, flags);
+	spin_lock(&inv_unsafe); /* not a bug yet: inv_safe has no irq use */
+	spin_unlock(&inv_unsafe);
+	spin_unlock_irqrestore(&inv_safe, flags);
+	hardirq_take(TAKE_SPIN, &inv_safe); /* the usage comes last */
+}
+
+static DEFINE_SPINLOCK(chain_safe);
+static DEFINE_SPINLOCK(chain_mid);
+static DEFINE_SPINLOCK(chain_unsafe);
+
+static void chain_safe_unsafe(void)
+{
+	unsigned long flags;
+
+	take_plain(&chain_unsafe);
+	hardirq_take(TAKE_SPIN, &chain_safe);
+	spin_lock_irqsave(&chain_safe, flags);
+	spin_lock(&chain_mid);
+	spin_lock(&chain_unsafe); /* mid -> unsafe joins safe to unsafe */
+	spin_unlock(&chain_unsafe);
+	spin_unlock(&chain_mid);
+	spin_unlock_irqrestore(&chain_safe, flags);
+}
+
+/* ---- rwlocks ------------------------------------------------------------- */
+
+static DEFINE_RWLOCK(rwrh_lock);
+static DEFINE_RWLOCK(rwwh_lock);
+
+static void rwlock_read_hardirq(void)
+{
+	hardirq_take(TAKE_READ, &rwrh_lock);
+	write_lock(&rwrh_lock); /* hardirqs on */
+	write_unlock(&rwrh_lock);
+}
+
+static void rwlock_write_hardirq(void)
+{
+	hardirq_take(TAKE_WRITE, &rwwh_lock);
+	read_lock(&rwwh_lock); /* hardirqs on */
+	read_unlock(&rwwh_lock);
+}
+
+/* ---- healthy look-alikes: no report ------------------------------------- */
+
+static DEFINE_SPINLOCK(okirqsave_lock);
+static DEFINE_SPINLOCK(okbh_lock);
+static DEFINE_SPINLOCK(okorder_a);
+static DEFINE_SPINLOCK(okorder_b);
+static DEFINE_SPINLOCK(oktry_a);
+static DEFINE_SPINLOCK(oktry_b);
+static DEFINE_SPINLOCK(oklocal_lock);
+static DEFINE_RWLOCK(okrw_lock);
+
+/* Two instances of one lock class: spin_lock_init at one site. */
+static struct oknest_obj {
+	spinlock_t lock;
+} oknest_objs[2];
+
+static void healthy_irqsave(void)
+{
+	unsigned long flags;
+
+	hardirq_take(TAKE_SPIN, &okirqsave_lock);
+	spin_lock_irqsave(&okirqsave_lock, flags);
+	spin_unlock_irqrestore(&okirqsave_lock, flags);
+}
+
+static void healthy_bh(void)
+{
+	softirq_take(TAKE_SPIN, &okbh_lock);
+	spin_lock_bh(&okbh_lock);
+	spin_unlock_bh(&okbh_lock);
+}
+
+static void healthy_order(void)
+{
+	nest_two(&okorder_a, &okorder_b);
+	nest_two(&okorder_a, &okorder_b);
+}
+
+static void healthy_trylock_reverse(void)
+{
+	nest_two(&oktry_a, &oktry_b);
+	spin_lock(&oktry_b);
+	if (spin_trylock(&oktry_a)) /* a trylock cannot deadlock */
+		spin_unlock(&oktry_a);
+	spin_unlock(&oktry_b);
+}
+
+static void healthy_nested(void)
+{
+	spin_lock(&oknest_objs[0].lock);
+	spin_lock_nested(&oknest_objs[1].lock, SINGLE_DEPTH_NESTING);
+	spin_unlock(&oknest_objs[1].lock);
+	spin_unlock(&oknest_objs[0].lock);
+}
+
+static void healthy_local_irq_save(void)
+{
+	unsigned long flags;
+
+	hardirq_take(TAKE_SPIN, &oklocal_lock);
+	local_irq_save(flags);
+	spin_lock(&oklocal_lock);
+	spin_unlock(&oklocal_lock);
+	local_irq_restore(flags);
+}
+
+static void healthy_rwlock_read(void)
+{
+	hardirq_take(TAKE_READ, &okrw_lock);
+	read_lock(&okrw_lock); /* hardirqs on */
+	read_unlock(&okrw_lock);
+}
+
+/* ---- the parameter ------------------------------------------------------- */
+
+static const struct scenario {
+	const char *name;
+	void (*run)(void);
+} scenarios[] = {
+	{ "circular_two", circular_two },
+	{ "circular_three", circular_three },
+	{ "recursive", recursive },
+	{ "inconsistent_hardirq_first", inconsistent_hardirq_first },
+	{ "inconsistent_hardirq_last", inconsistent_hardirq_last },
+	{ "inconsistent_softirq_first", inconsistent_softirq_first },
+	{ "inconsistent_softirq_last", inconsistent_softirq_last },
+	{ "hardirq_safe_unsafe", hardirq_safe_unsafe },
+	{ "softirq_safe_unsafe", softirq_safe_unsafe },
+	{ "irq_inversion", irq_inversion },
+	{ "rwlock_read_hardirq", rwlock_read_hardirq },
+	{ "rwlock_write_hardirq", rwlock_write_hardirq },
+	{ "chain_safe_unsafe", chain_safe_unsafe },
+	{ "healthy_irqsave", healthy_irqsave },
+	{ "healthy_bh", healthy_bh },
+	{ "healthy_order", healthy_order },
+	{ "healthy_trylock_reverse", healthy_trylock_reverse },
+	{ "healthy_nested", healthy_nested },
+	{ "healthy_local_irq_save", healthy_local_irq_save },
+	{ "healthy_rwlock_read", healthy_rwlock_read },
+};
+
+static DEFINE_MUTEX(run_mutex);
+static bool timers_ready; /* not when insmod passes run=: init comes after */
+
+/* "name name ...", into buf of size len. */
+static int list_scenarios(char *buf, size_t len)
+{
+	int n = 0;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(scenarios); i++)
+		n += scnprintf(buf + n, len - n, "%s%s", i ? " " : "", scenarios[i].name);
+	return n;
+}
+
+static int run_set(const char *val, const struct kernel_param *kp)
+{
+	static char known[1024];
+	size_t i;
+
+	if (!timers_ready) {
+		pr_err(PFX "load first, then write the name to /sys/module/lockwatch_scenarios/parameters/run\n");
+		return -EINVAL;
+	}
+	for (i = 0; i < ARRAY_SIZE(scenarios); i++) {
+		if (!sysfs_streq(val, scenarios[i].name))
+			continue;
+		mutex_lock(&run_mutex);
+		pr_info(PFX "%s start\n", scenarios[i].name);
+		irq_job_timed_out = false;
+		scenarios[i].run();
+		mutex_unlock(&run_mutex);
+		if (irq_job_timed_out)
+			return -ETIMEDOUT;
+		pr_info(PFX "%s done\n", scenarios[i].name);
+		return 0;
+	}
+	list_scenarios(known, sizeof(known));
+	pr_err(PFX "unknown scenario '%.*s' (known: %s)\n", (int)strcspn(val, "\n"), val, known);
+	return -EINVAL;
+}
+
+static int run_get(char *buffer, const struct kernel_param *kp)
+{
+	int n = list_scenarios(buffer, PAGE_SIZE - 1);
+
+	buffer[n++] = '\n';
+	return n;
+}
+
+static const struct kernel_param_ops run_ops = {
+	.set = run_set,
+	.get = run_get,
+};
+module_param_cb(run, &run_ops, NULL, 0644);
+MODULE_PARM_DESC(run, "write a scenario's name to run it; read for the list");
 
 static int __init scenarios_init(void)
 {
-	if (!strcmp(scenario, "recursion")) {
-		make_recursion();
-	} else {
-		pr_err("lockwatch_scenarios: unknown scenario '%s' (known: recursion)\n", scenario);
-		return -EINVAL;
-	}
-	pr_info("lockwatch_scenarios: %s done\n", scenario);
-	return -EAGAIN;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(oknest_objs); i++)
+		spin_lock_init(&oknest_objs[i].lock);
+	hrtimer_init(&hardirq_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL_HARD);
+	hardirq_timer.function = hardirq_call;
+	hrtimer_init(&rescue_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL_HARD);
+	rescue_timer.function = rescue_spinning_task;
+	timer_setup(&softirq_timer, softirq_call, 0);
+	timers_ready = true;
+	return 0;
+}
+
+static void __exit scenarios_exit(void)
+{
+	hrtimer_cancel(&hardirq_timer);
+	hrtimer_cancel(&rescue_timer);
+	del_timer_sync(&softirq_timer);
 }
 
 module_init(scenarios_init);
+module_exit(scenarios_exit);
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("lockwatch test scenarios: lock bugs on demand");
+MODULE_DESCRIPTION("lockwatch test scenarios: lock bugs and healthy look-alikes on demand");

@@ -200,6 +200,9 @@ if [[ $accel == kvm ]]; then
     accel_args=(-accel kvm -cpu host)
 else
     accel_args=(-accel tcg,thread=single -cpu max)
+    # A TCG guest on a busy host can be too slow for the kernel's IO-APIC
+    # timer check, which then panics ("IO-APIC + timer doesn't work!").
+    cmdline+=" no_timer_check"
 fi
 ((net)) && base_args+=(-netdev user,id=net0 -device virtio-net-pci,netdev=net0)
 # shellcheck disable=SC2206  # word splitting is the point
