@@ -26,13 +26,25 @@ enum lw_acquire_flags {
      * with neither takes its level from lw_read_level()'s rule. */
     LW_ACQ_RECURSIVE_READ = 1 << 4,    /* lockdep's read == 2 */
     LW_ACQ_NONRECURSIVE_READ = 1 << 5, /* lockdep's read == 1 */
+    /* Softirqs were already disabled where the lock was taken (a
+     * local_bh_disable() section, or a held _bh lock): in_interrupt() is
+     * true there, as in softirq context. */
+    LW_ACQ_SOFTIRQS_OFF = 1 << 6,
 };
 
 /*
  * lockdep's held_lock->read: 0 write, 1 read, 2 recursive read. A reader
  * whose level nobody said is a queued rwlock's (x86 has
  * CONFIG_QUEUED_RWLOCKS), and read_lock_is_recursive() makes those recursive
- * only in interrupt context.
+ * only where in_interrupt() is true:
+ *
+ *     return force_read_lock_recursive ||
+ *            !IS_ENABLED(CONFIG_QUEUED_RWLOCKS) ||
+ *            in_interrupt();                      (lockdep.c, v6.1)
+ *
+ * in_interrupt() counts softirq-disabled sections too (softirq_count()),
+ * and read_lock_bh() disables softirqs before rwlock_acquire_read(): a
+ * task-context reader under _bh or local_bh_disable() is recursive.
  */
 static inline unsigned int lw_read_level(unsigned int acquire_flags, unsigned int context)
 {
@@ -42,7 +54,9 @@ static inline unsigned int lw_read_level(unsigned int acquire_flags, unsigned in
         return 2;
     if (acquire_flags & LW_ACQ_NONRECURSIVE_READ)
         return 1;
-    return context == LW_CTX_TASK ? 1 : 2;
+    if (context == LW_CTX_TASK && !(acquire_flags & (LW_ACQ_BH | LW_ACQ_SOFTIRQS_OFF)))
+        return 1;
+    return 2;
 }
 
 #endif /* LOCKWATCH_ACQUIRE_FLAGS_H */

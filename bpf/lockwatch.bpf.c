@@ -68,6 +68,9 @@ bool stopping = false;
 /* Set by the loader before load: only acquires that run inside one of the
  * --focus functions (probes below keep the scope depth) become facts. */
 const volatile bool focus_enabled = false;
+/* Track NMI acquisitions like any context's (stricter than lockdep, which
+ * only checks that an NMI's lock was never used outside NMI). */
+const volatile bool nmi_graph = false;
 
 /* Focus scope depth: per task in task context (focus functions may sleep),
  * per CPU for the interrupt contexts (they cannot). */
@@ -138,6 +141,7 @@ struct lock_op {
     enum lw_site_source site_from;
     __u32 subclass; /* lockdep backend */
     int trylock_ok; /* OP_TRYLOCK_EXIT: the trylock's return value */
+    __u32 enables;  /* RELEASE: enum lw_irq_flags this unlock may turn back on */
 };
 
 /* An acquire being processed: the lock_op and what on_lock_op() and
@@ -417,7 +421,7 @@ static __always_inline __u32 usage_mask_of(const struct acquire *a)
         if (a->irq_flags & LW_IRQ_SOFTIRQS_ENABLED)
             mask |= 1U << (LW_ENABLED_SOFTIRQ + read);
     }
-    return mask;
+    return mask | 1U << (LW_USED + read);
 }
 
 static __always_inline void report_class_and_usage(void *ctx, const struct acquire *a,
@@ -702,7 +706,9 @@ static __always_inline void set_irq_flags(struct acquire *a, const struct held_s
     }
     if (hardirqs_on)
         a->irq_flags |= LW_IRQ_HARDIRQS_ENABLED;
-    if (softirqs_enabled(a->preempt_count) && !(a->flags & LW_ACQ_BH))
+    if (!softirqs_enabled(a->preempt_count))
+        a->flags |= LW_ACQ_SOFTIRQS_OFF; /* a reader here is recursive */
+    else if (!(a->flags & LW_ACQ_BH))
         a->irq_flags |= LW_IRQ_SOFTIRQS_ENABLED;
 }
 
@@ -810,6 +816,35 @@ static __always_inline void push_held(struct held_stack *held, __u32 depth,
     held->depth = depth + 1;
 }
 
+/* lock_acquire() in NMI, where lockdep is off, runs verify_lock_unused()
+ * only: a lock used outside NMI (USED, or USED_READ for a write) is
+ * "inconsistent {INITIAL USE} -> {IN-NMI}". Sent once per class; nothing
+ * is held, marked or linked. */
+#define LW_CLASS_NMI_SENT (1ULL << 30)
+
+static __always_inline void report_nmi_acquire(void *ctx, const struct acquire *a,
+                                               const struct lw_class *c)
+{
+    __u64 conflict = 1ULL << LW_USED, *known;
+    struct lw_record *rec;
+
+    if (a->flags & LW_ACQ_TRYLOCK)
+        return;
+    if (!lw_read_level(a->flags, a->context))
+        conflict |= 1ULL << LW_USED_READ;
+    known = bpf_map_lookup_elem(&class_usage, &c->id);
+    if (!known || !(*known & conflict) || (*known & LW_CLASS_NMI_SENT))
+        return;
+    __sync_fetch_and_or(known, LW_CLASS_NMI_SENT);
+    rec = new_record(ctx, LW_RECORD_NMI_ACQUIRE, a->function, a->context);
+    if (!rec)
+        return;
+    rec->class_id = c->id;
+    rec->class_type = c->type;
+    rec->acquire_flags = a->flags;
+    bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
 /* lockdep's __lock_acquire(), step by step. */
 static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct acquire *a,
                                        enum lw_hardirq_state hardirqs)
@@ -819,6 +854,11 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     __u32 depth;
     __u64 site;
 
+    if (a->context == LW_CTX_NMI && !nmi_graph) {
+        derive_class(ctx, a, class);
+        report_nmi_acquire(ctx, a, class);
+        return;
+    }
     drop_stale_top(held);
     depth = held->depth;
     set_irq_flags(a, held, hardirqs);
@@ -851,6 +891,74 @@ static __always_inline void on_release(struct cpu_state *cpu, __u32 context, __u
         }
     }
     count(&notes, LW_NOTE_UNMATCHED_RELEASE);
+}
+
+/* One lock still held when interrupts come back on: its ENABLED_* bits
+ * (the _READ ones for a reader) that are new for its class. */
+static __always_inline void mark_held_lock(void *ctx, const struct held_lock *entry,
+                                           __u32 context, __u32 enables)
+{
+    __u32 read = lw_read_level(entry->acquire_flags, context) != 0;
+    __u64 mask = 0, old, *known;
+    struct lw_record *rec;
+
+    if (enables & LW_IRQ_HARDIRQS_ENABLED)
+        mask |= 1ULL << (LW_ENABLED_HARDIRQ + read);
+    if (enables & LW_IRQ_SOFTIRQS_ENABLED)
+        mask |= 1ULL << (LW_ENABLED_SOFTIRQ + read);
+    known = bpf_map_lookup_elem(&class_usage, &entry->class_id);
+    if (!known)
+        return; /* the class was never reported: nothing to mark it on */
+    old = *known;
+    if ((old & mask) == mask)
+        return;
+    __sync_fetch_and_or(known, mask);
+    rec = new_record(ctx, LW_RECORD_HELD_IRQS_ON, entry->function, context);
+    if (!rec)
+        return;
+    rec->class_id = entry->class_id;
+    rec->acquire_flags = entry->acquire_flags;
+    rec->irq_flags = enables;
+    rec->usage_bit = (__u32)(mask & ~old);
+    bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
+/* lockdep_hardirqs_on() / lockdep_softirqs_on() run mark_held_locks():
+ * every lock this context still holds becomes HARDIRQ-ON (SOFTIRQ-ON).
+ * Entries whose lock reads unlocked lost their release and are skipped.
+ * O(LW_MAX_HELD) map lookups. */
+static __always_inline void mark_held_locks(void *ctx, struct held_stack *held, __u32 context,
+                                            __u32 enables)
+{
+    for (int i = 0; i < LW_MAX_HELD; i++) {
+        const struct held_lock *entry;
+
+        if (i >= held->depth)
+            break;
+        entry = &held->locks[LW_SLOT(i)];
+        if (entry->lock && still_locked(entry->lock))
+            mark_held_lock(ctx, entry, context, enables);
+    }
+}
+
+/* What an unlock turned back on, given what its variant may turn on
+ * (op->enables) and the state around it: _irq and _irqrestore (with IF in
+ * the saved flags) turn hardirqs on; _bh softirqs, when it ends the last
+ * softirq-disabled section and hardirqs are known to be on. Softirqs count
+ * only outside interrupts and with hardirqs on (lockdep_softirqs_on()). */
+static __always_inline __u32 unlock_enables(const struct lock_op *op, __u32 pc, __u32 context)
+{
+    bool hard_on = (op->enables & LW_IRQ_HARDIRQS_ENABLED) || op->hardirqs == HARDIRQS_ON;
+    bool soft_on;
+
+    if (!hard_on || !op->enables)
+        return 0;
+    if (op->enables & LW_IRQ_SOFTIRQS_ENABLED)
+        soft_on = (pc & LW_SOFTIRQ_MASK) == LW_SOFTIRQ_DISABLE_OFFSET;
+    else
+        soft_on = softirqs_enabled(pc);
+    soft_on = soft_on && context == LW_CTX_TASK;
+    return LW_IRQ_HARDIRQS_ENABLED | (soft_on ? LW_IRQ_SOFTIRQS_ENABLED : 0);
 }
 
 static __always_inline bool in_focus(__u32 context)
@@ -1027,7 +1135,15 @@ static __always_inline int on_lock_op(void *ctx, const struct lock_op *op)
     if (focus_enabled && op->kind != OP_RELEASE && !in_focus(context))
         goto out;
     if (op->kind == OP_RELEASE) {
+        struct held_stack *held = &cpu->ctx[context & (LW_CTX_COUNT - 1)];
+        __u32 enables;
+
+        if (context == LW_CTX_NMI && !nmi_graph)
+            goto out; /* NMI acquires are never held */
         on_release(cpu, context, op->lock);
+        enables = unlock_enables(op, pc, context);
+        if (enables && held->depth)
+            mark_held_locks(ctx, held, context, enables);
     } else {
         struct acquire *a = &cpu->acquire[context & (LW_CTX_COUNT - 1)];
 
@@ -1080,6 +1196,28 @@ static __always_inline int on_trylock_return(void *ctx, __u32 function, __u32 fl
 
 #define LW_REGS_HARDIRQS(regs) (((regs)->flags & X86_EFLAGS_IF) ? HARDIRQS_ON : HARDIRQS_OFF)
 
+/* The lock API's variants, for what an unlock may turn back on. */
+#define LW_VARIANT_PLAIN 0
+#define LW_VARIANT_BH 1
+#define LW_VARIANT_IRQ 2
+#define LW_VARIANT_IRQSAVE 3
+
+/* _irq turns hardirqs on, _irqrestore when the saved flags have IF, _bh may
+ * turn softirqs on (unlock_enables() decides with preempt_count). */
+static __always_inline __u32 release_enables(__u32 variant, __u64 saved_flags)
+{
+    switch (variant) {
+    case LW_VARIANT_IRQ:
+        return LW_IRQ_HARDIRQS_ENABLED;
+    case LW_VARIANT_IRQSAVE:
+        return (saved_flags & X86_EFLAGS_IF) ? LW_IRQ_HARDIRQS_ENABLED : 0;
+    case LW_VARIANT_BH:
+        return LW_IRQ_SOFTIRQS_ENABLED;
+    default:
+        return 0;
+    }
+}
+
 /*
  * Two programs per function; the loader autoloads one flavour. fentry/fexit
  * cannot see EFLAGS (hardirq state is then inferred); kprobes read it from
@@ -1098,6 +1236,16 @@ static __always_inline __u64 fentry_lock_arg(void *ctx)
     return lock;
 }
 
+/* _irqrestore's second argument, the saved flags; 0 for other variants. */
+static __always_inline __u64 fentry_flags_arg(void *ctx, __u32 variant)
+{
+    __u64 flags = 0;
+
+    if (variant == LW_VARIANT_IRQSAVE)
+        bpf_get_func_arg(ctx, 1, &flags);
+    return flags;
+}
+
 static __always_inline int fexit_return_value(void *ctx)
 {
     __u64 ret = 0;
@@ -1106,7 +1254,7 @@ static __always_inline int fexit_return_value(void *ctx)
     return (int)ret;
 }
 
-#define LW_HOOK_ACQUIRE(symbol, implied_flags)                                   \
+#define LW_HOOK_ACQUIRE(symbol, implied_flags, variant)                          \
     SEC("fentry/" #symbol)                                                       \
     int fentry_##symbol(void *ctx)                                               \
     {                                                                            \
@@ -1134,7 +1282,7 @@ static __always_inline int fexit_return_value(void *ctx)
                                                                                  \
         return on_lock_op(ctx, &op);                                             \
     }
-#define LW_HOOK_RELEASE(symbol, implied_flags)                                   \
+#define LW_HOOK_RELEASE(symbol, implied_flags, variant)                          \
     SEC("fentry/" #symbol)                                                       \
     int fentry_##symbol(void *ctx)                                               \
     {                                                                            \
@@ -1143,6 +1291,7 @@ static __always_inline int fexit_return_value(void *ctx)
             .function = LW_FN_##symbol,                                          \
             .flags = (implied_flags),                                            \
             .lock = fentry_lock_arg(ctx),                                        \
+            .enables = release_enables(variant, fentry_flags_arg(ctx, variant)), \
         };                                                                       \
                                                                                  \
         return on_lock_op(ctx, &op);                                             \
@@ -1155,11 +1304,13 @@ static __always_inline int fexit_return_value(void *ctx)
             .function = LW_FN_##symbol,                                          \
             .flags = (implied_flags),                                            \
             .lock = PT_REGS_PARM1(ctx),                                          \
+            .hardirqs = LW_REGS_HARDIRQS(ctx),                                   \
+            .enables = release_enables(variant, PT_REGS_PARM2(ctx)),             \
         };                                                                       \
                                                                                  \
         return on_lock_op(ctx, &op);                                             \
     }
-#define LW_HOOK_TRYLOCK(symbol, implied_flags)                                          \
+#define LW_HOOK_TRYLOCK(symbol, implied_flags, variant)                                 \
     SEC("fexit/" #symbol)                                                               \
     int fexit_##symbol(void *ctx)                                                       \
     {                                                                                   \
@@ -1195,7 +1346,7 @@ static __always_inline int fexit_return_value(void *ctx)
     }
 
 #define LW_LOCK_FUNCTION(symbol, kind, op, variant) \
-    LW_HOOK_##op(symbol, LW_FLAGS_##kind | LW_FLAGS_##variant)
+    LW_HOOK_##op(symbol, LW_FLAGS_##kind | LW_FLAGS_##variant, LW_VARIANT_##variant)
 LW_LOCK_FUNCTIONS
 #undef LW_LOCK_FUNCTION
 

@@ -81,7 +81,9 @@ enum lw_usage_bit {
     LW_USED_IN_SOFTIRQ_READ = 5,
     LW_ENABLED_SOFTIRQ = 6,
     LW_ENABLED_SOFTIRQ_READ = 7,
-    LW_USAGE_BITS = 8
+    LW_USED = 8,      /* "INITIAL USE", any use outside NMI */
+    LW_USED_READ = 9, /* "INITIAL READ USE" */
+    LW_USAGE_BITS = 10
 };
 
 enum lw_record_type {
@@ -100,6 +102,14 @@ enum lw_record_type {
      * as a CLASS record would: class_key, class_offset, name, site), for the
      * first time. How the two classings agree. */
     LW_RECORD_CLASS_PAIR = 6,
+    /* An acquire in NMI of a class already used outside NMI (class_id,
+     * acquire_flags): lockdep checks nothing else in NMI. */
+    LW_RECORD_NMI_ACQUIRE = 7,
+    /* Interrupts came back on (irq_flags: which) while this context still
+     * holds a lock of class class_id (acquire_flags: how it was taken);
+     * usage_bit is a mask of the ENABLED_* bits that are new for the class.
+     * lockdep's mark_held_locks(). */
+    LW_RECORD_HELD_IRQS_ON = 8,
 };
 
 /* State of the CPU at the acquire that produced a fact. */

@@ -32,6 +32,7 @@ struct ReplayOptions {
     bool exit_code = false;
     std::string ident;
     std::string vmlinux;
+    bool nmi_graph = false;
 };
 
 // Standard output in --format, --json FILE, --journald. False (and a printed
@@ -98,7 +99,8 @@ int replay(const ReplayOptions &opts) {
         }
     }
 
-    engine::Engine eng(engine::EngineOptions{.kernel_ident = opts.ident});
+    engine::Engine eng(
+        engine::EngineOptions{.kernel_ident = opts.ident, .nmi_graph = opts.nmi_graph});
     int sink_errors = 0;
     eng.on_finding([&](const engine::Finding &f) {
         if (!sinks.write(f) && sink_errors++ == 0) {
@@ -139,6 +141,9 @@ CommandRunner add_replay_command(CLI::App &app) {
     sub->add_flag("--journald", opts->journald, "Also send each finding to the systemd journal");
     sub->add_flag("--stats", opts->stats, "Print engine statistics to standard error at the end");
     sub->add_flag("--exit-code", opts->exit_code, "Exit with status 3 when there are findings");
+    sub->add_flag("--nmi-graph", opts->nmi_graph,
+                  "Treat acquires in NMI like any other context's (stricter than lockdep, "
+                  "which only reports an NMI lock that was used outside NMI)");
     sub->add_option("--kernel-ident", opts->ident,
                     "Text for the report's kernel line (default: lockwatch)");
     sub->add_option("--vmlinux", opts->vmlinux,

@@ -294,6 +294,42 @@ TEST(InconsistentState, UsedInSoftirqThenSoftirqsOn) {
     EXPECT_EQ(f->title, "inconsistent lock state in unknown");
 }
 
+// spin_lock_irqsave(A); spin_lock(B); spin_unlock_irqrestore(A, flags):
+// B stays held with hardirqs on, and lockdep_hardirqs_on() runs
+// mark_held_locks(curr, LOCK_ENABLED_HARDIRQ), which marks B HARDIRQ-ON.
+TEST(InconsistentState, LockStillHeldWhenIrqsComeBackOn) {
+    Sim s;
+    ClassId a = s.cls("a"), b = s.cls("b");
+    s.once(b, 2, 0, Context::Hardirq);  // IN-HARDIRQ-W
+    s.acq(a, 1, af::kIrqsOff);
+    s.acq(b, 2);  // hardirqs off: no usage bit yet
+    EXPECT_EQ(s.eng.findings().size(), 0u);
+    s.rel(1);
+    s.irqs_on(/*softirqs=*/true, Context::Task, 0,
+              s.stack({"_raw_spin_unlock_irqrestore+0x1c/0x40"}));
+    ASSERT_EQ(s.count(FindingKind::InconsistentState), 1u);
+    const Finding *f = s.first(FindingKind::InconsistentState);
+    EXPECT_EQ(f->acquiring.name, "b");
+    EXPECT_EQ(*f->prev_bit, UsageBit::UsedInHardirq);
+    EXPECT_EQ(*f->new_bit, UsageBit::EnabledHardirq);
+    EXPECT_TRUE(s.eng.has_usage(b, UsageBit::EnabledSoftirq));
+    EXPECT_FALSE(s.eng.has_usage(a, UsageBit::EnabledHardirq));  // released before
+}
+
+// spin_unlock_bh() of an outer lock with hardirqs off marks nothing
+// (lockdep_softirqs_on(): "if (lockdep_hardirqs_enabled())").
+TEST(InconsistentState, SoftirqsOnWithHardirqsOffMarksNothing) {
+    Sim s;
+    ClassId b = s.cls("b");
+    s.acq(b, 2, 0, Context::Task, 0, /*hardirqs=*/false, /*softirqs=*/false);
+    IrqsEnabledEvent e;
+    e.hardirqs_enabled = false;
+    e.softirqs_enabled = true;
+    s.eng.process(e);
+    EXPECT_FALSE(s.eng.has_usage(b, UsageBit::EnabledSoftirq));
+    EXPECT_FALSE(s.eng.has_usage(b, UsageBit::EnabledHardirq));
+}
+
 TEST(InconsistentState, ReadInIrqAndWriteWithIrqsOn) {
     Sim s;
     ClassId a = s.cls("a");
@@ -401,6 +437,22 @@ TEST(Circular, NonRecursiveReadersDoMakeACycle) {
               std::string::npos);
 }
 
+TEST(Circular, ReadersUnderDisabledSoftirqsAreRecursiveAndMakeNoCycle) {
+    // read_lock_is_recursive() is in_interrupt(), which counts softirq-
+    // disabled sections: read_lock_bh(a) is a recursive read, and so is a
+    // read_lock(a) inside local_bh_disable(). T1: read_lock_bh(a); lock(b).
+    // T2: local_bh_disable(); lock(b); read_lock(a). No cycle for lockdep.
+    Sim s;
+    ClassId a = s.cls("a"), b = s.cls("b");
+    s.acq(a, 1, af::kRead | af::kBhOff);
+    s.acq(b, 2);
+    s.rel(2);
+    s.rel(1);
+    s.acq(b, 2, 0, Context::Task, 0, true, /*softirqs=*/false);
+    s.acq(a, 1, af::kRead, Context::Task, 0, true, /*softirqs=*/false);
+    EXPECT_EQ(s.count(FindingKind::Circular), 0u);
+}
+
 // --------------------------------------------------------------- recursive
 
 TEST(Recursive, SameClassTwice) {
@@ -430,6 +482,27 @@ TEST(Recursive, RecursiveReadAfterReadIsFine) {
     s.acq(a, 1, af::kRead);
     s.acq(a, 1, af::kRead | af::kRecursiveRead);
     EXPECT_EQ(s.eng.findings().size(), 0u);
+}
+
+// read_lock_bh(l); ...; read_lock(l): the second reader runs with softirqs
+// disabled, so it is recursive (read == 2), and lockdep's check_deadlock()
+// lets it pass: "if ((next->read == 2) && prev->read) continue;".
+TEST(Recursive, ReadAgainUnderDisabledSoftirqsIsFine) {
+    Sim s;
+    ClassId a = s.cls("a");
+    s.acq(a, 1, af::kRead | af::kBhOff);
+    s.acq(a, 1, af::kRead);  // the Sim keeps softirqs off under the held _bh lock
+    EXPECT_EQ(s.eng.findings().size(), 0u);
+}
+
+// The same two readers with softirqs on: a queued rwlock's task-context
+// reader is not recursive (a waiting writer blocks it), lockdep reports.
+TEST(Recursive, ReadAgainWithSoftirqsOnIsRecursiveLocking) {
+    Sim s;
+    ClassId a = s.cls("a");
+    s.acq(a, 1, af::kRead);
+    s.acq(a, 1, af::kRead);
+    EXPECT_EQ(s.count(FindingKind::Recursive), 1u);
 }
 
 TEST(Recursive, NonRecursiveReadAfterWriteIsNot) {
@@ -574,6 +647,66 @@ TEST(Facts, EdgeFactsFindCycles) {
     EXPECT_EQ(eng.findings()[0].kind, FindingKind::Circular);
     EXPECT_EQ(eng.stats().unknown_classes, 2u);
     EXPECT_EQ(eng.findings()[0].acquiring.name.rfind("unnamed-", 0), 0u);
+}
+
+// -------------------------------------------------------------------- NMI
+
+// lockdep is off in NMI; lock_acquire() there only runs verify_lock_unused():
+// a lock already used outside NMI is "inconsistent {INITIAL USE} -> {IN-NMI}".
+TEST(Nmi, LockUsedOutsideNmiThenTakenInNmiIsInconsistent) {
+    Sim s;
+    ClassId a = s.cls("a");
+    s.once(a, 1);
+    s.once(a, 1, 0, Context::Nmi);
+    ASSERT_EQ(s.count(FindingKind::InconsistentState), 1u);
+    const Finding *f = s.first(FindingKind::InconsistentState);
+    EXPECT_EQ(*f->prev_bit, UsageBit::Used);
+    EXPECT_EQ(*f->new_bit, UsageBit::InNmi);
+    EXPECT_NE(output::render_text(*f).find("inconsistent {INITIAL USE} -> {IN-NMI} usage."),
+              std::string::npos);
+    EXPECT_EQ(s.eng.stats().unmatched_releases, 0u);  // the NMI release matched nothing, quietly
+}
+
+// "READ locks only conflict with USED, such that if we only ever use READ
+// locks, there is no deadlock possible -- RCU."
+TEST(Nmi, ReadersOnBothSidesAreFineAWriterInNmiIsNot) {
+    Sim s;
+    ClassId a = s.cls("a");
+    s.once(a, 1, af::kRead);
+    s.once(a, 1, af::kRead, Context::Nmi);
+    EXPECT_EQ(s.eng.findings().size(), 0u);
+    s.once(a, 1, 0, Context::Nmi);
+    ASSERT_EQ(s.count(FindingKind::InconsistentState), 1u);
+    EXPECT_EQ(*s.first(FindingKind::InconsistentState)->prev_bit, UsageBit::UsedRead);
+}
+
+// Nothing an NMI takes enters the graph: no usage, no held lock, no edge,
+// so a use outside NMI afterwards is not a finding either (lockdep's order).
+TEST(Nmi, NmiAcquisitionsLeaveNoTrace) {
+    Sim s;
+    ClassId a = s.cls("a"), b = s.cls("b");
+    s.acq(a, 1, 0, Context::Nmi);
+    s.acq(b, 2, 0, Context::Nmi);
+    s.rel(2, Context::Nmi);
+    s.rel(1, Context::Nmi);
+    s.acq(a, 1, af::kTrylock, Context::Nmi);  // trylocks are not checked at all
+    EXPECT_FALSE(s.eng.has_edge(a, b));
+    EXPECT_FALSE(s.eng.has_usage(a, UsageBit::Used));
+    s.once(a, 1);
+    s.once(b, 2);
+    EXPECT_EQ(s.eng.findings().size(), 0u);
+}
+
+// --nmi-graph keeps NMI as a context of its own, like before.
+TEST(Nmi, TheStricterGraphTracksNmiLikeAnyContext) {
+    EngineOptions strict;
+    strict.nmi_graph = true;
+    Sim s(strict);
+    ClassId a = s.cls("a"), b = s.cls("b");
+    s.acq(a, 1, 0, Context::Nmi);
+    s.acq(b, 2, 0, Context::Nmi);
+    EXPECT_TRUE(s.eng.has_edge(a, b));
+    EXPECT_EQ(s.eng.findings().size(), 0u);
 }
 
 }  // namespace

@@ -97,6 +97,19 @@ class Sim {
         }
         eng.process(e);
     }
+    // Interrupts back on in `ctx` with its locks still held (the unlock of
+    // an outer _irqsave lock, a _bh unlock).
+    void irqs_on(bool softirqs, Context ctx = Context::Task, std::uint32_t cpu = 0,
+                 StackId st = kNoStack) {
+        IrqsEnabledEvent e;
+        e.time_ns = now++;
+        e.cpu = cpu;
+        e.context = ctx;
+        e.hardirqs_enabled = true;
+        e.softirqs_enabled = softirqs;
+        e.stack = st;
+        eng.process(e);
+    }
     // Take and release in one go.
     void once(ClassId c, LockId lock, std::uint32_t flags = 0, Context ctx = Context::Task,
               std::uint32_t cpu = 0) {

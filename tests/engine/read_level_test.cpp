@@ -10,8 +10,12 @@ namespace {
 constexpr unsigned kAllContexts[] = {LW_CTX_TASK, LW_CTX_SOFTIRQ, LW_CTX_HARDIRQ, LW_CTX_NMI};
 constexpr unsigned kInterruptContexts[] = {LW_CTX_SOFTIRQ, LW_CTX_HARDIRQ, LW_CTX_NMI};
 // Flags that say nothing about reading: the level must not depend on them.
-constexpr unsigned kOtherFlags[] = {0, LW_ACQ_TRYLOCK, LW_ACQ_IRQS_OFF, LW_ACQ_BH,
-                                    LW_ACQ_TRYLOCK | LW_ACQ_IRQS_OFF | LW_ACQ_BH};
+constexpr unsigned kOtherFlags[] = {0, LW_ACQ_TRYLOCK, LW_ACQ_IRQS_OFF,
+                                    LW_ACQ_TRYLOCK | LW_ACQ_IRQS_OFF};
+// Softirqs off where the reader takes the lock, by this acquire (_bh) or
+// before it: in_interrupt() is true there.
+constexpr unsigned kSoftirqsOffFlags[] = {LW_ACQ_BH, LW_ACQ_SOFTIRQS_OFF,
+                                          LW_ACQ_BH | LW_ACQ_SOFTIRQS_OFF};
 
 TEST(ReadLevel, AnAcquireWithoutReadIsAWriteWhateverElseItSays) {
     for (unsigned context : kAllContexts) {
@@ -20,6 +24,23 @@ TEST(ReadLevel, AnAcquireWithoutReadIsAWriteWhateverElseItSays) {
             // A level without LW_ACQ_READ is not a read.
             EXPECT_EQ(lw_read_level(other | LW_ACQ_RECURSIVE_READ, context), 0u);
             EXPECT_EQ(lw_read_level(other | LW_ACQ_NONRECURSIVE_READ, context), 0u);
+        }
+    }
+}
+
+TEST(ReadLevel, AWriteIsAWriteWithSoftirqsOffToo) {
+    for (unsigned context : kAllContexts) {
+        for (unsigned off : kSoftirqsOffFlags) {
+            EXPECT_EQ(lw_read_level(off, context), 0u) << off << " in " << context;
+        }
+    }
+}
+
+// read_lock_bh(L); ...; read_lock(L) is a legal recursive read for lockdep.
+TEST(ReadLevel, AQueuedRwlockReaderWithSoftirqsOffIsRecursiveInTaskContext) {
+    for (unsigned off : kSoftirqsOffFlags) {
+        for (unsigned other : kOtherFlags) {
+            EXPECT_EQ(lw_read_level(off | other | LW_ACQ_READ, LW_CTX_TASK), 2u) << off << other;
         }
     }
 }

@@ -59,6 +59,13 @@ TEST(Trace, RoundTripsEveryRecordType) {
     e.next_read = 2;
     e.next_stack = 3;
     events.push_back(e);
+    IrqsEnabledEvent on;
+    on.cpu = 2;
+    on.context = Context::Task;
+    on.hardirqs_enabled = true;
+    on.softirqs_enabled = true;
+    on.stack = 3;
+    events.push_back(on);
 
     std::string text = trace_header_line() + "\n";
     for (const Event &ev : events) {
@@ -84,6 +91,23 @@ TEST(Trace, RoundTripsEveryRecordType) {
     EXPECT_EQ(std::get<UsageFact>(back[4]).bit, UsageBit::EnabledSoftirqRead);
     EXPECT_EQ(std::get<EdgeFact>(back[5]).next_read, 2);
     EXPECT_EQ(std::get<EdgeFact>(back[5]).context, Context::Hardirq);
+    const auto &on2 = std::get<IrqsEnabledEvent>(back[6]);
+    EXPECT_EQ(on2.cpu, 2u);
+    EXPECT_TRUE(on2.hardirqs_enabled);
+    EXPECT_TRUE(on2.softirqs_enabled);
+    EXPECT_EQ(on2.stack, 3u);
+}
+
+// Traces written before the irqs_on record existed still read.
+TEST(Trace, VersionOneTracesStillRead) {
+    std::istringstream in(
+        "{\"format\":\"lockwatch-trace\",\"version\":1}\n"
+        "{\"t\":\"class\",\"id\":1,\"name\":\"a\"}\n");
+    TraceReader reader(in);
+    auto ev = reader.next();
+    ASSERT_TRUE(ev) << reader.error()->format("x");
+    EXPECT_EQ(std::get<ClassFact>(*ev).name, "a");
+    EXPECT_NE(trace_header_line().find("\"version\":2"), std::string::npos);
 }
 
 TEST(Trace, FrameText) {
@@ -164,9 +188,9 @@ TEST(Trace, ErrorsNameThePosition) {
               "t.jsonl:2: field \"bit\": unknown usage bit \"USED_IN_NMI\"");
     EXPECT_EQ(read_all_error(kHeader + "{\"t\":\"edge\",\"prev\":1,\"next\":2,\"next_read\":3}\n"),
               "t.jsonl:2: field \"next_read\": 3 is larger than 2");
-    EXPECT_EQ(
-        read_all_error(kHeader + "{\"t\":\"bogus\"}\n"),
-        "t.jsonl:2: unknown record type \"bogus\" (class, stack, acquire, release, usage, edge)");
+    EXPECT_EQ(read_all_error(kHeader + "{\"t\":\"bogus\"}\n"),
+              "t.jsonl:2: unknown record type \"bogus\" (class, stack, acquire, release, usage, "
+              "edge, irqs_on)");
     EXPECT_EQ(read_all_error(kHeader + "[1,2]\n"), "t.jsonl:2: a record must be a JSON object");
     // Numbers that overflow a double are an error, in the header and after it.
     EXPECT_EQ(read_all_error("44E444\n").rfind("t.jsonl:1: invalid JSON in the header", 0), 0u);

@@ -231,12 +231,14 @@ TEST_F(FactDecoderTest, LockdepClassesKeepLockdepsNamesVersionsAndSubclasses) {
 // Every record type the BPF side can send decodes to something: a new type
 // added to lockwatch.h without its case fails this test (and -Wswitch-enum).
 TEST_F(FactDecoderTest, EveryRecordTypeIsDecoded) {
-    for (uint32_t type = LW_RECORD_FIRST_CALL; type <= LW_RECORD_CLASS_PAIR; ++type) {
+    for (uint32_t type = LW_RECORD_FIRST_CALL; type <= LW_RECORD_HELD_IRQS_ON; ++type) {
         lw_record r = record(type);
         r.class_id = 2;
         r.prev_class_id = 1;
         r.class_type = LW_CLASS_SITE;
-        r.usage_bit = LW_ENABLED_HARDIRQ;
+        // HELD_IRQS_ON carries a mask of bits, USAGE one bit.
+        r.usage_bit = type == LW_RECORD_HELD_IRQS_ON ? 1u << LW_ENABLED_HARDIRQ
+                                                     : static_cast<uint32_t>(LW_ENABLED_HARDIRQ);
         r.function = 0;
         std::vector<DecodedRecord> out;
         decoder_.decode(r, out);
@@ -247,15 +249,67 @@ TEST_F(FactDecoderTest, EveryRecordTypeIsDecoded) {
 
 TEST_F(FactDecoderTest, RecordsItCannotUnderstandAreCountedNotDropped) {
     std::vector<DecodedRecord> out;
-    decoder_.decode(record(LW_RECORD_CLASS_PAIR + 1), out);
+    decoder_.decode(record(LW_RECORD_HELD_IRQS_ON + 1), out);
     lw_record usage = record(LW_RECORD_USAGE);
     usage.usage_bit = LW_USAGE_BITS;
     decoder_.decode(usage, out);
     lw_record first = record(LW_RECORD_FIRST_CALL);
     first.function = LW_FN_COUNT;
     decoder_.decode(first, out);
+    lw_record held = record(LW_RECORD_HELD_IRQS_ON);
+    held.usage_bit = 1u << LW_USED_IN_HARDIRQ;  // not a bit irqs coming on can set
+    decoder_.decode(held, out);
     EXPECT_TRUE(out.empty());
-    EXPECT_EQ(decoder_.malformed_records(), 3u);
+    EXPECT_EQ(decoder_.malformed_records(), 4u);
+}
+
+// Interrupts back on with a lock held: one usage fact per new ENABLED bit,
+// read or not as the lock was taken, with the unlock's stack.
+TEST_F(FactDecoderTest, HeldLockWhenIrqsComeOnGetsTheEnabledBits) {
+    lw_record r = record(LW_RECORD_HELD_IRQS_ON);
+    r.class_id = 5;
+    r.acquire_flags = LW_ACQ_READ;
+    r.usage_bit = 1u << LW_ENABLED_HARDIRQ_READ | 1u << LW_ENABLED_SOFTIRQ_READ;
+    std::vector<DecodedRecord> out;
+    decoder_.decode(r, out);
+    std::vector<engine::UsageBit> bits;
+    for (const DecodedRecord &d : out) {
+        if (const auto *ev = std::get_if<engine::Event>(&d)) {
+            if (const auto *u = std::get_if<engine::UsageFact>(ev)) {
+                EXPECT_EQ(u->cls, 5u);
+                EXPECT_EQ(u->read, 1);
+                EXPECT_NE(u->stack, engine::kNoStack);
+                bits.push_back(u->bit);
+            }
+        }
+    }
+    EXPECT_EQ(bits, (std::vector<engine::UsageBit>{engine::UsageBit::EnabledHardirqRead,
+                                                   engine::UsageBit::EnabledSoftirqRead}));
+}
+
+// An NMI's acquire reaches the engine as the raw acquire it is, which the
+// engine only checks (verify_lock_unused()).
+TEST_F(FactDecoderTest, NmiAcquireBecomesARawAcquireInNmi) {
+    lw_record r = record(LW_RECORD_NMI_ACQUIRE);
+    r.class_id = 5;
+    r.context = LW_CTX_NMI;
+    std::vector<DecodedRecord> out;
+    decoder_.decode(r, out);
+    ASSERT_FALSE(out.empty());
+    const auto &ev = event<engine::AcquireEvent>(out.back());
+    EXPECT_EQ(ev.context, engine::Context::Nmi);
+    EXPECT_EQ(ev.cls, 5u);
+    engine::Engine eng;
+    eng.process(engine::ClassFact{5, "a"});
+    engine::UsageFact used;
+    used.cls = 5;
+    used.bit = engine::UsageBit::Used;
+    eng.process(used);
+    for (const DecodedRecord &d : out) {
+        eng.process(std::get<engine::Event>(d));
+    }
+    ASSERT_EQ(eng.findings().size(), 1u);
+    EXPECT_EQ(*eng.findings()[0].new_bit, engine::UsageBit::InNmi);
 }
 
 TEST_F(FactDecoderTest, FirstCallNamesItsCallerWithoutAddresses) {

@@ -220,6 +220,7 @@ LockCapture::LockCapture(const CaptureOptions &options) {
         kernel.vmlinux_btf.reset();
         open_programs();
         plan_hooks(options.focus, kallsyms, availability);
+        skel_->rodata->nmi_graph = options.nmi_graph;
         load(options.verbose);
         attach_in_order();
         open_ring_buffer();

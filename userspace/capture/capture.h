@@ -36,6 +36,9 @@ struct CaptureOptions {
     // Only acquires made inside these functions (or their compiler copies)
     // become facts; releases are always tracked. Empty: everything.
     std::vector<std::string> focus;
+    // NMI acquisitions become held locks, usage bits and edges; by default
+    // only lockdep's verify_lock_unused() check runs on them.
+    bool nmi_graph = false;
     bool verbose = false;  // pass libbpf's own log through to stderr
     // Key generic kmalloc classes by allocation site (the kmem:kmalloc
     // tracepoint); off: by the first acquirer's call site only.

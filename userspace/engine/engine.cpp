@@ -146,8 +146,11 @@ void Engine::process(const Event &event) {
                 release(e);
             } else if constexpr (std::is_same_v<T, UsageFact>) {
                 add_usage(e);
-            } else {
+            } else if constexpr (std::is_same_v<T, EdgeFact>) {
                 add_edge(e);
+            } else {
+                static_assert(std::is_same_v<T, IrqsEnabledEvent>);
+                irqs_enabled(e);
             }
         },
         event);
@@ -262,7 +265,8 @@ Engine::HeldLock Engine::held_lock_of(const AcquireEvent &ev, std::uint32_t cls)
     HeldLock next;
     next.lock = ev.lock;
     next.cls = cls;
-    next.read = read_level(ev.flags, ev.context);
+    next.read =
+        read_level(ev.flags | (ev.softirqs_enabled ? 0 : acquire_flags::kSoftirqsOff), ev.context);
     next.trylock = ev.flags & acquire_flags::kTrylock;
     next.irqs_off = ev.flags & acquire_flags::kIrqsOff;
     next.inferred = ev.hardirq_state_inferred;
@@ -321,7 +325,8 @@ void Engine::mark_usage(const HeldLock &next, const AcquireEvent &ev, AcquireChe
             mark(read ? UsageBit::EnabledSoftirqRead : UsageBit::EnabledSoftirq);
         }
     }
-    mark(UsageBit::Used);
+    // mark_lock(): "if (new_bit == LOCK_USED && this->read) new_bit = LOCK_USED_READ;"
+    mark(read ? UsageBit::UsedRead : UsageBit::Used);
 }
 
 void Engine::validate_chain(const HeldLock &next, const AcquireEvent &ev, AcquireCheck &check) {
@@ -362,6 +367,10 @@ void Engine::acquire(const AcquireEvent &ev) {
     bool created = false;
     std::uint32_t cls = class_index(ev.cls, &created);
     stats_.unknown_classes += created;
+    if (ev.context == Context::Nmi && !options_.nmi_graph) {
+        verify_lock_unused(cls, ev);
+        return;
+    }
     CpuState &cpu = cpus_[ev.cpu];
     auto &held = cpu.held[static_cast<int>(ev.context)];
 
@@ -403,12 +412,57 @@ void Engine::release(const ReleaseEvent &ev) {
     if (try_ctx(ctx)) {
         return;
     }
+    if (ev.context == Context::Nmi && !options_.nmi_graph) {
+        return;  // NMI acquires are never held (verify_lock_unused() only)
+    }
     for (int c = kNumContexts - 1; c >= 0; --c) {
         if (c != ctx && try_ctx(c)) {
             return;
         }
     }
     ++stats_.unmatched_releases;
+}
+
+// mark_held_locks() from lockdep_hardirqs_on() and lockdep_softirqs_on():
+//
+//     if (!mark_held_locks(curr, LOCK_ENABLED_HARDIRQ)) return;
+//     if (curr->softirqs_enabled) mark_held_locks(curr, LOCK_ENABLED_SOFTIRQ);
+//
+// so `spin_lock_irqsave(A); spin_lock(B); spin_unlock_irqrestore(A)` leaves
+// B HARDIRQ-ON. Only this context's locks: an interrupt context cannot turn
+// on the interrupts of the code it interrupted. O(held) mark_lock() calls.
+void Engine::irqs_enabled(const IrqsEnabledEvent &ev) {
+    ++stats_.events;
+    if (ev.cpu >= cpus_.size() || !ev.hardirqs_enabled) {
+        return;  // nothing held there; softirqs on with hardirqs off marks nothing
+    }
+    CpuState &cpu = cpus_[ev.cpu];
+    const std::vector<HeldLock> held = cpu.held[static_cast<int>(ev.context)];
+    Origin origin;
+    origin.task = ev.task;
+    origin.cpu = ev.cpu;
+    origin.time_ns = ev.time_ns;
+    origin.context = ev.context;
+    origin.flags.in_hardirq = ev.context == Context::Hardirq;
+    origin.flags.in_softirq = ev.context == Context::Softirq;
+    origin.flags.hardirqs_enabled = true;
+    origin.flags.softirqs_enabled = ev.softirqs_enabled && ev.context == Context::Task;
+    origin.stack = ev.stack;
+    for (int c = 0; c <= static_cast<int>(ev.context); ++c) {
+        origin.held.insert(origin.held.end(), cpu.held[c].begin(), cpu.held[c].end());
+    }
+    const UsageRecord rec{ev.stack, ev.task, ev.cpu, ev.time_ns, false};
+    for (const HeldLock &h : held) {
+        mark_lock(h.cls, h.read ? UsageBit::EnabledHardirqRead : UsageBit::EnabledHardirq, h.read,
+                  rec, origin, &h);
+    }
+    if (!origin.flags.softirqs_enabled) {
+        return;
+    }
+    for (const HeldLock &h : held) {
+        mark_lock(h.cls, h.read ? UsageBit::EnabledSoftirqRead : UsageBit::EnabledSoftirq, h.read,
+                  rec, origin, &h);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -842,6 +896,41 @@ void Engine::check_deadlock(const HeldLock &next, const Origin &origin) {
     f.chain = {f.holding->name, f.acquiring.name};
     f.signature_key = std::string(finding_kind_name(f.kind)) + ":" + f.acquiring.name;
     fill_common(f, origin);
+    emit(std::move(f));
+}
+
+// lock_acquire() in NMI, where lockdep is off (lockdep.c, v6.1):
+//
+//     if (lockdep_nmi() && !trylock) { ... verify_lock_unused(lock, &hlock, subclass); }
+//
+// which reports a lock already used outside NMI, "inconsistent {INITIAL
+// USE} -> {IN-NMI} usage", and records nothing: "READ locks only conflict
+// with USED, such that if we only ever use READ locks, there is no deadlock
+// possible -- RCU." O(1).
+void Engine::verify_lock_unused(std::uint32_t cls, const AcquireEvent &ev) {
+    if (ev.flags & acquire_flags::kTrylock) {
+        return;
+    }
+    const std::uint8_t read = held_lock_of(ev, cls).read;
+    const std::uint16_t mask = classes_[cls].usage_mask;
+    UsageBit prev = UsageBit::Used;
+    if (!(mask & lock_flag(UsageBit::Used))) {
+        if (read || !(mask & lock_flag(UsageBit::UsedRead))) {
+            return;
+        }
+        prev = UsageBit::UsedRead;
+    }
+    Finding f;
+    f.kind = FindingKind::InconsistentState;
+    f.prev_bit = prev;
+    f.new_bit = UsageBit::InNmi;
+    f.prev_usage = usage_trace(cls, prev);
+    f.acquiring = lock_ref(cls, ev.stack, read);
+    f.locks = {f.acquiring};
+    f.chain = {f.acquiring.name};
+    f.signature_key = std::string(finding_kind_name(f.kind)) + ":" + f.acquiring.name + ":" +
+                      std::string(usage_bit_name(prev)) + "->IN_NMI";
+    fill_common(f, acquire_origin(ev, {}));
     emit(std::move(f));
 }
 

@@ -38,6 +38,10 @@ struct EngineOptions {
     std::size_t max_held_depth = 48;
     // Largest CPU number accepted.
     std::uint32_t max_cpus = 8192;
+    // lockdep keeps NMI acquisitions out of its graph and only checks that an
+    // NMI's lock was never used outside NMI. true: track NMI held locks,
+    // usage and edges like any other context (stricter than lockdep).
+    bool nmi_graph = false;
 };
 
 struct EngineStats {
@@ -71,6 +75,7 @@ class Engine {
     void add_stack(const StackFact &fact);
     void acquire(const AcquireEvent &event);
     void release(const ReleaseEvent &event);
+    void irqs_enabled(const IrqsEnabledEvent &event);
     void add_usage(const UsageFact &fact);
     void add_edge(const EdgeFact &fact);
 
@@ -188,6 +193,7 @@ class Engine {
     bool check_noncircular(const HeldLock &prev, const HeldLock &next, const Origin &origin);
     bool check_irq_usage(const HeldLock &prev, const HeldLock &next, const Origin &origin);
     void check_deadlock(const HeldLock &next, const Origin &origin);
+    void verify_lock_unused(std::uint32_t cls, const AcquireEvent &ev);
 
     // lockdep's __bfs(): forwards over `after` or backwards over `before`.
     // match returns true to stop; accumulate-only searches never match.

@@ -7,11 +7,12 @@ namespace lockwatch::engine {
 namespace {
 
 // Indexed by UsageBit: lockdep's usage_str[] and the enum names.
-constexpr std::string_view kUsageStr[kNumUsageBits] = {
-    "IN-HARDIRQ-W", "IN-HARDIRQ-R", "HARDIRQ-ON-W", "HARDIRQ-ON-R", "IN-SOFTIRQ-W",
-    "IN-SOFTIRQ-R", "SOFTIRQ-ON-W", "SOFTIRQ-ON-R", "INITIAL USE",  "INITIAL READ USE",
+constexpr std::string_view kUsageStr[kNumUsageNames] = {
+    "IN-HARDIRQ-W", "IN-HARDIRQ-R",     "HARDIRQ-ON-W", "HARDIRQ-ON-R",
+    "IN-SOFTIRQ-W", "IN-SOFTIRQ-R",     "SOFTIRQ-ON-W", "SOFTIRQ-ON-R",
+    "INITIAL USE",  "INITIAL READ USE", "IN-NMI",
 };
-constexpr std::string_view kUsageName[kNumUsageBits] = {
+constexpr std::string_view kUsageName[kNumUsageNames] = {
     "USED_IN_HARDIRQ",
     "USED_IN_HARDIRQ_READ",
     "ENABLED_HARDIRQ",
@@ -22,6 +23,7 @@ constexpr std::string_view kUsageName[kNumUsageBits] = {
     "ENABLED_SOFTIRQ_READ",
     "USED",
     "USED_READ",
+    "IN_NMI",
 };
 
 }  // namespace
@@ -58,7 +60,7 @@ std::string_view usage_bit_name(UsageBit bit) {
 }
 
 bool parse_usage_bit_name(std::string_view name, UsageBit *out) {
-    for (int i = 0; i < kNumUsageBits; ++i) {
+    for (int i = 0; i < kNumUsageNames; ++i) {
         if (kUsageName[i] == name) {
             *out = static_cast<UsageBit>(i);
             return true;

@@ -60,8 +60,12 @@ enum class UsageBit : std::uint8_t {
     EnabledSoftirqRead = 7,  // LOCK_ENABLED_SOFTIRQ_READ
     Used = 8,                // LOCK_USED ("INITIAL USE")
     UsedRead = 9,            // LOCK_USED_READ ("INITIAL READ USE")
+    // usage_str[LOCK_USAGE_STATES], "IN-NMI": never a class's usage bit, only
+    // the new state of verify_lock_unused()'s report.
+    InNmi = 10,
 };
-inline constexpr int kNumUsageBits = 10;
+inline constexpr int kNumUsageBits = 10;    // the bits a class can have
+inline constexpr int kNumUsageNames = 11;   // with InNmi
 inline constexpr int kNumIrqUsageBits = 8;  // LOCK_TRACE_STATES minus the two USED bits
 // lockdep's usage_str[]: "IN-SOFTIRQ-W", "HARDIRQ-ON-R", "INITIAL USE", ...
 std::string_view usage_bit_str(UsageBit bit);
@@ -132,8 +136,11 @@ inline constexpr std::uint32_t kIrqsOff = LW_ACQ_IRQS_OFF;                    //
 inline constexpr std::uint32_t kBhOff = LW_ACQ_BH;                            // _bh
 inline constexpr std::uint32_t kRecursiveRead = LW_ACQ_RECURSIVE_READ;        // read == 2
 inline constexpr std::uint32_t kNonRecursiveRead = LW_ACQ_NONRECURSIVE_READ;  // read == 1
+// Softirqs were disabled before this acquire: set from
+// AcquireEvent::softirqs_enabled, or by the BPF programs.
+inline constexpr std::uint32_t kSoftirqsOff = LW_ACQ_SOFTIRQS_OFF;
 inline constexpr std::uint32_t kAll =
-    kRead | kTrylock | kIrqsOff | kBhOff | kRecursiveRead | kNonRecursiveRead;
+    kRead | kTrylock | kIrqsOff | kBhOff | kRecursiveRead | kNonRecursiveRead | kSoftirqsOff;
 }  // namespace acquire_flags
 
 // lockdep's held_lock->read of an acquire: 0 write, 1 read, 2 recursive
@@ -214,6 +221,23 @@ struct EdgeFact {
     bool hardirq_state_inferred = false;
 };
 
-using Event = std::variant<ClassFact, StackFact, AcquireEvent, ReleaseEvent, UsageFact, EdgeFact>;
+// (a) Interrupts came back on while this CPU's context still holds locks:
+// an outer spin_unlock_irqrestore() with its inner lock still held, a
+// spin_unlock_bh(). lockdep's lockdep_hardirqs_on() / lockdep_softirqs_on()
+// then run mark_held_locks(): every held lock becomes HARDIRQ-ON (and
+// SOFTIRQ-ON), with this stack as its usage trace. The state after the
+// change; softirqs count only with hardirqs on, as in lockdep_softirqs_on().
+struct IrqsEnabledEvent {
+    std::uint64_t time_ns = 0;
+    std::uint32_t cpu = 0;
+    Task task;
+    Context context = Context::Task;
+    bool hardirqs_enabled = true;
+    bool softirqs_enabled = false;
+    StackId stack = kNoStack;
+};
+
+using Event = std::variant<ClassFact, StackFact, AcquireEvent, ReleaseEvent, UsageFact, EdgeFact,
+                           IrqsEnabledEvent>;
 
 }  // namespace lockwatch::engine

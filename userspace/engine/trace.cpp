@@ -252,7 +252,7 @@ Event parse_object(const json &j) {
         UsageFact u;
         u.cls = get_u64(j, "class", true);
         std::string bit = get_string(j, "bit", true);
-        if (!parse_usage_bit_name(bit, &u.bit)) {
+        if (!parse_usage_bit_name(bit, &u.bit) || u.bit == UsageBit::InNmi) {
             fail(fmt::format("field \"bit\": unknown usage bit \"{}\"", bit));
         }
         u.stack = get_stack(j, "stack");
@@ -280,8 +280,19 @@ Event parse_object(const json &j) {
         e.softirqs_enabled = get_bool(j, "softirqs_enabled", false);
         return e;
     }
-    fail(
-        fmt::format("unknown record type \"{}\" (class, stack, acquire, release, usage, edge)", t));
+    if (t == "irqs_on") {
+        IrqsEnabledEvent e;
+        e.time_ns = get_u64(j, "time", false);
+        e.cpu = static_cast<std::uint32_t>(get_u64(j, "cpu", true, 0, kTraceMaxCpu));
+        e.task = get_task(j);
+        e.context = get_context(j, "ctx");
+        e.hardirqs_enabled = get_bool(j, "hardirqs_enabled", true);
+        e.softirqs_enabled = get_bool(j, "softirqs_enabled", false);
+        e.stack = get_stack(j, "stack");
+        return e;
+    }
+    fail(fmt::format(
+        "unknown record type \"{}\" (class, stack, acquire, release, usage, edge, irqs_on)", t));
 }
 
 // One frame of a trace's stack record (docs/trace-format.md: "sym", "off",
@@ -463,18 +474,18 @@ bool TraceReader::read_header(std::string_view text) {
     } catch (const json::parse_error &e) {
         error_ = TraceError{line_, e.byte ? e.byte : 1,
                             "invalid JSON in the header: expected "
-                            "{\"format\":\"lockwatch-trace\",\"version\":1}"};
+                            "{\"format\":\"lockwatch-trace\",\"version\":2}"};
         return false;
     } catch (const json::exception &e) {
         error_ = TraceError{line_, 0,
                             std::string("invalid JSON in the header (") + e.what() +
-                                "): expected {\"format\":\"lockwatch-trace\",\"version\":1}"};
+                                "): expected {\"format\":\"lockwatch-trace\",\"version\":2}"};
         return false;
     }
     if (!j.is_object() || !j.contains("format") || j["format"] != kTraceFormatName) {
         error_ = TraceError{line_, 0,
                             "not a lockwatch trace: the first line must be "
-                            "{\"format\":\"lockwatch-trace\",\"version\":1}"};
+                            "{\"format\":\"lockwatch-trace\",\"version\":2}"};
         return false;
     }
     if (!j.contains("version") || !j["version"].is_number_integer()) {
@@ -485,7 +496,7 @@ bool TraceReader::read_header(std::string_view text) {
     if (v < 1 || v > kTraceFormatVersion) {
         error_ = TraceError{line_, 0,
                             fmt::format("trace format version {} is not supported (this lockwatch "
-                                        "reads version {})",
+                                        "reads versions 1 to {})",
                                         v, kTraceFormatVersion)};
         return false;
     }
@@ -552,105 +563,136 @@ std::string trace_header_line() {
     return json{{"format", kTraceFormatName}, {"version", kTraceFormatVersion}}.dump();
 }
 
+namespace {
+
+json record_json(const ClassFact &e) {
+    return {{"t", "class"}, {"id", e.id}, {"name", e.name}};
+}
+
+json record_json(const StackFact &e) {
+    json frames = json::array();
+    for (const Frame &f : e.frames) {
+        frames.push_back(trace_frame_to_json(f));
+    }
+    return {{"t", "stack"}, {"id", e.id}, {"frames", frames}};
+}
+
+json acquire_flag_names(std::uint32_t flags) {
+    json names = json::array();
+    if (flags & acquire_flags::kRecursiveRead) {
+        names.push_back("recursive");
+    } else if (flags & acquire_flags::kNonRecursiveRead) {
+        names.push_back("nonrecursive");
+    } else if (flags & acquire_flags::kRead) {
+        names.push_back("read");
+    }
+    if (flags & acquire_flags::kTrylock) {
+        names.push_back("trylock");
+    }
+    if (flags & acquire_flags::kIrqsOff) {
+        names.push_back("irq");
+    }
+    if (flags & acquire_flags::kBhOff) {
+        names.push_back("bh");
+    }
+    return names;
+}
+
+json record_json(const AcquireEvent &e) {
+    json j = {{"t", "acquire"}, {"time", e.time_ns},
+              {"cpu", e.cpu},   {"ctx", std::string(context_name(e.context))},
+              {"lock", e.lock}, {"class", e.cls}};
+    put_task(j, e.task);
+    if (json flags = acquire_flag_names(e.flags); !flags.empty()) {
+        j["flags"] = flags;
+    }
+    j["hardirqs_enabled"] = e.hardirqs_enabled;
+    j["softirqs_enabled"] = e.softirqs_enabled;
+    if (e.hardirq_state_inferred) {
+        j["inferred"] = true;
+    }
+    if (e.stack) {
+        j["stack"] = e.stack;
+    }
+    return j;
+}
+
+json record_json(const ReleaseEvent &e) {
+    json j = {{"t", "release"},
+              {"time", e.time_ns},
+              {"cpu", e.cpu},
+              {"ctx", std::string(context_name(e.context))},
+              {"lock", e.lock}};
+    put_task(j, e.task);
+    return j;
+}
+
+json record_json(const UsageFact &e) {
+    json j = {{"t", "usage"},
+              {"class", e.cls},
+              {"bit", std::string(usage_bit_name(e.bit))},
+              {"cpu", e.cpu},
+              {"time", e.time_ns}};
+    put_task(j, e.task);
+    if (e.stack) {
+        j["stack"] = e.stack;
+    }
+    if (e.read) {
+        j["read"] = e.read;
+    }
+    if (e.hardirq_state_inferred) {
+        j["inferred"] = true;
+    }
+    return j;
+}
+
+json record_json(const EdgeFact &e) {
+    json j = {{"t", "edge"},    {"prev", e.prev},
+              {"next", e.next}, {"ctx", std::string(context_name(e.context))},
+              {"cpu", e.cpu},   {"time", e.time_ns}};
+    put_task(j, e.task);
+    if (e.prev_read) {
+        j["prev_read"] = e.prev_read;
+    }
+    if (e.next_read) {
+        j["next_read"] = e.next_read;
+    }
+    if (e.next_stack) {
+        j["stack"] = e.next_stack;
+    }
+    if (e.prev_stack) {
+        j["prev_stack"] = e.prev_stack;
+    }
+    if (e.hardirq_state_inferred) {
+        j["inferred"] = true;
+    }
+    if (e.hardirqs_enabled) {
+        j["hardirqs_enabled"] = true;
+    }
+    if (e.softirqs_enabled) {
+        j["softirqs_enabled"] = true;
+    }
+    return j;
+}
+
+json record_json(const IrqsEnabledEvent &e) {
+    json j = {{"t", "irqs_on"},
+              {"time", e.time_ns},
+              {"cpu", e.cpu},
+              {"ctx", std::string(context_name(e.context))},
+              {"hardirqs_enabled", e.hardirqs_enabled},
+              {"softirqs_enabled", e.softirqs_enabled}};
+    put_task(j, e.task);
+    if (e.stack) {
+        j["stack"] = e.stack;
+    }
+    return j;
+}
+
+}  // namespace
+
 std::string trace_record_line(const Event &event) {
-    json j;
-    std::visit(
-        [&j](const auto &e) {
-            using T = std::decay_t<decltype(e)>;
-            if constexpr (std::is_same_v<T, ClassFact>) {
-                j = {{"t", "class"}, {"id", e.id}, {"name", e.name}};
-            } else if constexpr (std::is_same_v<T, StackFact>) {
-                json frames = json::array();
-                for (const Frame &f : e.frames) {
-                    frames.push_back(trace_frame_to_json(f));
-                }
-                j = {{"t", "stack"}, {"id", e.id}, {"frames", frames}};
-            } else if constexpr (std::is_same_v<T, AcquireEvent>) {
-                j = {{"t", "acquire"}, {"time", e.time_ns},
-                     {"cpu", e.cpu},   {"ctx", std::string(context_name(e.context))},
-                     {"lock", e.lock}, {"class", e.cls}};
-                put_task(j, e.task);
-                json flags = json::array();
-                if ((e.flags & acquire_flags::kRecursiveRead)) {
-                    flags.push_back("recursive");
-                } else if ((e.flags & acquire_flags::kNonRecursiveRead)) {
-                    flags.push_back("nonrecursive");
-                } else if (e.flags & acquire_flags::kRead) {
-                    flags.push_back("read");
-                }
-                if (e.flags & acquire_flags::kTrylock) {
-                    flags.push_back("trylock");
-                }
-                if (e.flags & acquire_flags::kIrqsOff) {
-                    flags.push_back("irq");
-                }
-                if (e.flags & acquire_flags::kBhOff) {
-                    flags.push_back("bh");
-                }
-                if (!flags.empty()) {
-                    j["flags"] = flags;
-                }
-                j["hardirqs_enabled"] = e.hardirqs_enabled;
-                j["softirqs_enabled"] = e.softirqs_enabled;
-                if (e.hardirq_state_inferred) {
-                    j["inferred"] = true;
-                }
-                if (e.stack) {
-                    j["stack"] = e.stack;
-                }
-            } else if constexpr (std::is_same_v<T, ReleaseEvent>) {
-                j = {{"t", "release"},
-                     {"time", e.time_ns},
-                     {"cpu", e.cpu},
-                     {"ctx", std::string(context_name(e.context))},
-                     {"lock", e.lock}};
-                put_task(j, e.task);
-            } else if constexpr (std::is_same_v<T, UsageFact>) {
-                j = {{"t", "usage"},
-                     {"class", e.cls},
-                     {"bit", std::string(usage_bit_name(e.bit))},
-                     {"cpu", e.cpu},
-                     {"time", e.time_ns}};
-                put_task(j, e.task);
-                if (e.stack) {
-                    j["stack"] = e.stack;
-                }
-                if (e.read) {
-                    j["read"] = e.read;
-                }
-                if (e.hardirq_state_inferred) {
-                    j["inferred"] = true;
-                }
-            } else {
-                j = {{"t", "edge"},    {"prev", e.prev},
-                     {"next", e.next}, {"ctx", std::string(context_name(e.context))},
-                     {"cpu", e.cpu},   {"time", e.time_ns}};
-                put_task(j, e.task);
-                if (e.prev_read) {
-                    j["prev_read"] = e.prev_read;
-                }
-                if (e.next_read) {
-                    j["next_read"] = e.next_read;
-                }
-                if (e.next_stack) {
-                    j["stack"] = e.next_stack;
-                }
-                if (e.prev_stack) {
-                    j["prev_stack"] = e.prev_stack;
-                }
-                if (e.hardirq_state_inferred) {
-                    j["inferred"] = true;
-                }
-                if (e.hardirqs_enabled) {
-                    j["hardirqs_enabled"] = true;
-                }
-                if (e.softirqs_enabled) {
-                    j["softirqs_enabled"] = true;
-                }
-            }
-        },
-        event);
-    return j.dump();
+    return std::visit([](const auto &e) { return record_json(e).dump(); }, event);
 }
 
 }  // namespace lockwatch::engine

@@ -15,7 +15,8 @@
 namespace lockwatch::engine {
 
 inline constexpr std::string_view kTraceFormatName = "lockwatch-trace";
-inline constexpr int kTraceFormatVersion = 1;
+// Version 2 added the irqs_on record; version 1 traces are read as before.
+inline constexpr int kTraceFormatVersion = 2;
 // Bounds that keep a hostile trace from exhausting memory.
 inline constexpr std::size_t kTraceMaxLineBytes = 1 << 20;
 inline constexpr std::size_t kTraceMaxFrames = 256;

@@ -97,6 +97,8 @@ class FactDecoder {
     void decode_usage(const lw_record &record, std::vector<DecodedRecord> &out);
     void decode_edge(const lw_record &record, std::vector<DecodedRecord> &out);
     void decode_recursion(const lw_record &record, std::vector<DecodedRecord> &out);
+    void decode_nmi_acquire(const lw_record &record, std::vector<DecodedRecord> &out);
+    void decode_held_irqs_on(const lw_record &record, std::vector<DecodedRecord> &out);
     void decode_first_call(const lw_record &record, std::vector<DecodedRecord> &out);
 
     engine::StackId intern_stack(int32_t bpf_stack_id, std::vector<DecodedRecord> &out);

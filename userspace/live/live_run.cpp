@@ -43,7 +43,9 @@ std::unique_ptr<KernelDebugInfo> open_running_kernel_debuginfo(const std::string
 }  // namespace
 
 LiveRun::LiveRun(const RunOptions &options)
-    : options_(options), engine_(engine::EngineOptions{.kernel_ident = kernel_release()}) {
+    : options_(options),
+      engine_(
+          engine::EngineOptions{.kernel_ident = kernel_release(), .nmi_graph = options.nmi_graph}) {
     if (!options.vmlinux.empty()) {
         debuginfo_ = open_running_kernel_debuginfo(options.vmlinux);
     }
@@ -51,6 +53,7 @@ LiveRun::LiveRun(const RunOptions &options)
     refresher_.emplace(*kallsyms_, [] { return Kallsyms::load(); });
     capture_.emplace(CaptureOptions{.backend = options.backend,
                                     .focus = options.focus,
+                                    .nmi_graph = options.nmi_graph,
                                     .verbose = options.verbose,
                                     .alloc_sites = options.alloc_sites});
     vmlinux_btf_ = btf__load_vmlinux_btf();

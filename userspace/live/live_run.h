@@ -38,6 +38,7 @@ struct RunOptions {
     bool alloc_sites = true;  // see CaptureOptions
     std::string ready_file;   // created once every hook is attached
     std::vector<std::string> focus;
+    bool nmi_graph = false;  // NMI acquisitions in the graph (stricter than lockdep)
     Backend backend = Backend::Auto;
     std::string vmlinux;  // debug info for file:line
 };
