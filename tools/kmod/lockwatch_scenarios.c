@@ -42,6 +42,10 @@
  *                               hardirq, read_lock with irqs on)
  *   chain_safe_unsafe           HARDIRQ-safe -> HARDIRQ-unsafe lock order
  *                               (safe -> mid -> unsafe, one nesting)
+ *   irqs_on_held                inconsistent lock state, {IN-HARDIRQ-W} ->
+ *                               {HARDIRQ-ON-W}: a hardirq lock still held
+ *                               when spin_unlock_irqrestore() of an outer
+ *                               lock turns interrupts back on
  *   healthy_irqsave             none: hardirq lock taken with irqsave
  *   healthy_bh                  none: softirq lock taken with _bh
  *   healthy_order               none: a->b, twice
@@ -52,6 +56,11 @@
  *                               spin_lock
  *   healthy_rwlock_read         none: read_lock in hardirq and read_lock
  *                               with irqs on
+ *   healthy_read_bh_abba        none: read_lock_bh(r); spin_lock(x), then
+ *                               with softirqs off spin_lock(x);
+ *                               read_lock(r): readers with softirqs off are
+ *                               recursive (qrwlock lets them past a waiting
+ *                               writer), so there is no cycle
  */
 #include <linux/completion.h>
 #include <linux/hrtimer.h>
@@ -317,6 +326,22 @@ static void rwlock_write_hardirq(void)
 	read_unlock(&rwwh_lock);
 }
 
+/* ---- interrupts turned back on with a lock held ------------------------- */
+
+static DEFINE_SPINLOCK(irqon_outer);
+static DEFINE_SPINLOCK(irqon_held);
+
+static void irqs_on_held(void)
+{
+	unsigned long flags;
+
+	hardirq_take(TAKE_SPIN, &irqon_held);
+	spin_lock_irqsave(&irqon_outer, flags);
+	spin_lock(&irqon_held); /* hardirqs off: nothing wrong yet */
+	spin_unlock_irqrestore(&irqon_outer, flags); /* on again, irqon_held held */
+	spin_unlock(&irqon_held);
+}
+
 /* ---- healthy look-alikes: no report ------------------------------------- */
 
 static DEFINE_SPINLOCK(okirqsave_lock);
@@ -327,6 +352,8 @@ static DEFINE_SPINLOCK(oktry_a);
 static DEFINE_SPINLOCK(oktry_b);
 static DEFINE_SPINLOCK(oklocal_lock);
 static DEFINE_RWLOCK(okrw_lock);
+static DEFINE_RWLOCK(okrbh_r);
+static DEFINE_SPINLOCK(okrbh_x);
 
 /* Two instances of one lock class: spin_lock_init at one site. */
 static struct oknest_obj {
@@ -390,6 +417,21 @@ static void healthy_rwlock_read(void)
 	read_unlock(&okrw_lock);
 }
 
+static void healthy_read_bh_abba(void)
+{
+	read_lock_bh(&okrbh_r);
+	spin_lock(&okrbh_x);
+	spin_unlock(&okrbh_x);
+	read_unlock_bh(&okrbh_r);
+
+	local_bh_disable();
+	spin_lock(&okrbh_x);
+	read_lock(&okrbh_r); /* in_interrupt(): a recursive read, no cycle */
+	read_unlock(&okrbh_r);
+	spin_unlock(&okrbh_x);
+	local_bh_enable();
+}
+
 /* ---- the parameter ------------------------------------------------------- */
 
 static const struct scenario {
@@ -409,6 +451,7 @@ static const struct scenario {
 	{ "rwlock_read_hardirq", rwlock_read_hardirq },
 	{ "rwlock_write_hardirq", rwlock_write_hardirq },
 	{ "chain_safe_unsafe", chain_safe_unsafe },
+	{ "irqs_on_held", irqs_on_held },
 	{ "healthy_irqsave", healthy_irqsave },
 	{ "healthy_bh", healthy_bh },
 	{ "healthy_order", healthy_order },
@@ -416,6 +459,7 @@ static const struct scenario {
 	{ "healthy_nested", healthy_nested },
 	{ "healthy_local_irq_save", healthy_local_irq_save },
 	{ "healthy_rwlock_read", healthy_rwlock_read },
+	{ "healthy_read_bh_abba", healthy_read_bh_abba },
 };
 
 static DEFINE_MUTEX(run_mutex);
