@@ -318,7 +318,7 @@ void FactDecoder::decode_nmi_acquire(const lw_record &r, std::vector<DecodedReco
     ev.cpu = r.cpu;
     ev.task = task_of(r);
     ev.context = engine::Context::Nmi;
-    ev.cls = r.class_id;
+    ev.cls = class_of(r.class_id);
     ev.flags = r.acquire_flags & engine::acquire_flags::kAll;
     ev.hardirqs_enabled = false;
     ev.softirqs_enabled = false;
@@ -338,7 +338,7 @@ void FactDecoder::decode_held_irqs_on(const lw_record &r, std::vector<DecodedRec
         return;
     }
     engine::UsageFact fact;
-    fact.cls = r.class_id;
+    fact.cls = class_of(r.class_id);
     fact.stack = intern_stack(r.stack_id, out);
     fact.task = task_of(r);
     fact.cpu = r.cpu;
