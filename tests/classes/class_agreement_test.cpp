@@ -57,7 +57,13 @@ bool row(const std::string &label, Row &r) {
 
 TEST(ClassAgreement, WorkloadRanAndNothingWasFound) {
     const Comparison &c = comparison();
-    EXPECT_NE(c.output.find("classes-workload: done"), std::string::npos) << c.output;
+    // compare.sh prints each part of the workload, and says so when the
+    // workload did not reach its end.
+    for (const char *part : {"classes-workload: network over a bridge",
+                             "classes-workload: ext4 on loop", "classes-workload: stress-ng"}) {
+        EXPECT_NE(c.output.find(part), std::string::npos) << part << "\n" << c.output;
+    }
+    EXPECT_EQ(c.output.find("(workload did not finish)"), std::string::npos) << c.output;
     // 0: the run made no finding (lockdep's classes, on the lockdep backend).
     EXPECT_EQ(c.exit_status, 0) << c.output;
     EXPECT_NE(c.output.find("kmalloc classes:"), std::string::npos) << c.output;
@@ -76,8 +82,9 @@ TEST(ClassAgreement, AddressClassesMakeNoFinding) {
 }
 
 // Among the classes that take part in dependencies, how many map one-to-one
-// to lockdep's. The target is 95 %; measured on this workload:
-// 70 % (42 of 60), the misses being classes no address rule can join or
+// to lockdep's. The target is 95 %; measured on this workload, with
+// virtio_net, bridge, loop and ext4 loaded as modules: 73.7 % (73 of 99;
+// 83.2 % of all 202 classes compared), the misses being classes no address rule can join or
 // part (a struct in several caches, static and heap instances of one
 // struct, lockdep's subclasses and per-type keys) and kmalloc objects
 // allocated before attach, which have no allocation site. The floor keeps
