@@ -214,6 +214,21 @@ TEST(Kallsyms, KernelSymbolsDoNotReachIntoTheModuleArea) {
     EXPECT_FALSE(k.names_exactly(0xffffffffc0000010));
 }
 
+// The linker's markers past _end (Debian: __init_scratch_end, 4 MiB past
+// it) are no functions: what lies above them is not theirs to name.
+TEST(Kallsyms, MarkersPastTheImageNameOnlyThemselves) {
+    Kallsyms k = parse(
+        "ffffffffb9200000 T _stext\n"
+        "ffffffffbba30000 B _end\n"
+        "ffffffffbc000000 D __init_scratch_end\n"
+        "ffffffffc0300000 t mod_fn\t[mod]\n");
+    EXPECT_FALSE(k.symbolize(0xffffffffbd82b858).has_value());
+    auto exact = k.symbolize(0xffffffffbc000000);
+    ASSERT_TRUE(exact.has_value());
+    EXPECT_EQ(exact->name, "__init_scratch_end");
+    EXPECT_EQ(k.symbolize(0xffffffffb9200010)->name, "_stext");
+}
+
 struct FakeClock {
     std::chrono::steady_clock::time_point now{};
     KallsymsRefresher::Clock clock() {
