@@ -261,6 +261,18 @@ const Engine::Origin &Engine::AcquireCheck::with_held() {
     return origin;
 }
 
+Engine::Origin Engine::origin_at(const Task &task, std::uint32_t cpu, std::uint64_t time_ns,
+                                 Context context) {
+    Origin origin;
+    origin.task = task;
+    origin.cpu = cpu;
+    origin.time_ns = time_ns;
+    origin.context = context;
+    origin.flags.in_hardirq = context == Context::Hardirq;
+    origin.flags.in_softirq = context == Context::Softirq;
+    return origin;
+}
+
 Engine::HeldLock Engine::held_lock_of(const AcquireEvent &ev, std::uint32_t cls) const {
     HeldLock next;
     next.lock = ev.lock;
@@ -287,13 +299,7 @@ Engine::Origin Engine::acquire_origin(const AcquireEvent &ev,
         hardirqs_on =
             std::none_of(held.begin(), held.end(), [](const HeldLock &h) { return h.irqs_off; });
     }
-    Origin origin;
-    origin.task = ev.task;
-    origin.cpu = ev.cpu;
-    origin.time_ns = ev.time_ns;
-    origin.context = ev.context;
-    origin.flags.in_hardirq = ev.context == Context::Hardirq;
-    origin.flags.in_softirq = ev.context == Context::Softirq;
+    Origin origin = origin_at(ev.task, ev.cpu, ev.time_ns, ev.context);
     origin.flags.hardirqs_enabled = hardirqs_on;
     origin.flags.softirqs_enabled =
         ev.softirqs_enabled && !(ev.flags & acquire_flags::kBhOff) && ev.context == Context::Task;
@@ -438,13 +444,7 @@ void Engine::irqs_enabled(const IrqsEnabledEvent &ev) {
     }
     CpuState &cpu = cpus_[ev.cpu];
     const std::vector<HeldLock> held = cpu.held[static_cast<int>(ev.context)];
-    Origin origin;
-    origin.task = ev.task;
-    origin.cpu = ev.cpu;
-    origin.time_ns = ev.time_ns;
-    origin.context = ev.context;
-    origin.flags.in_hardirq = ev.context == Context::Hardirq;
-    origin.flags.in_softirq = ev.context == Context::Softirq;
+    Origin origin = origin_at(ev.task, ev.cpu, ev.time_ns, ev.context);
     origin.flags.hardirqs_enabled = true;
     origin.flags.softirqs_enabled = ev.softirqs_enabled && ev.context == Context::Task;
     origin.stack = ev.stack;
@@ -479,15 +479,10 @@ void Engine::add_usage(const UsageFact &fact) {
         return;
     }
     int bit = static_cast<int>(fact.bit);
-    Origin origin;
-    origin.task = fact.task;
-    origin.cpu = fact.cpu;
-    origin.time_ns = fact.time_ns;
     bool used_in = bit < kNumIrqUsageBits && !(bit & kUsageDirMask);
-    origin.context =
-        used_in ? ((bit >> 2) == 0 ? Context::Hardirq : Context::Softirq) : Context::Task;
-    origin.flags.in_hardirq = origin.context == Context::Hardirq;
-    origin.flags.in_softirq = origin.context == Context::Softirq;
+    Origin origin = origin_at(
+        fact.task, fact.cpu, fact.time_ns,
+        used_in ? ((bit >> 2) == 0 ? Context::Hardirq : Context::Softirq) : Context::Task);
     origin.flags.hardirqs_enabled = bit < kNumIrqUsageBits && (bit & kUsageDirMask);
     origin.flags.softirqs_enabled =
         bit < kNumIrqUsageBits && (bit & kUsageDirMask) && (bit >> 2) == 1;

@@ -194,6 +194,9 @@ class Engine {
     bool check_irq_usage(const HeldLock &prev, const HeldLock &next, const Origin &origin);
     void check_deadlock(const HeldLock &next, const Origin &origin);
     void verify_lock_unused(std::uint32_t cls, const AcquireEvent &ev);
+    // Who, where and in which context an operation ran; irq state left off.
+    static Origin origin_at(const Task &task, std::uint32_t cpu, std::uint64_t time_ns,
+                            Context context);
 
     // lockdep's __bfs(): forwards over `after` or backwards over `before`.
     // match returns true to stop; accumulate-only searches never match.
