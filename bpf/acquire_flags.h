@@ -59,4 +59,64 @@ static inline unsigned int lw_read_level(unsigned int acquire_flags, unsigned in
     return 2;
 }
 
+/* lockdep's usage bits (kernel/locking/lockdep_states.h order). */
+enum lw_usage_bit {
+    LW_USED_IN_HARDIRQ = 0,
+    LW_USED_IN_HARDIRQ_READ = 1,
+    LW_ENABLED_HARDIRQ = 2,
+    LW_ENABLED_HARDIRQ_READ = 3,
+    LW_USED_IN_SOFTIRQ = 4,
+    LW_USED_IN_SOFTIRQ_READ = 5,
+    LW_ENABLED_SOFTIRQ = 6,
+    LW_ENABLED_SOFTIRQ_READ = 7,
+    LW_USED = 8,      /* "INITIAL USE", any use outside NMI */
+    LW_USED_READ = 9, /* "INITIAL READ USE" */
+    LW_USAGE_BITS = 10
+};
+
+/*
+ * lockdep's mark_usage(): the usage bits an acquire sets, the one rule the
+ * BPF programs (which send the new bits as facts) and the engine (which
+ * marks them from raw events) share. A reader (read level != 0) sets the
+ * _READ bits; a trylock is no use in irq; hardirqs_on / softirqs_on are the
+ * state after the lock function's own disabling (softirqs count only with
+ * hardirqs on).
+ */
+static inline unsigned int lw_usage_mask(unsigned int acquire_flags, unsigned int context,
+                                         int hardirqs_on, int softirqs_on)
+{
+    unsigned int read = lw_read_level(acquire_flags, context) != 0;
+    unsigned int mask = 0;
+
+    if (!(acquire_flags & LW_ACQ_TRYLOCK)) {
+        if (context == LW_CTX_HARDIRQ)
+            mask |= 1U << (LW_USED_IN_HARDIRQ + read);
+        if (context == LW_CTX_SOFTIRQ)
+            mask |= 1U << (LW_USED_IN_SOFTIRQ + read);
+    }
+    if (hardirqs_on) {
+        mask |= 1U << (LW_ENABLED_HARDIRQ + read);
+        if (softirqs_on)
+            mask |= 1U << (LW_ENABLED_SOFTIRQ + read);
+    }
+    return mask | 1U << (LW_USED + read);
+}
+
+/*
+ * The order mark_usage() marks them in, which decides the report when one
+ * acquire sets two bits that each make one (in softirq context with
+ * hardirqs on: IN-SOFTIRQ before HARDIRQ-ON): used-in, then enabled, hardirq
+ * before softirq, then USED. i < LW_USAGE_BITS.
+ */
+static inline unsigned int lw_usage_bit_at(unsigned int i)
+{
+    static const unsigned char order[LW_USAGE_BITS] = {
+        LW_USED_IN_HARDIRQ, LW_USED_IN_HARDIRQ_READ, LW_USED_IN_SOFTIRQ, LW_USED_IN_SOFTIRQ_READ,
+        LW_ENABLED_HARDIRQ, LW_ENABLED_HARDIRQ_READ, LW_ENABLED_SOFTIRQ, LW_ENABLED_SOFTIRQ_READ,
+        LW_USED,            LW_USED_READ,
+    };
+
+    return order[i < LW_USAGE_BITS ? i : 0];
+}
+
 #endif /* LOCKWATCH_ACQUIRE_FLAGS_H */

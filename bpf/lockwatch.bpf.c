@@ -403,25 +403,11 @@ static __always_inline void fill_class(struct lw_record *rec, const struct lw_cl
 }
 
 
-/* lockdep's mark_usage(): which usage bits this acquire sets. Any read
- * (held_lock->read != 0) sets the _READ bits. */
+/* lockdep's mark_usage(), shared with the engine (acquire_flags.h). */
 static __always_inline __u32 usage_mask_of(const struct acquire *a)
 {
-    __u32 read = lw_read_level(a->flags, a->context) != 0;
-    __u32 mask = 0;
-
-    if (!(a->flags & LW_ACQ_TRYLOCK)) {
-        if (a->context == LW_CTX_HARDIRQ)
-            mask |= 1U << (LW_USED_IN_HARDIRQ + read);
-        if (a->context == LW_CTX_SOFTIRQ)
-            mask |= 1U << (LW_USED_IN_SOFTIRQ + read);
-    }
-    if (a->irq_flags & LW_IRQ_HARDIRQS_ENABLED) {
-        mask |= 1U << (LW_ENABLED_HARDIRQ + read);
-        if (a->irq_flags & LW_IRQ_SOFTIRQS_ENABLED)
-            mask |= 1U << (LW_ENABLED_SOFTIRQ + read);
-    }
-    return mask | 1U << (LW_USED + read);
+    return lw_usage_mask(a->flags, a->context, !!(a->irq_flags & LW_IRQ_HARDIRQS_ENABLED),
+                         !!(a->irq_flags & LW_IRQ_SOFTIRQS_ENABLED));
 }
 
 static __always_inline void report_class_and_usage(void *ctx, const struct acquire *a,
@@ -461,7 +447,10 @@ static __always_inline void report_class_and_usage(void *ctx, const struct acqui
             bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
         }
     }
-    for (__u32 bit = 0; bit < LW_USAGE_BITS; bit++) {
+    /* In mark_usage()'s order: the engine reports in the order facts come. */
+    for (__u32 i = 0; i < LW_USAGE_BITS; i++) {
+        __u32 bit = lw_usage_bit_at(i);
+
         if (!(fresh & (1ULL << bit)))
             continue;
         rec = new_record(ctx, LW_RECORD_USAGE, a->function, a->context);

@@ -71,21 +71,6 @@ enum lw_class_type {
 #define LW_FN_LOCKDEP LW_FN_COUNT
 #define LW_FN_SLOTS (LW_FN_COUNT + 1)
 
-/* lockdep's usage bits (kernel/locking/lockdep_states.h order). */
-enum lw_usage_bit {
-    LW_USED_IN_HARDIRQ = 0,
-    LW_USED_IN_HARDIRQ_READ = 1,
-    LW_ENABLED_HARDIRQ = 2,
-    LW_ENABLED_HARDIRQ_READ = 3,
-    LW_USED_IN_SOFTIRQ = 4,
-    LW_USED_IN_SOFTIRQ_READ = 5,
-    LW_ENABLED_SOFTIRQ = 6,
-    LW_ENABLED_SOFTIRQ_READ = 7,
-    LW_USED = 8,      /* "INITIAL USE", any use outside NMI */
-    LW_USED_READ = 9, /* "INITIAL READ USE" */
-    LW_USAGE_BITS = 10
-};
-
 enum lw_record_type {
     /* The first time a lock function ran: who called it. */
     LW_RECORD_FIRST_CALL = 1,

@@ -1,5 +1,7 @@
 // lockdep's read level of an acquire (acquire_flags.h's lw_read_level()),
 // the one rule the BPF programs, the fact decoder and the engine share.
+#include <vector>
+
 #include <gtest/gtest.h>
 
 #include "engine/events.h"
@@ -80,6 +82,40 @@ TEST(ReadLevel, TheEngineReadsTheBitsTheBpfProgramsSend) {
                 << flags << " in " << context_name(contexts[i]);
         }
     }
+}
+
+// lockdep's mark_usage() order: used-in bits before enabled ones, hardirq
+// before softirq, USED last. An acquire in softirq with hardirqs on sets
+// IN-SOFTIRQ and HARDIRQ-ON; lockdep marks (and may report) IN-SOFTIRQ first.
+TEST(UsageRule, BitsComeInMarkUsagesOrder) {
+    std::vector<unsigned> order;
+    for (unsigned i = 0; i < LW_USAGE_BITS; ++i) {
+        order.push_back(lw_usage_bit_at(i));
+    }
+    const std::vector<unsigned> expected{LW_USED_IN_HARDIRQ,
+                                         LW_USED_IN_HARDIRQ_READ,
+                                         LW_USED_IN_SOFTIRQ,
+                                         LW_USED_IN_SOFTIRQ_READ,
+                                         LW_ENABLED_HARDIRQ,
+                                         LW_ENABLED_HARDIRQ_READ,
+                                         LW_ENABLED_SOFTIRQ,
+                                         LW_ENABLED_SOFTIRQ_READ,
+                                         LW_USED,
+                                         LW_USED_READ};
+    EXPECT_EQ(order, expected);
+}
+
+TEST(UsageRule, WhatAnAcquireMarks) {
+    // A plain lock in softirq with hardirqs on: IN-SOFTIRQ-W, HARDIRQ-ON-W, USED.
+    EXPECT_EQ(lw_usage_mask(0, LW_CTX_SOFTIRQ, 1, 0),
+              1u << LW_USED_IN_SOFTIRQ | 1u << LW_ENABLED_HARDIRQ | 1u << LW_USED);
+    // A trylock in hardirq is no use in irq; a reader sets the _READ bits.
+    EXPECT_EQ(lw_usage_mask(LW_ACQ_TRYLOCK | LW_ACQ_READ, LW_CTX_HARDIRQ, 0, 0),
+              1u << LW_USED_READ);
+    // Softirqs on count only with hardirqs on.
+    EXPECT_EQ(lw_usage_mask(0, LW_CTX_TASK, 0, 1), 1u << LW_USED);
+    EXPECT_EQ(lw_usage_mask(LW_ACQ_READ, LW_CTX_TASK, 1, 1),
+              1u << LW_ENABLED_HARDIRQ_READ | 1u << LW_ENABLED_SOFTIRQ_READ | 1u << LW_USED_READ);
 }
 
 }  // namespace

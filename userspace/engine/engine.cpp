@@ -309,30 +309,23 @@ Engine::Origin Engine::acquire_origin(const AcquireEvent &ev,
 }
 
 void Engine::mark_usage(const HeldLock &next, const AcquireEvent &ev, AcquireCheck &check) {
-    UsageRecord rec{ev.stack, ev.task, ev.cpu, ev.time_ns, ev.hardirq_state_inferred};
-    auto mark = [&](UsageBit bit) {
-        if (classes_[next.cls].usage_mask & lock_flag(bit)) {
-            return;  // the fast path: nothing new
+    // lockdep's mark_usage(), the rule the BPF programs use too
+    // (acquire_flags.h), marked in its order; a trylock's flag keeps it out
+    // of the used-in bits.
+    const std::uint32_t flags = ev.flags | (ev.softirqs_enabled ? 0 : acquire_flags::kSoftirqsOff) |
+                                (next.trylock ? acquire_flags::kTrylock : 0);
+    const unsigned mask =
+        lw_usage_mask(flags, static_cast<unsigned>(ev.context), check.origin.flags.hardirqs_enabled,
+                      check.origin.flags.softirqs_enabled);
+    const UsageRecord rec{ev.stack, ev.task, ev.cpu, ev.time_ns, ev.hardirq_state_inferred};
+    for (unsigned i = 0; i < LW_USAGE_BITS; ++i) {
+        const auto bit = static_cast<UsageBit>(lw_usage_bit_at(i));
+        if (!(mask & (1u << static_cast<unsigned>(bit))) ||
+            (classes_[next.cls].usage_mask & lock_flag(bit))) {
+            continue;  // not set by this acquire, or nothing new (the fast path)
         }
         mark_lock(next.cls, bit, next.read, rec, check.with_held(), &next);
-    };
-    const bool read = next.read != 0;
-    if (!next.trylock) {
-        if (ev.context == Context::Hardirq) {
-            mark(read ? UsageBit::UsedInHardirqRead : UsageBit::UsedInHardirq);
-        }
-        if (ev.context == Context::Softirq) {
-            mark(read ? UsageBit::UsedInSoftirqRead : UsageBit::UsedInSoftirq);
-        }
     }
-    if (check.origin.flags.hardirqs_enabled) {
-        mark(read ? UsageBit::EnabledHardirqRead : UsageBit::EnabledHardirq);
-        if (check.origin.flags.softirqs_enabled) {
-            mark(read ? UsageBit::EnabledSoftirqRead : UsageBit::EnabledSoftirq);
-        }
-    }
-    // mark_lock(): "if (new_bit == LOCK_USED && this->read) new_bit = LOCK_USED_READ;"
-    mark(read ? UsageBit::UsedRead : UsageBit::Used);
 }
 
 void Engine::validate_chain(const HeldLock &next, const AcquireEvent &ev, AcquireCheck &check) {

@@ -64,7 +64,15 @@ enum class UsageBit : std::uint8_t {
     // the new state of verify_lock_unused()'s report.
     InNmi = 10,
 };
-inline constexpr int kNumUsageBits = 10;    // the bits a class can have
+inline constexpr int kNumUsageBits = 10;  // the bits a class can have
+static_assert(kNumUsageBits == LW_USAGE_BITS &&
+                  static_cast<int>(UsageBit::UsedInHardirq) == LW_USED_IN_HARDIRQ &&
+                  static_cast<int>(UsageBit::EnabledHardirqRead) == LW_ENABLED_HARDIRQ_READ &&
+                  static_cast<int>(UsageBit::UsedInSoftirq) == LW_USED_IN_SOFTIRQ &&
+                  static_cast<int>(UsageBit::EnabledSoftirqRead) == LW_ENABLED_SOFTIRQ_READ &&
+                  static_cast<int>(UsageBit::Used) == LW_USED &&
+                  static_cast<int>(UsageBit::UsedRead) == LW_USED_READ,
+              "UsageBit is lockdep's numbering, as the BPF programs send it");
 inline constexpr int kNumUsageNames = 11;   // with InNmi
 inline constexpr int kNumIrqUsageBits = 8;  // LOCK_TRACE_STATES minus the two USED bits
 // lockdep's usage_str[]: "IN-SOFTIRQ-W", "HARDIRQ-ON-R", "INITIAL USE", ...
