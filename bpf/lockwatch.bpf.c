@@ -726,32 +726,48 @@ static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
     return site;
 }
 
-/* The same lock instance again while held: this CPU is about to spin on
- * itself (read-side reacquires of rwlocks are legal). The loop hands on
- * what it found, never the index: an index the verifier knows would make
- * it walk everything below once per value. */
-static __always_inline void report_recursion(void *ctx, const struct held_stack *held,
-                                             __u32 depth, const struct acquire *a,
-                                             const struct lw_class *class)
+/* Copies the entry of `lock` on one context's held stack into *found. The
+ * loop hands on what it found, never the index or a pointer: one the
+ * verifier knows would make it walk everything after once per value. */
+static __always_inline bool held_entry_of(const struct held_stack *held, __u32 depth, __u64 lock,
+                                          struct held_lock *found)
 {
-    __u32 same_function = 0, same_flags = 0;
-    __u64 same_site = 0;
-    struct lw_record *rec;
-    int same_lock = 0;
-
     for (int i = 0; i < LW_MAX_HELD; i++) {
         if (i >= depth)
             break;
-        if (held->locks[i].lock == a->lock) {
-            same_lock = 1;
-            same_function = held->locks[i].function;
-            same_flags = held->locks[i].acquire_flags;
-            same_site = held->locks[i].site;
-            break;
+        if (held->locks[i].lock == lock) {
+            found->function = held->locks[i].function;
+            found->acquire_flags = held->locks[i].acquire_flags;
+            found->site = held->locks[i].site;
+            return true;
         }
     }
-    if (!same_lock ||
-        (lw_read_level(a->flags, a->context) && lw_read_level(same_flags, a->context)))
+    return false;
+}
+
+/* lockdep's check_deadlock(): the same lock instance again while this CPU
+ * holds it, in this context or in one this context interrupted (an irq that
+ * takes a lock its task holds spins on it for good; lockdep walks the task's
+ * whole held list). Legal only for a recursive reader after a reader:
+ * "if ((next->read == 2) && prev->read) continue;". A lower context's entry
+ * counts only while the lock reads locked (a lost release leaves a stale one). */
+static __always_inline void report_recursion(void *ctx, struct cpu_state *cpu, __u32 depth,
+                                             const struct acquire *a, const struct lw_class *class)
+{
+    struct held_lock same = {};
+    struct lw_record *rec;
+    bool found = held_entry_of(&cpu->ctx[a->context & (LW_CTX_COUNT - 1)], depth, a->lock, &same);
+
+    if (!found && a->context > LW_CTX_TASK)
+        found = held_entry_of(&cpu->ctx[LW_CTX_TASK], cpu->ctx[LW_CTX_TASK].depth, a->lock,
+                              &same) &&
+                still_locked(a->lock);
+    if (!found && a->context > LW_CTX_SOFTIRQ)
+        found = held_entry_of(&cpu->ctx[LW_CTX_SOFTIRQ], cpu->ctx[LW_CTX_SOFTIRQ].depth, a->lock,
+                              &same) &&
+                still_locked(a->lock);
+    if (!found || (lw_read_level(a->flags, a->context) == 2 &&
+                   lw_read_level(same.acquire_flags, a->context)))
         return;
     rec = new_record(ctx, LW_RECORD_RECURSION, a->function, a->context);
     if (!rec)
@@ -760,9 +776,9 @@ static __always_inline void report_recursion(void *ctx, const struct held_stack 
     rec->class_type = class->type;
     rec->irq_flags = a->irq_flags;
     rec->acquire_flags = a->flags;
-    rec->prev_function = same_function;
-    rec->prev_acquire_flags = same_flags;
-    rec->prev_site = same_site; /* the report's "already holding ... at:" */
+    rec->prev_function = same.function;
+    rec->prev_acquire_flags = same.acquire_flags;
+    rec->prev_site = same.site; /* the report's "already holding ... at:" */
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
@@ -853,7 +869,7 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     set_irq_flags(a, held, hardirqs);
     site = derive_class(ctx, a, class);
     report_class_and_usage(ctx, a, class, site);
-    report_recursion(ctx, held, depth, a, class);
+    report_recursion(ctx, cpu, depth, a, class);
     report_edges(ctx, held, depth, a, class);
     push_held(held, depth, a, class);
 }

@@ -120,9 +120,11 @@ TEST(Edges, ReleaseOutOfOrderKeepsStacksRight) {
     s.acq(c, 3);
     EXPECT_TRUE(s.eng.has_edge(b, c));
     EXPECT_FALSE(s.eng.has_edge(a, c));
-    EXPECT_EQ(s.eng.held_depth(0, Context::Task), 2u);
-    s.rel(99);
-    EXPECT_EQ(s.eng.stats().unmatched_releases, 1u);
+    if (!sim_feeds_facts()) {  // the engine's own held stacks: raw events only
+        EXPECT_EQ(s.eng.held_depth(0, Context::Task), 2u);
+        s.rel(99);
+        EXPECT_EQ(s.eng.stats().unmatched_releases, 1u);
+    }
 }
 
 // ------------------------------------------------------ irq safe -> unsafe
@@ -456,6 +458,9 @@ TEST(Circular, ReadersUnderDisabledSoftirqsAreRecursiveAndMakeNoCycle) {
 // --------------------------------------------------------------- recursive
 
 TEST(Recursive, SameClassTwice) {
+    LOCKWATCH_RAW_PATH_ONLY(
+        "without lockdep, nesting annotations are invisible: the BPF programs report "
+        "recursion on the same instance only");
     Sim s;
     ClassId a = s.cls("a");
     s.acq(a, 1);

@@ -2,11 +2,13 @@
 // capture will: one call per acquire/release, with context and irq state.
 #pragma once
 
+#include <cstdlib>
 #include <fstream>
 #include <initializer_list>
 #include <map>
 #include <utility>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -14,15 +16,47 @@
 #include "engine/engine.h"
 #include "engine/finding_names.h"
 #include "engine/trace.h"
+#include "fact_emulator.h"
 
 namespace lockwatch::engine::testing {
 
 namespace af = acquire_flags;
 
+// LOCKWATCH_ENGINE_PATH=facts runs every Sim through the facts the BPF
+// programs would send for its operations (fact_emulator.h) instead of
+// giving the engine the raw operations: the check suite, both ways.
+inline bool sim_feeds_facts() {
+    const char *path = std::getenv("LOCKWATCH_ENGINE_PATH");
+    return path && std::string_view(path) == "facts";
+}
+
+// A check that only the raw path makes (the reason says why the facts the
+// BPF programs send cannot show it).
+#define LOCKWATCH_RAW_PATH_ONLY(reason)                      \
+    do {                                                     \
+        if (sim_feeds_facts()) {                             \
+            GTEST_SKIP() << "raw events only: " << (reason); \
+        }                                                    \
+    } while (0)
+
 class Sim {
   public:
-    explicit Sim(EngineOptions options = {}) : eng(std::move(options)) {}
+    explicit Sim(EngineOptions options = {})
+        : nmi_graph_(options.nmi_graph), eng(std::move(options)) {}
+
+  private:
+    bool nmi_graph_;
+
+  public:
     Engine eng;
+    // A raw lock operation, to the engine as it is, or as BPF facts.
+    void feed(const Event &e) {
+        if (as_facts_) {
+            facts_.process(e);
+        } else {
+            eng.process(e);
+        }
+    }
     std::uint64_t now = 1000;
 
     ClassId cls(const std::string &name) {
@@ -80,7 +114,7 @@ class Sim {
         e.softirqs_enabled = softirqs && ctx == Context::Task;
         e.hardirq_state_inferred = inferred;
         e.stack = st;
-        eng.process(e);
+        feed(e);
     }
     void rel(LockId lock, Context ctx = Context::Task, std::uint32_t cpu = 0) {
         ReleaseEvent e;
@@ -95,7 +129,7 @@ class Sim {
                 break;
             }
         }
-        eng.process(e);
+        feed(e);
     }
     // Interrupts back on in `ctx` with its locks still held (the unlock of
     // an outer _irqsave lock, a _bh unlock).
@@ -108,7 +142,7 @@ class Sim {
         e.hardirqs_enabled = true;
         e.softirqs_enabled = softirqs;
         e.stack = st;
-        eng.process(e);
+        feed(e);
     }
     // Take and release in one go.
     void once(ClassId c, LockId lock, std::uint32_t flags = 0, Context ctx = Context::Task,
@@ -133,6 +167,8 @@ class Sim {
     }
 
   private:
+    bool as_facts_ = sim_feeds_facts();
+    FactEmulator facts_{eng, nmi_graph_};
     ClassId next_class_ = 1;
     std::map<std::pair<std::uint32_t, int>, std::vector<std::pair<LockId, std::uint32_t>>> held_;
 };
