@@ -218,7 +218,10 @@ struct {
 struct edge_key {
     __u64 prev;
     __u64 next;
-    __u32 read_flags; /* bit 0: prev read, bit 1: next read */
+    /* Read levels, bits 0-1 prev, 2-3 next: a dependency through a
+     * recursive reader is weaker than through a plain one (calc_dep()), so
+     * the stronger one must still be sent when the weaker came first. */
+    __u32 read_flags;
     __u32 context;
 };
 
@@ -483,8 +486,8 @@ static __always_inline void report_edge(void *ctx, const struct acquire *a,
     struct edge_key key = {
         .prev = prev->class_id,
         .next = next->id,
-        .read_flags = (lw_read_level(prev->acquire_flags, a->context) ? 1 : 0) |
-                      (lw_read_level(a->flags, a->context) ? 2 : 0),
+        .read_flags = lw_read_level(prev->acquire_flags, a->context) |
+                      lw_read_level(a->flags, a->context) << 2,
         .context = a->context,
     };
     __u8 one = 1;

@@ -455,6 +455,27 @@ TEST(Circular, ReadersUnderDisabledSoftirqsAreRecursiveAndMakeNoCycle) {
     EXPECT_EQ(s.count(FindingKind::Circular), 0u);
 }
 
+// The same pair a -> r first through a recursive reader (softirqs off: no
+// cycle with r -> a) and then through a plain one (a cycle): the stronger
+// dependency must still reach the engine. Through the BPF facts this needs
+// the edges map to key read levels, not just read or not.
+TEST(Circular, AStrongerDependencyOnAKnownPairStillCounts) {
+    Sim s;
+    ClassId a = s.cls("a"), r = s.cls("r");
+    s.acq(a, 1, 0, Context::Task, 0, true, /*softirqs=*/false);
+    s.acq(r, 2, af::kRead, Context::Task, 0, true, /*softirqs=*/false);  // recursive
+    s.rel(2);
+    s.rel(1);
+    s.acq(r, 2, af::kRead);  // not recursive
+    s.acq(a, 1);
+    s.rel(1);
+    s.rel(2);
+    EXPECT_EQ(s.count(FindingKind::Circular), 0u);  // a -(ER)-> r -(SN)-> a is not strong
+    s.acq(a, 1);
+    s.acq(r, 2, af::kRead);  // a -(EN)-> r: now a cycle
+    EXPECT_EQ(s.count(FindingKind::Circular), 1u);
+}
+
 // --------------------------------------------------------------- recursive
 
 TEST(Recursive, SameClassTwice) {

@@ -8,7 +8,7 @@
 // irq flags (set_irq_flags()), recursion on the same instance
 // (report_recursion()), an edge from the newest held lock and from the one
 // below a trylock on top (report_edges()), the edges map's key (classes,
-// read or not, context), NMI (report_nmi_acquire()) and interrupts back on
+// read levels, context), NMI (report_nmi_acquire()) and interrupts back on
 // with locks held (mark_held_locks()).
 #pragma once
 
@@ -184,8 +184,7 @@ class FactEmulator {
             return;
         }
         const unsigned ctx = ctx_of(ev.context);
-        const unsigned read_bits =
-            (lw_read_level(prev.flags, ctx) ? 1u : 0u) | (lw_read_level(flags, ctx) ? 2u : 0u);
+        const unsigned read_bits = lw_read_level(prev.flags, ctx) | lw_read_level(flags, ctx) << 2;
         if (edges_.insert({prev.cls, ev.cls, read_bits, static_cast<int>(ctx)}).second) {
             eng_.process(edge(prev, ev, flags, hard, soft));
         }
