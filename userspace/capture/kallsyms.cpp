@@ -193,14 +193,12 @@ std::optional<SymbolizedAddress> Kallsyms::symbolize(uint64_t address) const {
         return std::nullopt;
     }
     const KernelSymbol &sym = *std::prev(after);
-    // Markers the linker puts past _end (__init_scratch_end on Debian's
-    // kernel, 4 MiB past it) name nothing but their own address: seen
-    // naming BPF trampoline return addresses "__init_scratch_end+0x182b858".
-    if (sym.module.empty() && image_end_ && sym.address >= image_end_ && address != sym.address) {
-        return std::nullopt;
-    }
-    // The image's last symbols do not reach past it.
-    if (sym.module.empty() && !in_module_area(sym.address) &&
+    // Kernel-image symbols name nothing past the image: its last symbols do
+    // not reach into the module area, and the markers the linker puts past
+    // _end (__init_scratch_end on Debian's kernel, 4 MiB past it) name only
+    // their own address; unchecked, it named BPF trampoline return addresses
+    // "__init_scratch_end+0x182b858".
+    if (sym.module.empty() && address != sym.address &&
         (in_module_area(address) || (image_end_ && address >= image_end_))) {
         return std::nullopt;
     }

@@ -436,7 +436,7 @@ void Engine::irqs_enabled(const IrqsEnabledEvent &ev) {
         return;  // nothing held there; softirqs on with hardirqs off marks nothing
     }
     CpuState &cpu = cpus_[ev.cpu];
-    const std::vector<HeldLock> held = cpu.held[static_cast<int>(ev.context)];
+    const std::vector<HeldLock> &held = cpu.held[static_cast<int>(ev.context)];
     Origin origin = origin_at(ev.task, ev.cpu, ev.time_ns, ev.context);
     origin.flags.hardirqs_enabled = true;
     origin.flags.softirqs_enabled = ev.softirqs_enabled && ev.context == Context::Task;

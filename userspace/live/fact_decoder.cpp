@@ -337,17 +337,13 @@ void FactDecoder::decode_held_irqs_on(const lw_record &r, std::vector<DecodedRec
         ++malformed_records_;
         return;
     }
-    engine::UsageFact fact;
-    fact.cls = class_of(r.class_id);
-    fact.stack = intern_stack(r.stack_id, out);
-    fact.task = task_of(r);
-    fact.cpu = r.cpu;
-    fact.time_ns = r.time_ns;
-    fact.read = lw_read_level(r.acquire_flags, r.context);
+    // Each bit as the usage record it stands for (irq_flags says which irqs
+    // came on, never "inferred": the state was read off the unlock).
     for (std::uint32_t bit = 0; bit < LW_USAGE_BITS; ++bit) {
         if (r.usage_bit & (1u << bit)) {
-            fact.bit = static_cast<engine::UsageBit>(bit);
-            out.push_back(engine::Event{fact});
+            lw_record one = r;
+            one.usage_bit = bit;
+            decode_usage(one, out);
         }
     }
 }
