@@ -82,19 +82,36 @@ TEST(ClassAgreement, AddressClassesMakeNoFinding) {
 }
 
 // Among the classes that take part in dependencies, how many map one-to-one
-// to lockdep's. The issue's target is 95 %; measured on this workload, with
-// virtio_net, bridge, loop and ext4 loaded as modules: 73.7 % (73 of 99;
-// 83.2 % of all 202 classes compared), the misses being classes no address rule can join or
-// part (a struct in several caches, static and heap instances of one
-// struct, lockdep's subclasses and per-type keys) and kmalloc objects
-// allocated before attach, which have no allocation site. The floor keeps
-// what is reached; it is not the target.
+// to lockdep's. The issue's target was 95 %; measured on this workload, with
+// virtio_net, bridge, loop and ext4 loaded as modules: 72.5 % (74 of 102;
+// 82.9 % of all 205 classes compared). 16 of the 102 are told apart only by
+// lockdep's annotations (subclasses, lockdep_set_class() keys), which a
+// kernel without lockdep does not have, so 84.3 % is the most any address
+// rule can reach; the rest are a struct in several caches, static and heap
+// instances of one struct, and kmalloc objects allocated before attach,
+// which have no allocation site. The floor keeps what is reached.
 TEST(ClassAgreement, ClassesInEdgesMapOneToOne) {
     Row edges;
     ASSERT_TRUE(row("classes in edges", edges)) << comparison().output;
     EXPECT_GT(edges.compared, 50) << "the workload must exercise many classes\n"
                                   << comparison().output;
     EXPECT_GE(edges.one_to_one * 100, edges.compared * 65) << comparison().output;
+}
+
+// The table says how many classes in edges only lockdep's annotations tell
+// apart, and how the address rules do on the rest: 86 % measured.
+TEST(ClassAgreement, ReachableClassesMapOneToOne) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(
+        comparison().output, m,
+        std::regex(R"(\(subclass /N, key #N\): (\d+); reachable without lockdep: (\d+) of (\d+) )"
+                   R"(\([\d.]+ %\); one-to-one among those: (\d+))")))
+        << comparison().output;
+    int invisible = std::stoi(m[1]), reachable = std::stoi(m[2]), compared = std::stoi(m[3]),
+        one_to_one = std::stoi(m[4]);
+    EXPECT_EQ(invisible + reachable, compared);
+    EXPECT_GT(invisible, 0) << "the workload takes nested dentry and per-file-system inode locks";
+    EXPECT_GE(one_to_one * 100, reachable * 75) << comparison().output;
 }
 
 }  // namespace

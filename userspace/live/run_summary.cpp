@@ -187,7 +187,41 @@ std::string percent(size_t part, size_t whole) {
     return whole ? fmt::format("{:.1f} %", 100.0 * static_cast<double>(part) / whole) : "-";
 }
 
+// lockdep's name of a class without its annotations: "&dentry->d_lock/2"
+// (subclass 2, from spin_lock_nested()) and "&sb->s_type->i_lock_key#7" (the
+// 7th key of that name, from lockdep_set_class() or another inlined
+// spin_lock_init()) both become the bare name. Without lockdep both
+// annotations compile to nothing, so no address rule can tell them apart.
+std::string without_annotations(std::string name) {
+    for (char mark : {'/', '#'}) {
+        size_t at = name.rfind(mark);
+        if (at != std::string::npos && at + 1 < name.size() &&
+            std::all_of(name.begin() + static_cast<long>(at) + 1, name.end(),
+                        [](char c) { return c >= '0' && c <= '9'; })) {
+            name.resize(at);
+        }
+    }
+    return name;
+}
+
 }  // namespace
+
+size_t ClassAgreement::merged_by_annotation(
+    const std::function<std::string(uint64_t)> &lockdep_name) const {
+    // O(pairs): each compared pair is looked at once from each side.
+    size_t n = 0;
+    for (const auto &[lockdep, derived] : by_lockdep_) {
+        if (!in_edges_.contains(lockdep) || derived.size() != 1) {
+            continue;
+        }
+        const std::set<uint64_t> &mates = by_derived_.at(*derived.begin());
+        std::string base = without_annotations(lockdep_name(lockdep));
+        n += mates.size() > 1 && std::all_of(mates.begin(), mates.end(), [&](uint64_t other) {
+                 return without_annotations(lockdep_name(other)) == base;
+             });
+    }
+    return n;
+}
 
 std::string ClassAgreement::table(const std::function<std::string(uint64_t)> &lockdep_name) const {
     auto derived_name = [&](uint64_t id) {
@@ -204,6 +238,14 @@ std::string ClassAgreement::table(const std::function<std::string(uint64_t)> &lo
                            percent(n.one_to_one, n.compared), n.split, n.merged, n.fallback,
                            n.by_alloc_site);
     }
+    Counts edges = counts(true);
+    size_t invisible = merged_by_annotation(lockdep_name);
+    size_t reachable = edges.compared - invisible;
+    out += fmt::format(
+        "  classes in edges that only lockdep's annotations tell apart (subclass /N, key #N): "
+        "{}; reachable without lockdep: {} of {} ({}); one-to-one among those: {} ({})\n",
+        invisible, reachable, edges.compared, percent(reachable, edges.compared), edges.one_to_one,
+        percent(edges.one_to_one, reachable));
     std::set<uint64_t> merged;
     for (const auto &[lockdep, derived] : by_lockdep_) {
         if (!in_edges_.contains(lockdep)) {

@@ -71,6 +71,11 @@ class ClassAgreement {
     // The table of both counts, then each split and merged class of the
     // classes in edges, named by `lockdep_name` and the derived names.
     std::string table(const std::function<std::string(uint64_t)> &lockdep_name) const;
+    // lockdep classes in edges that share their address class only with
+    // classes of the same name but for lockdep's annotations (subclass "/N",
+    // key "#N"): a kernel without lockdep has no trace of those, so no
+    // address rule can map them one-to-one.
+    size_t merged_by_annotation(const std::function<std::string(uint64_t)> &lockdep_name) const;
     // The address class standing for a lockdep class where there is one
     // (one-to-one or merged), with its name; a split class, or one never
     // compared, stands for itself (0 and no name).
