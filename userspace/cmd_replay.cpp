@@ -68,6 +68,9 @@ void print_stats(const engine::Engine &eng, const engine::TraceReader &reader) {
                  eng.edge_count(), static_cast<unsigned long long>(s.usages),
                  static_cast<unsigned long long>(s.findings),
                  static_cast<unsigned long long>(s.unmatched_releases));
+    if (engine::any_over_bounds(s)) {
+        std::fprintf(stderr, "lockwatch replay: %s\n", engine::format_bounds(s).c_str());
+    }
 }
 
 // Every event of the trace through the engine, stacks placed with debug info.

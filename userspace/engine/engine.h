@@ -42,7 +42,22 @@ struct EngineOptions {
     // NMI's lock was never used outside NMI. true: track NMI held locks,
     // usage and edges like any other context (stricter than lockdep).
     bool nmi_graph = false;
+    // Bounds on what hostile or runaway input can make the engine keep.
+    // lockdep's own are MAX_LOCKDEP_KEYS 8192 classes and
+    // MAX_LOCKDEP_ENTRIES 32768 list entries (16384 dependencies); lockwatch
+    // splits some of lockdep's classes (allocation sites, first acquirers),
+    // so it allows twice and four times that. What is over a bound is
+    // dropped and counted in EngineStats, never half-kept. With them, one
+    // graph walk is at most O(max_classes + max_edges) steps.
+    std::size_t max_classes = 16384;
+    std::size_t max_edges = 65536;
+    // Stacks kept: the BPF stack map holds 16384 (bpf/lockwatch.bpf.c); a
+    // trace may hold more, and a stack has at most 256 frames.
+    std::size_t max_stacks = 65536;
+    // Distinct findings kept (and their signatures, for deduplication).
+    std::size_t max_findings = 4096;
 };
+
 
 struct EngineStats {
     std::uint64_t events = 0;
@@ -56,7 +71,19 @@ struct EngineStats {
     std::uint64_t bfs_runs = 0;            // full graph searches (the slow path)
     std::uint64_t findings = 0;
     std::uint64_t duplicate_findings = 0;  // same signature seen again, not reported
+    // Over EngineOptions' bounds: dropped, with the facts that needed them.
+    std::uint64_t classes_over_limit = 0;   // new classes refused (their events dropped)
+    std::uint64_t edges_over_limit = 0;     // new dependencies not added
+    std::uint64_t stacks_over_limit = 0;    // new stacks not kept
+    std::uint64_t findings_over_limit = 0;  // new findings not reported
+    std::uint64_t path_entries_elided = 0;  // path entries left out of reports
+    std::uint64_t stacks_elided = 0;        // path stacks left out (kMaxReportStackBytes)
 };
+
+// "over the engine's bounds: 0 classes, 0 dependencies, 0 stacks, 0
+// findings dropped; 0 path entries left out of reports"
+std::string format_bounds(const EngineStats &stats);
+bool any_over_bounds(const EngineStats &stats);
 
 class Engine {
   public:
@@ -181,6 +208,9 @@ class Engine {
     // validate_chain() for a non-trylock: recursion, else the new edges.
     void validate_chain(const HeldLock &next, const AcquireEvent &ev, AcquireCheck &check);
 
+    // The class's index, created on first sight; kNoClass (counted) when
+    // max_classes are already known.
+    static constexpr std::uint32_t kNoClass = UINT32_MAX;
     std::uint32_t class_index(ClassId id, bool *created = nullptr);
     const std::uint32_t *find_class_index(ClassId id) const;
     bool mark_lock(std::uint32_t cls, UsageBit bit, std::uint8_t read, const UsageRecord &rec,
@@ -231,6 +261,7 @@ class Engine {
 
     // BFS scratch, reused: lockdep's circular queue and dep_gen_id.
     std::vector<BfsEntry> bfs_nodes_;
+    void order_by_topo(std::vector<std::uint32_t> &list, std::uint32_t lb, std::uint32_t ub);
     std::vector<std::uint32_t> visited_gen_;
     std::uint32_t gen_ = 0;
     std::vector<std::uint32_t> scratch_;

@@ -69,10 +69,57 @@ bool parse_usage_bit_name(std::string_view name, UsageBit *out) {
     return false;
 }
 
+namespace {
+
+// The length of the UTF-8 sequence that starts at `s[0]`, when it is whole,
+// minimal and within `s`; 0 otherwise.
+size_t utf8_sequence(std::string_view s) {
+    auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+    unsigned char lead = byte(0);
+    size_t n = lead < 0x80                   ? 1
+               : lead >= 0xc2 && lead < 0xe0 ? 2
+               : lead >= 0xe0 && lead < 0xf0 ? 3
+               : lead >= 0xf0 && lead < 0xf5 ? 4
+                                             : 0;
+    if (n == 0 || n > s.size()) {
+        return 0;
+    }
+    for (size_t i = 1; i < n; ++i) {
+        if ((byte(i) & 0xc0) != 0x80) {
+            return 0;
+        }
+    }
+    // Overlong three- and four-byte forms, surrogates, and past U+10FFFF.
+    bool bad = (lead == 0xe0 && byte(1) < 0xa0) || (lead == 0xed && byte(1) >= 0xa0) ||
+               (lead == 0xf0 && byte(1) < 0x90) || (lead == 0xf4 && byte(1) >= 0x90);
+    return bad ? 0 : n;
+}
+
+}  // namespace
+
+// A task names itself (prctl(PR_SET_NAME)) with any 15 bytes, and the kernel
+// cuts a longer name mid-character: what is not whole UTF-8, and control
+// characters (C0 and C1) that would steer a terminal or split a journal line, become
+// '?'. O(length), at most 15 bytes.
 void Task::set_comm(std::string_view s) {
     s = s.substr(0, s.find('\0'));  // what follows a NUL is not part of the name
+    s = s.substr(0, comm.size() - 1);
     comm.fill('\0');
-    std::memcpy(comm.data(), s.data(), std::min(s.size(), comm.size() - 1));
+    size_t out = 0;
+    while (!s.empty()) {
+        size_t n = utf8_sequence(s);
+        auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+        bool control = (n == 1 && (byte(0) < 0x20 || byte(0) == 0x7f)) ||
+                       (n == 2 && byte(0) == 0xc2 && byte(1) < 0xa0);  // C1: 0x9b is a CSI
+        if (n == 0 || control) {
+            comm[out++] = '?';
+            s.remove_prefix(1);
+        } else {
+            std::memcpy(comm.data() + out, s.data(), n);
+            out += n;
+            s.remove_prefix(n);
+        }
+    }
 }
 
 std::string_view Task::comm_view() const {

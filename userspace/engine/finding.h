@@ -3,6 +3,7 @@
 // the renderers in output/ need nothing else to print it.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -50,6 +51,15 @@ struct UsageTrace {
     bool operator==(const UsageTrace &) const = default;
 };
 
+// A finding's dependency paths and chain keep their first and last
+// kMaxPathEntries / 2 entries; what is between is counted, not kept, so a
+// report's size does not grow with the path (a 20000-class chain once made a
+// 602 MB report).
+inline constexpr std::size_t kMaxPathEntries = 64;
+// The frame text of a finding's path stacks, at most: a report stays under
+// about twice this.
+inline constexpr std::size_t kMaxReportStackBytes = 256 * 1024;
+
 // One class in a printed dependency path: the "-> (name){usage} { ... }"
 // block with every usage bit's first trace, and the stack of the dependency
 // that led to it in the path ("... acquired at:").
@@ -58,6 +68,9 @@ struct PathEntry {
     std::string usage;
     std::vector<UsageTrace> usages;  // in lockdep's bit order
     StackRef acquired_at;
+    // Path entries left out just before this one: a report keeps the first
+    // and last kMaxPathEntries / 2 entries of a longer path.
+    std::uint32_t elided_before = 0;
     bool operator==(const PathEntry &) const = default;
 };
 

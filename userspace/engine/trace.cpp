@@ -137,6 +137,16 @@ StackId get_stack(const json &obj, const char *name) {
     return static_cast<StackId>(get_u64(obj, name, false, 0, std::numeric_limits<StackId>::max()));
 }
 
+// The kernel's own bounds on what a frame names: KSYM_NAME_LEN for a
+// symbol, MODULE_NAME_LEN for a module, PATH_MAX for a source file. Longer
+// is not a kernel's frame, and would let one stack weigh megabytes in every
+// report that prints it.
+void check_frame_sizes(const Frame &f) {
+    if (f.symbol.size() > 512 || f.module.size() > 64 || f.file.size() > 4096) {
+        fail("frame: a symbol over 512, a module over 64 or a file over 4096 characters");
+    }
+}
+
 Frame get_frame(const json &v) {
     Frame f;
     if (v.is_string()) {
@@ -144,6 +154,7 @@ Frame get_frame(const json &v) {
         if (!parse_frame_text(v.get_ref<const std::string &>(), &f, &err)) {
             fail("frame: " + err);
         }
+        check_frame_sizes(f);
         return f;
     }
     if (!v.is_object()) {
@@ -159,6 +170,7 @@ Frame get_frame(const json &v) {
     if (f.symbol.empty() && (f.inlined || f.size)) {
         fail("frame: empty \"sym\" (an unnamed frame has an offset and a region only)");
     }
+    check_frame_sizes(f);
     return f;
 }
 
@@ -195,34 +207,45 @@ std::uint32_t get_flags(const json &obj) {
     return flags;
 }
 
+ClassFact parse_class(const json &j) {
+    ClassFact c;
+    c.id = get_u64(j, "id", true);
+    c.name = get_string(j, "name", true);
+    if (c.name.size() > kTraceMaxClassName) {
+        fail(fmt::format("field \"name\": longer than {} characters", kTraceMaxClassName));
+    }
+    return c;
+}
+
+StackFact parse_stack(const json &j) {
+    StackFact s;
+    s.id = get_stack(j, "id");
+    if (s.id == kNoStack) {
+        fail("field \"id\": stack ids start at 1");
+    }
+    const json *frames = field(j, "frames", true);
+    if (!frames->is_array()) {
+        fail("field \"frames\": expected an array");
+    }
+    if (frames->size() > kTraceMaxFrames) {
+        fail(fmt::format("field \"frames\": more than {} frames", kTraceMaxFrames));
+    }
+    for (const json &f : *frames) {
+        s.frames.push_back(get_frame(f));
+    }
+    return s;
+}
+
 Event parse_object(const json &j) {
     if (!j.is_object()) {
         fail("a record must be a JSON object");
     }
     const std::string t = get_string(j, "t", true);
     if (t == "class") {
-        ClassFact c;
-        c.id = get_u64(j, "id", true);
-        c.name = get_string(j, "name", true);
-        return c;
+        return parse_class(j);
     }
     if (t == "stack") {
-        StackFact s;
-        s.id = get_stack(j, "id");
-        if (s.id == kNoStack) {
-            fail("field \"id\": stack ids start at 1");
-        }
-        const json *frames = field(j, "frames", true);
-        if (!frames->is_array()) {
-            fail("field \"frames\": expected an array");
-        }
-        if (frames->size() > kTraceMaxFrames) {
-            fail(fmt::format("field \"frames\": more than {} frames", kTraceMaxFrames));
-        }
-        for (const json &f : *frames) {
-            s.frames.push_back(get_frame(f));
-        }
-        return s;
+        return parse_stack(j);
     }
     if (t == "acquire") {
         AcquireEvent e;
@@ -692,7 +715,11 @@ json record_json(const IrqsEnabledEvent &e) {
 }  // namespace
 
 std::string trace_record_line(const Event &event) {
-    return std::visit([](const auto &e) { return record_json(e).dump(); }, event);
+    return std::visit(
+        [](const auto &e) {
+            return record_json(e).dump(-1, ' ', false, json::error_handler_t::replace);
+        },
+        event);
 }
 
 }  // namespace lockwatch::engine

@@ -20,6 +20,9 @@ inline constexpr int kTraceFormatVersion = 2;
 // Bounds that keep a hostile trace from exhausting memory.
 inline constexpr std::size_t kTraceMaxLineBytes = 1 << 20;
 inline constexpr std::size_t kTraceMaxFrames = 256;
+// lockwatch's longest names are struct member paths and allocation sites,
+// well under 200 characters.
+inline constexpr std::size_t kTraceMaxClassName = 1024;
 inline constexpr std::uint32_t kTraceMaxCpu = 8191;
 
 // "io_submit_one+0x97f/0x2b00 fs/aio.c:1878", "aio_poll fs/aio.c:1767 [inline]"

@@ -217,9 +217,10 @@ void LiveRun::print_interval(std::array<uint64_t, LW_FN_COUNT> &previous) {
     }
     if (options_.stats) {
         const auto &st = engine_.stats();
-        fmt::print("[{:7.1f}s] classes {}, usages {}, edges {}, findings {}; {}\n",
+        fmt::print("[{:7.1f}s] classes {}, usages {}, edges {}, findings {}; {}{}\n",
                    seconds_since_start(), engine_.class_count(), st.usages, st.edges, findings_,
-                   format_losses(read_losses()));
+                   format_losses(read_losses()),
+                   engine::any_over_bounds(st) ? "; " + engine::format_bounds(st) : "");
     }
     std::fflush(stdout);
 }
@@ -258,6 +259,7 @@ void LiveRun::print_summary() const {
     const auto &st = engine_.stats();
     fmt::print("  graph: {} classes, {} usage bits, {} edges; {} findings\n", engine_.class_count(),
                st.usages, st.edges, findings_);
+    fmt::print("  {}\n", engine::format_bounds(st));
 }
 
 void LiveRun::print_classes() const {

@@ -60,10 +60,14 @@ json path_to_json(const std::vector<PathEntry> &path) {
         for (const UsageTrace &u : e.usages) {
             usages.push_back(usage_to_json(u));
         }
-        arr.push_back({{"name", e.name},
-                       {"usage", e.usage},
-                       {"usages", usages},
-                       {"acquired_at", stack_to_json(e.acquired_at)}});
+        json entry = {{"name", e.name},
+                      {"usage", e.usage},
+                      {"usages", usages},
+                      {"acquired_at", stack_to_json(e.acquired_at)}};
+        if (e.elided_before) {
+            entry["elided_before"] = e.elided_before;
+        }
+        arr.push_back(std::move(entry));
     }
     return arr;
 }
@@ -185,7 +189,8 @@ json finding_to_json(const Finding &f) {
 bool JsonLinesSink::write(const Finding &f) {
     json j = finding_to_json(f);
     j.update(extra_);
-    return put(j.dump() + "\n");
+    // Invalid UTF-8 in a name becomes U+FFFD: a name never stops a report.
+    return put(j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace lockwatch::output

@@ -225,6 +225,7 @@ std::vector<PathEntry> read_path(const json &obj, const Where &parent, const cha
             e.usages.push_back(read_usage(usages[u], Where(at[i], "usages")[u]));
         }
         e.acquired_at = read_stack(arr[i], at[i], "acquired_at");
+        e.elided_before = integer_member<std::uint32_t>(arr[i], at[i], "elided_before", false);
         path.push_back(std::move(e));
     }
     return path;

@@ -131,16 +131,37 @@ void backtrace(std::string &out, const Finding &f) {
     }
 }
 
-// print_lock_class_header() + "... acquired at:" (print_shortest_lock_dependencies).
-void path(std::string &out, const std::vector<PathEntry> &entries) {
-    int depth = static_cast<int>(entries.size()) - 1;
+// The depth of a path's first entry: entries left out count too.
+int path_depth(const std::vector<PathEntry> &entries) {
+    int depth = -1;
     for (const PathEntry &e : entries) {
-        std::string pad(depth, ' ');
+        depth += 1 + static_cast<int>(e.elided_before);
+    }
+    return depth;
+}
+
+// Where the engine left entries out of a long path (kMaxPathEntries).
+void elided(std::string &out, const PathEntry &e, std::string_view pad) {
+    if (e.elided_before) {
+        out += fmt::format("{}... {} more dependencies ...\n\n", pad, e.elided_before);
+    }
+}
+
+// print_lock_class_header() + "... acquired at:" (print_shortest_lock_dependencies).
+// lockdep indents by depth; capped, so a report stays linear in its length.
+void path(std::string &out, const std::vector<PathEntry> &entries) {
+    constexpr int kMaxIndent = 2 * static_cast<int>(engine::kMaxPathEntries);
+    int depth = path_depth(entries);
+    for (const PathEntry &e : entries) {
+        depth -= static_cast<int>(e.elided_before);
+        std::string pad(std::min(depth, kMaxIndent), ' ');
+        elided(out, e, pad);
         out += fmt::format("{}-> ({}){{{}}} {{\n", pad, e.name, e.usage);
         for (const UsageTrace &u : e.usages) {
             std::string line = fmt::format("{}   {} at:", pad, usage_bit_str(u.bit));
             out += line + "\n";
-            print_trace(out, u.stack, depth + static_cast<int>(line.size()));
+            // lockdep's len counts the depth twice: depth + what it printed.
+            print_trace(out, u.stack, static_cast<int>(pad.size() + line.size()));
         }
         out += fmt::format("{} }}\n", pad);
         out += fmt::format("{} ... acquired at:\n", pad);
@@ -249,8 +270,12 @@ void render_circular(std::string &out, const Finding &f) {
     print_lock(out, known(f.holding));
     out += "\nwhich lock already depends on the new lock.\n\n";
     out += "\nthe existing dependency chain (in reverse order) is:\n";
-    int depth = static_cast<int>(f.path.size()) - 1;
+    int depth = path_depth(f.path);
     for (const PathEntry &e : f.path) {
+        depth -= static_cast<int>(e.elided_before);
+        if (e.elided_before) {
+            out += fmt::format("\n... {} more dependencies ...\n", e.elided_before);
+        }
         out += fmt::format("\n-> #{} ({}){{{}}}:\n", depth--, e.name, e.usage);
         print_trace(out, e.acquired_at, 6);
     }
