@@ -10,22 +10,29 @@
 # Usage: tools/vm/fetch-kernel.sh [--version VER]
 #   VER: a Debian kernel ABI name such as 6.1.0-56-cloud-amd64 (or 6.1.0-56);
 #        default: what linux-image-cloud-amd64 depends on right now.
-# Exit: 0 ok, 2 usage, 3 version not resolvable / download or unpack failed.
+# Exit: 0 ok, 2 usage, 3 version not resolvable / download or unpack failed,
+#   or an unsafe cache directory.
 set -euo pipefail
 
 die() { echo "fetch-kernel.sh: $2" >&2; exit "$1"; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/../lib/safe-files.sh
+. "$here/../lib/safe-files.sh"
 
 version=
 while (($#)); do
     case $1 in
         --version) (($# >= 2)) || die 2 "--version needs a value"; version=$2; shift 2 ;;
         --version=*) version=${1#*=}; shift ;;
-        -h|--help) sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die 2 "unknown argument '$1' (usage: fetch-kernel.sh [--version VER])" ;;
     esac
 done
 
-cache=${LOCKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockwatch}
+cache=$(lw_cache_root)
+# Only root (or whoever runs this) may write where root keeps kernels.
+lw_safe_dir "$cache" "$lw_cache_hint" || die 3 "$lw_error"
+lw_safe_dir "$cache/kernels" "$lw_cache_hint" || die 3 "$lw_error"
 
 # The ABI name linux-image-cloud-amd64 currently depends on, from apt's
 # local lists (no network).
@@ -37,6 +44,7 @@ resolve_current() {
 
 # apt-cache takes a second or two; remember its answer until apt's lists change.
 memo=$cache/kernels/.debian-current
+lw_check_file "$memo" || die 3 "$lw_error"
 lists=/var/lib/apt/lists
 if [[ -z $version && -s $memo && -d $lists && $memo -nt $lists ]]; then
     version=$(<"$memo")
@@ -52,12 +60,13 @@ if [[ -z $version ]]; then
         fi
     fi
     [[ -n $version ]] || die 3 "cannot resolve the Debian cloud kernel version (apt-cache depends linux-image-cloud-amd64 gave nothing; run apt-get update or pass --version)"
-    mkdir -p "$cache/kernels" && echo "$version" >"$memo"
+    printf '%s\n' "$version" | lw_write_file "$memo" || die 3 "$lw_error"
 fi
 [[ $version == *-cloud-amd64 ]] || version=$version-cloud-amd64
 [[ $version =~ ^[0-9][0-9a-z.+~-]*$ ]] || die 2 "bad kernel version '$version'"
 
 dir=$cache/kernels/debian-$version
+lw_check_dir "$dir" "$lw_cache_hint" || die 3 "$lw_error"
 complete() {
     [[ -s $1/vmlinuz && -s $1/System.map && -s $1/config && -s $1/modules/lib/modules/$version/modules.dep ]]
 }
@@ -70,7 +79,6 @@ for tool in apt-get dpkg-deb tar depmod; do
     command -v "$tool" >/dev/null 2>&1 || die 3 "$tool not found: cannot fetch the Debian kernel"
 done
 
-mkdir -p "$cache/kernels"
 work=$(mktemp -d "$cache/kernels/.fetch-$version.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 

@@ -1,0 +1,246 @@
+// The file-safety rules of lockwatch's scripts (tools/lib/safe-files.sh),
+// which run as root: a cache or state directory that someone else could
+// write is refused, and a symbolic link planted where a script writes is
+// never followed. Everything runs in a scratch directory, with apt-get,
+// apt-cache and depmod replaced by stand-ins: no network, no VM.
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char *kVersion = "6.1.0-99-cloud-amd64";
+constexpr uid_t kNobody = 65534;
+
+std::string slurp(const fs::path &p) {
+    std::ifstream in(p);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void spit(const fs::path &p, const std::string &text,
+          fs::perms perms = fs::perms::owner_read | fs::perms::owner_write) {
+    std::ofstream(p, std::ios::trunc) << text;
+    fs::permissions(p, perms);
+}
+
+unsigned mode_of(const fs::path &p) {
+    struct stat st {};
+    return ::lstat(p.c_str(), &st) == 0 ? (st.st_mode & 07777) : ~0u;
+}
+
+struct ScriptRun {
+    int status = -1;
+    std::string out, err;
+};
+
+// Stand-ins for the Debian tools fetch-kernel.sh runs. apt-get download
+// copies $FAKE_DEB and logs the call; apt-cache answers with $FAKE_SHA.
+constexpr const char *kFakeAptGet = R"(#!/bin/sh
+echo "apt-get $*" >>"$FAKE_LOG"
+[ "$1" = download ] || exit 0
+for pkg; do :; done
+cp "$FAKE_DEB" "./${pkg}_1.0_amd64.deb"
+)";
+constexpr const char *kFakeAptCache = R"(#!/bin/sh
+case $1 in
+depends) printf 'linux-image-cloud-amd64\n  Depends: linux-image-%s-unsigned\n' "$FAKE_VERSION" ;;
+show) printf 'Package: %s\nVersion: 1.0\nSHA256: %s\n\n' "${2%%=*}" "$FAKE_SHA" ;;
+esac
+)";
+constexpr const char *kFakeDepmod = R"(#!/bin/sh
+while [ $# -gt 1 ]; do case $1 in -b) base=$2; shift 2 ;; -F) shift 2 ;; *) shift ;; esac; done
+echo 'kernel/drivers/fake.ko:' >"$base/lib/modules/$1/modules.dep"
+)";
+
+class ScriptSafety : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/lockwatch-scripts-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        cache_ = dir_ / "cache";
+        victim_ = dir_ / "victim";
+        spit(victim_, "precious\n");
+        fs::create_directories(dir_ / "bin");
+        auto exec = fs::perms::owner_all;
+        spit(dir_ / "bin" / "apt-get", kFakeAptGet, exec);
+        spit(dir_ / "bin" / "apt-cache", kFakeAptCache, exec);
+        spit(dir_ / "bin" / "depmod", kFakeDepmod, exec);
+    }
+    void TearDown() override {
+        // A test may have given the cache away.
+        [[maybe_unused]] int rc = ::chown(cache_.c_str(), ::geteuid(), ::getegid());
+        fs::remove_all(dir_);
+    }
+
+    // `cmd` run by bash in the scratch directory with the stand-ins first in
+    // PATH and the cache in the scratch directory.
+    ScriptRun run(const std::string &cmd) {
+        std::string script =
+            "cd '" + dir_.string() + "' && export PATH='" + (dir_ / "bin").string() +
+            "':$PATH LOCKWATCH_CACHE='" + cache_.string() + "' FAKE_LOG='" +
+            (dir_ / "apt.log").string() + "' FAKE_DEB='" + (dir_ / "fake.deb").string() +
+            "' FAKE_VERSION=" + kVersion + " FAKE_SHA=" + fake_sha_ + " && { " + cmd + "; } >'" +
+            (dir_ / "out").string() + "' 2>'" + (dir_ / "err").string() + "'";
+        int rc = std::system(("bash -c " + quote(script)).c_str());
+        ScriptRun r;
+        r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+        r.out = slurp(dir_ / "out");
+        r.err = slurp(dir_ / "err");
+        return r;
+    }
+    static std::string quote(const std::string &s) {
+        std::string q = "'";
+        for (char c : s) {
+            q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        }
+        return q + "'";
+    }
+    static std::string tool(const std::string &name) {
+        return quote(std::string(LOCKWATCH_SOURCE_DIR) + "/tools/" + name);
+    }
+
+    ScriptRun fetch() { return run(tool("vm/fetch-kernel.sh") + " --version " + kVersion); }
+    static bool one_line(const std::string &s) {
+        return !s.empty() && s.find('\n') == s.size() - 1;
+    }
+
+    fs::path dir_, cache_, victim_;
+    std::string fake_sha_ = std::string(64, '0');
+};
+
+// ---- cache directories ----------------------------------------------------
+
+TEST_F(ScriptSafety, ACacheOfAnotherUserIsRefused) {
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "needs root to give a directory to another user";
+    }
+    fs::create_directory(cache_);
+    ASSERT_EQ(::chown(cache_.c_str(), kNobody, kNobody), 0);
+    ScriptRun r = fetch();
+    EXPECT_EQ(r.status, 3);
+    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find("refusing to use " + cache_.string() + ": it belongs to uid 65534"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("LOCKWATCH_CACHE=DIR"), std::string::npos) << "says what to do: " << r.err;
+    EXPECT_FALSE(fs::exists(cache_ / "kernels")) << "wrote into it anyway";
+}
+
+TEST_F(ScriptSafety, AWorldWritableCacheIsRefused) {
+    fs::create_directory(cache_);
+    fs::permissions(cache_, fs::perms::all);
+    ScriptRun r = fetch();
+    EXPECT_EQ(r.status, 3);
+    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find("it is writable by group or others (mode 0777); run chmod go-w"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(fs::exists(cache_ / "kernels"));
+}
+
+TEST_F(ScriptSafety, ACacheInADirectoryOthersCanWriteIsRefused) {
+    // Whoever can write the directory above can rename the cache away and
+    // put their own in its place; /tmp's sticky bit prevents that.
+    fs::create_directory(dir_ / "open");
+    fs::permissions(dir_ / "open", fs::perms::all);
+    cache_ = dir_ / "open" / "cache";
+    ScriptRun r = fetch();
+    EXPECT_EQ(r.status, 3);
+    EXPECT_NE(r.err.find((dir_ / "open").string() +
+                         " above it is writable by group or others without the sticky bit"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(fs::exists(cache_)) << "made the cache there anyway";
+}
+
+TEST_F(ScriptSafety, ANewCacheIsPrivate) {
+    cache_ = dir_ / "fresh" / "cache";
+    fetch();  // the download fails: no package yet
+    EXPECT_EQ(mode_of(dir_ / "fresh"), 0700u);
+    EXPECT_EQ(mode_of(cache_), 0700u);
+    EXPECT_EQ(mode_of(cache_ / "kernels"), 0700u);
+}
+
+TEST_F(ScriptSafety, APlantedLinkForTheVersionMemoIsNotFollowed) {
+    fs::create_directories(cache_ / "kernels");
+    fs::permissions(cache_, fs::perms::owner_all);
+    fs::permissions(cache_ / "kernels", fs::perms::owner_all);
+    fs::create_symlink(victim_, cache_ / "kernels" / ".debian-current");
+    ScriptRun r = run(tool("vm/fetch-kernel.sh"));  // resolves the version: writes the memo
+    EXPECT_EQ(r.status, 3);
+    EXPECT_EQ(r.err, "fetch-kernel.sh: refusing to write " +
+                         (cache_ / "kernels" / ".debian-current").string() +
+                         ": it is a symbolic link; remove it\n");
+    EXPECT_EQ(slurp(victim_), "precious\n");
+}
+
+// ---- files the VM scripts write --------------------------------------------
+
+TEST_F(ScriptSafety, RunVmNeverWritesTheConsoleLogThroughALink) {
+    spit(dir_ / "bzImage", "not booted\n");
+    fs::create_symlink(victim_, dir_ / "console.log");
+    ScriptRun r = run("LOCKWATCH_QEMU=/bin/true " + tool("vm/run-vm.sh") +
+                      " --kernel bzImage --accel tcg --console console.log -- true");
+    EXPECT_EQ(r.status, 240);
+    EXPECT_EQ(r.err,
+              "lockwatch-vm: error: --console: refusing to write console.log: it is a symbolic "
+              "link; remove it\n");
+    EXPECT_EQ(slurp(victim_), "precious\n");
+}
+
+TEST_F(ScriptSafety, MakeInitramfsNeverWritesThroughALink) {
+    fs::create_symlink(victim_, dir_ / "initramfs.cpio");
+    ScriptRun r = run(tool("vm/make-initramfs.sh") + " --out initramfs.cpio --run true");
+    EXPECT_EQ(r.status, 3);
+    EXPECT_EQ(r.err,
+              "make-initramfs.sh: refusing to write initramfs.cpio: it is a symbolic link; "
+              "remove it\n");
+    EXPECT_EQ(slurp(victim_), "precious\n");
+
+    fs::remove(dir_ / "initramfs.cpio");
+    r = run(tool("vm/make-initramfs.sh") + " --out initramfs.cpio --run true");
+    if (r.err.find("not found") != std::string::npos) {
+        GTEST_SKIP() << r.err;  // busybox or cpio missing: tools/setup.sh
+    }
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(mode_of(dir_ / "initramfs.cpio"), 0644u);
+    for (const auto &entry : fs::directory_iterator(dir_)) {
+        EXPECT_EQ(entry.path().filename().string().find("initramfs.cpio."), std::string::npos)
+            << "left " << entry.path();
+    }
+}
+
+TEST_F(ScriptSafety, BuildModuleRefusesAnOutDirectoryOthersCanWrite) {
+    fs::create_directory(dir_ / "module");
+    fs::permissions(dir_ / "module", fs::perms::all);
+    ScriptRun r = run(tool("kmod/build-module.sh") + " --version " + kVersion + " --out module");
+    EXPECT_EQ(r.status, 3);
+    EXPECT_NE(r.err.find("build-module.sh: --out: refusing to use " + (dir_ / "module").string() +
+                         ": it is writable by group or others"),
+              std::string::npos)
+        << r.err;
+
+    fs::permissions(dir_ / "module", fs::perms::owner_all);
+    fs::create_symlink(victim_, dir_ / "module" / "build.log");
+    r = run(tool("kmod/build-module.sh") + " --version " + kVersion + " --out module");
+    EXPECT_EQ(r.status, 3);
+    EXPECT_EQ(r.err,
+              "build-module.sh: refusing to write module/build.log: it is a symbolic link; "
+              "remove it\n");
+    EXPECT_EQ(slurp(victim_), "precious\n");
+}
+
+}  // namespace
