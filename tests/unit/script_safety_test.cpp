@@ -1,8 +1,10 @@
 // The file-safety rules of lockwatch's scripts (tools/lib/safe-files.sh),
 // which run as root: a cache or state directory that someone else could
-// write is refused, and a symbolic link planted where a script writes is
-// never followed. Everything runs in a scratch directory, with apt-get,
-// apt-cache and depmod replaced by stand-ins: no network, no VM.
+// write is refused, a symbolic link planted where a script writes is never
+// followed, and a Debian kernel is checked against apt's SHA256 when it is
+// downloaded and against its package every time it is used. Everything runs
+// in a scratch directory, with apt-get, apt-cache and depmod replaced by
+// stand-ins and a small package built here: no network, no VM.
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -112,7 +114,44 @@ class ScriptSafety : public ::testing::Test {
         return quote(std::string(LOCKWATCH_SOURCE_DIR) + "/tools/" + name);
     }
 
+    // A linux-image package as Debian builds it: the kernel's files under
+    // boot/, a module, and md5sums of them all. Its SHA256 is what the
+    // apt-cache stand-in gives from now on.
+    void build_package() {
+        fs::path root = dir_ / "pkg";
+        std::string v = kVersion;
+        fs::create_directories(root / "DEBIAN");
+        fs::create_directories(root / "boot");
+        fs::create_directories(root / "lib/modules" / v / "kernel/drivers");
+        spit(root / "boot" / ("vmlinuz-" + v), "the kernel\n");
+        spit(root / "boot" / ("System.map-" + v), "ffffffff81000000 T _text\n");
+        spit(root / "boot" / ("config-" + v), "CONFIG_BPF=y\n");
+        spit(root / "lib/modules" / v / "kernel/drivers/fake.ko", "a module\n");
+        spit(root / "DEBIAN/control",
+             "Package: linux-image-" + v +
+                 "-unsigned\nVersion: 1.0\nArchitecture: amd64\n"
+                 "Maintainer: nobody <nobody@example.org>\n"
+                 "Description: a stand-in\n",
+             fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                 fs::perms::others_read);
+        ScriptRun r =
+            run("(cd pkg && find boot lib -type f | sort | xargs md5sum >DEBIAN/md5sums) && "
+                "dpkg-deb --root-owner-group -Zgzip --build pkg fake.deb >/dev/null && "
+                "sha256sum <fake.deb | cut -d' ' -f1");
+        ASSERT_EQ(r.status, 0) << r.err;
+        ASSERT_EQ(r.out.size(), 65u) << r.out;
+        fake_sha_ = r.out.substr(0, 64);
+    }
+    fs::path entry() const { return cache_ / "kernels" / ("debian-" + std::string(kVersion)); }
     ScriptRun fetch() { return run(tool("vm/fetch-kernel.sh") + " --version " + kVersion); }
+    int downloads() {
+        std::string log = slurp(dir_ / "apt.log");
+        int n = 0;
+        for (size_t at = 0; (at = log.find("apt-get download", at)) != std::string::npos; at++) {
+            n++;
+        }
+        return n;
+    }
     static bool one_line(const std::string &s) {
         return !s.empty() && s.find('\n') == s.size() - 1;
     }
@@ -185,6 +224,94 @@ TEST_F(ScriptSafety, APlantedLinkForTheVersionMemoIsNotFollowed) {
                          (cache_ / "kernels" / ".debian-current").string() +
                          ": it is a symbolic link; remove it\n");
     EXPECT_EQ(slurp(victim_), "precious\n");
+}
+
+// ---- Debian's kernel package ----------------------------------------------
+
+TEST_F(ScriptSafety, ADownloadIsCheckedAgainstAptsSha256AndKept) {
+    ASSERT_NO_FATAL_FAILURE(build_package());
+    ScriptRun r = fetch();
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, entry().string() + "\n");
+    EXPECT_EQ(slurp(entry() / "vmlinuz"), "the kernel\n");
+    EXPECT_EQ(slurp(entry() / "package.sha256"), fake_sha_ + "  package.deb\n");
+    EXPECT_TRUE(fs::is_regular_file(entry() / "package.deb"));
+    EXPECT_EQ(downloads(), 1);
+
+    r = fetch();  // from the cache, checked again, no download
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, entry().string() + "\n");
+    EXPECT_EQ(downloads(), 1);
+}
+
+TEST_F(ScriptSafety, ADownloadWithAnotherSha256IsNotUsed) {
+    ASSERT_NO_FATAL_FAILURE(build_package());
+    std::string right = fake_sha_;
+    fake_sha_ = std::string(64, 'a');
+    ScriptRun r = fetch();
+    EXPECT_EQ(r.status, 3);
+    EXPECT_TRUE(one_line(r.err.substr(r.err.find('\n') + 1))) << r.err;  // after "downloading"
+    EXPECT_NE(r.err.find("has SHA256 " + right + ", not the " + fake_sha_ +
+                         " of apt's metadata: a corrupt or tampered download, not used"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(fs::exists(entry())) << "kept a package apt does not vouch for";
+}
+
+TEST_F(ScriptSafety, ACachedKernelThatChangedIsAnErrorNotReused) {
+    ASSERT_NO_FATAL_FAILURE(build_package());
+    ASSERT_EQ(fetch().status, 0);
+    std::ofstream(entry() / "vmlinuz", std::ios::app) << "planted\n";
+    ScriptRun r = fetch();
+    EXPECT_EQ(r.status, 3);
+    EXPECT_TRUE(one_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find("the cached kernel changed since it was fetched: vmlinuz in " +
+                         entry().string() + " does not match package.deb; remove " +
+                         entry().string() + " to fetch it again"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(downloads(), 1) << "fetched it again silently";
+    EXPECT_EQ(slurp(entry() / "vmlinuz"), "the kernel\nplanted\n");
+
+    // A module the package does not have.
+    spit(entry() / "vmlinuz", "the kernel\n");
+    fs::path extra = entry() / "modules/lib/modules" / kVersion / "kernel/evil.ko";
+    spit(extra, "x");
+    r = fetch();
+    EXPECT_EQ(r.status, 3);
+    EXPECT_NE(r.err.find(extra.string() + " is not part of package.deb"), std::string::npos)
+        << r.err;
+    fs::remove(extra);
+    EXPECT_EQ(fetch().status, 0);
+
+    // The package itself.
+    std::ofstream(entry() / "package.deb", std::ios::app) << "x";
+    r = fetch();
+    EXPECT_EQ(r.status, 3);
+    EXPECT_NE(r.err.find("package.deb has SHA256"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("not the " + fake_sha_ + " verified when it was fetched"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST_F(ScriptSafety, AKernelCachedWithoutItsPackageIsCheckedAgainstIt) {
+    // As an older fetch-kernel.sh left it: unpacked files only.
+    ASSERT_NO_FATAL_FAILURE(build_package());
+    ASSERT_EQ(fetch().status, 0);
+    fs::remove(entry() / "package.deb");
+    fs::remove(entry() / "package.sha256");
+    ScriptRun r = fetch();
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(slurp(entry() / "package.sha256"), fake_sha_ + "  package.deb\n");
+
+    fs::remove(entry() / "package.deb");
+    fs::remove(entry() / "package.sha256");
+    spit(entry() / "config", "CONFIG_BPF=n\n");
+    r = fetch();
+    EXPECT_EQ(r.status, 3);
+    EXPECT_NE(r.err.find("the cached kernel does not match"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("config in " + entry().string()), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(entry() / "package.deb"));
 }
 
 // ---- files the VM scripts write --------------------------------------------
