@@ -370,4 +370,57 @@ TEST_F(ScriptSafety, BuildModuleRefusesAnOutDirectoryOthersCanWrite) {
     EXPECT_EQ(slurp(victim_), "precious\n");
 }
 
+TEST_F(ScriptSafety, BuildKernelNeverWritesItsLockOrLogThroughALink) {
+    // A source tarball of its own keeps the real one and its cache key out.
+    spit(dir_ / "linux.tar.xz", "not a tarball\n");
+    fs::create_directories(cache_ / "kernels");
+    fs::permissions(cache_, fs::perms::owner_all);
+    fs::permissions(cache_ / "kernels", fs::perms::owner_all);
+    fs::create_symlink(victim_, cache_ / "kernels" / ".build-seed.lock");
+    ScriptRun r =
+        run("LOCKWATCH_LINUX_SOURCE=linux.tar.xz " + tool("kernel/build-kernel.sh") + " seed");
+    if (r.err.find("not found: apt-get install") != std::string::npos) {
+        GTEST_SKIP() << r.err;  // the kernel build's tools are missing: tools/setup.sh
+    }
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "build-kernel: error: refusing to write " +
+                         (cache_ / "kernels" / ".build-seed.lock").string() +
+                         ": it is a symbolic link; remove it\n");
+    EXPECT_EQ(slurp(victim_), "precious\n");
+
+    fs::remove(cache_ / "kernels" / ".build-seed.lock");
+    fs::permissions(cache_ / "kernels", fs::perms::all);
+    r = run("LOCKWATCH_LINUX_SOURCE=linux.tar.xz " + tool("kernel/build-kernel.sh") + " seed");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("refusing to use " + (cache_ / "kernels").string() +
+                         ": it is writable by group or others"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(fs::exists(cache_ / "kernels" / ".build-seed.lock")) << "wrote into it anyway";
+}
+
+// build-kernel.sh hashes its own text into the cache key, all but the lines
+// between its file-safety markers: those can change without a rebuild of
+// the cached kernels; any other line changes the key.
+TEST_F(ScriptSafety, BuildKernelKeyLeavesOutTheFileSafetyLines) {
+    spit(dir_ / "linux.tar.xz", "not a tarball\n");
+    auto key_of = [&](const std::string &edit) {
+        ScriptRun r =
+            run("rm -rf tools cache && mkdir -p tools/kernel && cp -r " + tool("lib") +
+                " tools/ && cp " + tool("kernel") + "/* tools/kernel/ && " + edit +
+                " && LOCKWATCH_LINUX_SOURCE=linux.tar.xz tools/kernel/build-kernel.sh seed");
+        size_t at = r.err.find("(key ");
+        return at == std::string::npos ? r.err : r.err.substr(at + 5, 16);
+    };
+    std::string key = key_of("true");
+    if (key.find("not found: apt-get install") != std::string::npos) {
+        GTEST_SKIP() << key;  // the kernel build's tools are missing: tools/setup.sh
+    }
+    ASSERT_EQ(key.size(), 16u) << key;
+    EXPECT_EQ(key_of("sed -i '/^# <<< file safety/i : a new check' tools/kernel/build-kernel.sh"),
+              key);
+    EXPECT_NE(key_of("sed -i '/^# <<< file safety/a : a build step' tools/kernel/build-kernel.sh"),
+              key);
+}
+
 }  // namespace
