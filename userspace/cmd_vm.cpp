@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "capture/backends.h"
 #include "commands.h"
 #include "debuginfo/kernel_debuginfo.h"
+#include "debuginfo/kernel_image.h"
 #include "output/journald.h"
 #include "output/json.h"
 #include "output/output_file.h"
@@ -73,9 +75,29 @@ std::string run_and_capture_last_line(const std::string &cmd, int *status) {
     return last;
 }
 
-// debian -> as is (run-vm.sh fetches it); seed|lockdep -> built (or taken
-// from the cache) by build-kernel.sh; anything else is a path.
+// Runs a kernel script and returns the last line it printed (a path), or
+// nullopt after saying that `what` failed. Its progress goes to stderr.
+std::optional<std::string> kernel_from_script(const std::string &cmd, const std::string &what) {
+    int status = 0;
+    std::string path = run_and_capture_last_line(cmd, &status);
+    if (status != 0 || path.empty()) {
+        fmt::print(stderr, "lockwatch vm: {} failed (exit {})\n", what, status);
+        return std::nullopt;
+    }
+    return path;
+}
+
+// debian[:VER] -> the directory fetch-kernel.sh keeps (and checks) the
+// package's kernel in; seed|lockdep -> the bzImage build-kernel.sh built or
+// took from the cache; anything else is a path.
 std::optional<std::string> resolve_kernel(const std::string &kernel) {
+    if (kernel == "debian" || kernel.starts_with("debian:")) {
+        std::string cmd = shell_quote((tools_dir() / "vm" / "fetch-kernel.sh").string());
+        if (kernel != "debian") {
+            cmd += " --version " + shell_quote(kernel.substr(7));
+        }
+        return kernel_from_script(cmd, "fetching Debian's kernel");
+    }
     if (kernel != "seed" && kernel != "lockdep") {
         return kernel;
     }
@@ -83,44 +105,37 @@ std::optional<std::string> resolve_kernel(const std::string &kernel) {
                "lockwatch vm: preparing the {} kernel (built once from linux-source-6.1, then "
                "cached; the first build takes 10-20 minutes)\n",
                kernel);
-    int status = 0;
-    std::string path = run_and_capture_last_line(
-        shell_quote((tools_dir() / "kernel" / "build-kernel.sh").string()) + " " + kernel, &status);
-    if (status != 0 || path.empty()) {
-        fmt::print(stderr, "lockwatch vm: building the {} kernel failed (exit {})\n", kernel,
-                   status);
-        return std::nullopt;
-    }
-    return path;
+    return kernel_from_script(
+        shell_quote((tools_dir() / "kernel" / "build-kernel.sh").string()) + " " + kernel,
+        fmt::format("building the {} kernel", kernel));
 }
 
-// --vmlinux auto: the vmlinux next to a kernel lockwatch built (seed,
-// lockdep, or a kernel build directory given as --kernel).
-std::string find_vmlinux(const std::string &option, const std::string &kernel) {
-    if (option == "none") {
-        return "";
+// --vmlinux: auto finds the one whose build id is the guest kernel's (see
+// choose_vmlinux()), PATH must be that one. False on a usage error.
+bool open_vmlinux(const VmOptions &o, const std::string &kernel,
+                  std::unique_ptr<KernelDebugInfo> *debuginfo) {
+    std::string image = kernel_image_in(kernel);
+    if (image.empty()) {
+        return true;  // run-vm.sh says that there is no kernel image
     }
-    if (option != "auto") {
-        return option;
+    VmlinuxChoice choice = choose_vmlinux(o.vmlinux, image);
+    for (const std::string &warning : choice.warnings) {
+        fmt::print(stderr, "lockwatch vm: warning: {}\n", warning);
     }
-    std::error_code ec;
-    fs::path k(kernel);
-    std::vector<fs::path> candidates;
-    if (fs::is_directory(k, ec)) {
-        candidates.push_back(k / "vmlinux");
-    } else {
-        candidates.push_back(k.parent_path() / "vmlinux");
-        if (k.parent_path().filename() == "boot") {  // a build tree's arch/x86/boot/bzImage
-            candidates.push_back(k.parent_path().parent_path().parent_path().parent_path() /
-                                 "vmlinux");
-        }
+    if (!choice.error.empty()) {
+        fmt::print(stderr, "lockwatch vm: --vmlinux: {}\n", choice.error);
+        return false;
     }
-    for (const fs::path &candidate : candidates) {
-        if (fs::is_regular_file(candidate, ec)) {
-            return candidate.string();
-        }
+    if (choice.path.empty()) {
+        return true;
     }
-    return "";
+    try {
+        *debuginfo = KernelDebugInfo::open(choice.path);
+    } catch (const std::exception &e) {
+        fmt::print(stderr, "lockwatch vm: {}\n", e.what());
+        return o.vmlinux == "auto";
+    }
+    return true;
 }
 
 std::string self_path() {
@@ -143,21 +158,32 @@ void show_finding(engine::Finding &finding, const KernelDebugInfo *debuginfo, ou
 }
 
 int run_vm(const VmOptions &o) {
+    // Usage errors first, before a kernel build that can take minutes.
+    output::MultiSink sinks;
+    sinks.add(std::make_unique<output::TextSink>(stdout));
+    output::OutputFile json_file;
+    if (!o.json_out.empty()) {
+        std::string error;
+        json_file = output::open_output_file(o.json_out, &error);
+        if (!json_file) {
+            fmt::print(stderr, "lockwatch vm: {}\n", error);
+            return kVmExitUsage;
+        }
+        sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get(),
+                                                          nlohmann::json{{"vm_kernel", o.kernel}}));
+    }
+    if (o.journal) {
+        sinks.add(std::make_unique<output::JournaldSink>(
+            std::vector<std::string>{"LOCKWATCH_VM_KERNEL=" + o.kernel, "LOCKWATCH_SOURCE=vm"}));
+    }
+
     auto kernel = resolve_kernel(o.kernel);
     if (!kernel) {
         return kVmExitVmFailed;
     }
-
     std::unique_ptr<KernelDebugInfo> debuginfo;
-    if (std::string vmlinux = find_vmlinux(o.vmlinux, *kernel); !vmlinux.empty()) {
-        try {
-            debuginfo = KernelDebugInfo::open(vmlinux);
-        } catch (const std::exception &e) {
-            fmt::print(stderr, "lockwatch vm: {}\n", e.what());
-            if (o.vmlinux != "auto") {
-                return kVmExitUsage;
-            }
-        }
+    if (!open_vmlinux(o, *kernel, &debuginfo)) {
+        return kVmExitUsage;
     }
 
     std::vector<std::string> bins = o.bins;
@@ -187,23 +213,6 @@ int run_vm(const VmOptions &o) {
     cmd += " -- sh -c " +
            shell_quote(guest_script(o.command, o.backend, o.linger_s, o.focus, o.run_args));
 
-    output::MultiSink sinks;
-    sinks.add(std::make_unique<output::TextSink>(stdout));
-    output::OutputFile json_file;
-    if (!o.json_out.empty()) {
-        std::string error;
-        json_file = output::open_output_file(o.json_out, &error);
-        if (!json_file) {
-            fmt::print(stderr, "lockwatch vm: {}\n", error);
-            return kVmExitUsage;
-        }
-        sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get(),
-                                                          nlohmann::json{{"vm_kernel", o.kernel}}));
-    }
-    if (o.journal) {
-        sinks.add(std::make_unique<output::JournaldSink>(
-            std::vector<std::string>{"LOCKWATCH_VM_KERNEL=" + o.kernel, "LOCKWATCH_SOURCE=vm"}));
-    }
     GuestOutcome outcome;
 
     FILE *pipe = popen(cmd.c_str(), "r");
@@ -270,9 +279,10 @@ CommandRunner add_vm_command(CLI::App &app) {
         ->check(CLI::NonNegativeNumber)
         ->default_val(3);
     cmd->add_option("--vmlinux", o->vmlinux,
-                    "vmlinux with debug info for file:line in the findings: auto (the one "
-                    "built with the seed or lockdep kernel, or found beside --kernel), none, or "
-                    "a path")
+                    "vmlinux with debug info for file:line in the findings: auto (beside the "
+                    "kernel image, as the seed and lockdep kernels keep it, or Debian's "
+                    "/usr/lib/debug/boot/vmlinux-<release>; only one with the guest kernel's "
+                    "build id), none, or a path (which must have that build id)")
         ->default_val("auto");
     cmd->add_flag("--net", o->net,
                   "Give the guest a virtio-net NIC on qemu's user network (10.0.2.15/24; "

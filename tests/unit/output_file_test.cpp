@@ -1,10 +1,13 @@
 // open_output_file(): "-" is standard output, a file is created or
-// truncated, and a symbolic link in its place is refused.
+// truncated, and a symbolic link in its place is refused; and the commands
+// that write files a user names refuse one too.
 #include "output/output_file.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -92,6 +95,33 @@ TEST_F(OutputFileTest, OtherFailuresSayWhyInOneLine) {
     EXPECT_FALSE(open_output_file(missing, &error));
     EXPECT_EQ(error, "cannot write " + missing.string() + ": No such file or directory");
     EXPECT_EQ(error.find('\n'), std::string::npos);
+}
+
+// --json FILE of `lockwatch replay` and `lockwatch vm`, run as root, with a
+// link planted for FILE. (`lockwatch run` opens --json and --ready-file with
+// the same open_output_file(), but only once it traces a kernel.)
+TEST_F(OutputFileTest, CommandsRefuseALinkForTheirJsonFile) {
+    fs::path target = dir_ / "shadow";
+    std::ofstream(target) << "precious\n";
+    fs::path link = dir_ / "findings.jsonl";
+    fs::create_symlink(target, link);
+    fs::path err = dir_ / "stderr";
+    const std::string json = " --json '" + link.string() + "'";
+    auto run = [&](const std::string &args) {
+        std::string cmd =
+            std::string(LOCKWATCH_BINARY) + " " + args + " >/dev/null 2>'" + err.string() + "'";
+        int rc = std::system(cmd.c_str());
+        return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    };
+    const std::string refusal = "refusing to write " + link.string() + ": it is a symbolic link\n";
+
+    EXPECT_EQ(run("replay " LOCKWATCH_TRACE_DIR "/seed_000_softirq_safe_to_unsafe.jsonl" + json),
+              1);
+    EXPECT_EQ(slurp(err), "lockwatch replay: " + refusal);
+    // Refused before the kernel is even looked at.
+    EXPECT_EQ(run("vm --kernel /nonexistent/bzImage --vmlinux none" + json + " -- true"), 2);
+    EXPECT_EQ(slurp(err), "lockwatch vm: " + refusal);
+    EXPECT_EQ(slurp(target), "precious\n") << "the link's target was touched";
 }
 
 }  // namespace

@@ -77,6 +77,13 @@ cp "$PATCH" "${fragments[@]}" "$SELF" "$snap/"
 patch_file="$snap/$(basename "$PATCH")"
 self_copy="$snap/$(basename "$SELF")"
 for i in "${!fragments[@]}"; do fragments[i]="$snap/$(basename "${fragments[i]}")"; done
+# >>> file safety: not part of the cache key
+# Lines between markers like these check where this script writes (it runs
+# as root) and leave the kernel it builds as it is, so the snapshot that the
+# key hashes leaves them out: kernels cached before they changed stay valid.
+# Anything that can change what is built belongs outside them.
+sed -i '/^# >>> file safety/,/^# <<< file safety/d' "$self_copy"
+# <<< file safety
 need_tool() { command -v "$1" >/dev/null 2>&1 || die "$1 not found: apt-get install $2"; }
 need_tool pahole dwarves
 need_tool gcc gcc
@@ -109,6 +116,22 @@ out="$cache/$flavor-$key"
 src="$cache/src-$srckey"
 build="$cache/build-$flavor"
 log="$cache/logs/$flavor-$key.log"
+# >>> file safety: not part of the cache key
+# Only root (or whoever runs this) may write where root builds and keeps
+# kernels: another user could plant a symbolic link for a file written
+# below, or a kernel. Leftover links where files go are refused.
+# shellcheck source=SCRIPTDIR/../lib/safe-files.sh
+. "$HERE/../lib/safe-files.sh"
+for d in "$(dirname "$cache")" "$cache" "$cache/logs"; do
+	lw_safe_dir "$d" "$lw_cache_hint" || die "$lw_error"
+done
+for d in "$out" "$src" "$build"; do
+	lw_check_dir "$d" "$lw_cache_hint" || die "$lw_error"
+done
+for f in "$cache/.build-$flavor.lock" "$cache/.src.lock" "$log"; do
+	lw_check_file "$f" || die "$lw_error"
+done
+# <<< file safety
 mkdir -p "$cache/logs"
 
 result_ok() {

@@ -20,6 +20,8 @@ set -euo pipefail
 die() { echo "build-module.sh: $2" >&2; exit "$1"; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/../lib/safe-files.sh
+. "$here/../lib/safe-files.sh"
 kernel=debian version='' out=''
 while (($#)); do
     case $1 in
@@ -33,6 +35,13 @@ done
 [[ -n $out ]] || die 2 "--out DIR is required"
 case $kernel in debian|seed|lockdep) ;; *) die 2 "--kernel must be debian, seed or lockdep, not '$kernel'" ;; esac
 [[ $kernel == debian || -z $version ]] || die 2 "--version is for --kernel debian only"
+# Root builds in DIR: nobody else may write there (a link planted for a file
+# make writes would have root overwrite its target). Checked before anything
+# else runs.
+lw_safe_dir "$out" "use a directory of your own for --out" || die 3 "--out: $lw_error"
+for f in lockwatch_scenarios.c Kbuild module.lds.S build.log; do
+    lw_check_file "$out/$f" || die 3 "$lw_error"
+done
 
 # Sets tree (the kernel build directory) and make_args for --kernel debian.
 debian_tree() {

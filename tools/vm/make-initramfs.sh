@@ -19,6 +19,9 @@
 set -euo pipefail
 
 die() { echo "make-initramfs.sh: $2" >&2; exit "$1"; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/../lib/safe-files.sh
+. "$here/../lib/safe-files.sh"
 usage="usage: make-initramfs.sh --out FILE.cpio.gz [--bin PATH]... [--file SRC[:DEST]]... --run 'SHELL COMMAND'"
 
 out='' run='' have_run=0
@@ -40,6 +43,7 @@ while (($#)); do
 done
 [[ -n $out ]] || die 2 "--out is required ($usage)"
 ((have_run)) || die 2 "--run is required ($usage)"
+lw_check_file "$out" || die 3 "$lw_error"
 
 for tool in cpio gzip ldd find sort; do
     command -v "$tool" >/dev/null 2>&1 || die 3 "$tool not found (run tools/setup.sh)"
@@ -153,7 +157,9 @@ INIT
 chmod 0755 "$root/init" "$root/lockwatch/run.sh"
 
 mkdir -p "$(dirname "$out")"
-tmpout=$out.tmp.$$
+# A fresh temporary file beside --out, renamed over it: a predictable name
+# there could be a symbolic link someone planted.
+tmpout=$(mktemp "$out.XXXXXX") || die 3 "cannot create a temporary file beside $out"
 # gzip unless --out ends in .cpio: an uncompressed archive boots faster
 # under TCG, where the guest's gunzip is slow.
 compress=(gzip -6 -n)
@@ -163,4 +169,5 @@ if ! (cd "$root" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |
     rm -f "$tmpout"
     die 3 "writing $out failed"
 fi
-mv "$tmpout" "$out"
+chmod 0644 "$tmpout"
+mv -fT "$tmpout" "$out"

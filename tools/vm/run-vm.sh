@@ -45,6 +45,8 @@ set -euo pipefail
 
 readonly E_USAGE=240 E_TOOL=241 E_KERNEL=242 E_INITRAMFS=243 E_PANIC=244 E_TIMEOUT=245 E_NOMARKER=246
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/../lib/safe-files.sh
+. "$here/../lib/safe-files.sh"
 
 die() { echo "lockwatch-vm: error: $2" >&2; exit "$1"; }
 note() { echo "lockwatch-vm: $*" >&2; }
@@ -157,7 +159,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 [[ -n $console ]] || console=$tmp/console.log
 mkdir -p "$(dirname "$console")"
-: >"$console"
+# Made afresh, never through a symbolic link planted in its place: qemu
+# would write the guest's kernel log wherever it points.
+lw_create_file "$console" || die $E_USAGE "--console: $lw_error"
 qemu_err=$tmp/qemu.stderr
 if [[ -n $modules ]]; then
     stage_modules "$tmp/modroot"
@@ -173,12 +177,16 @@ cmdline="console=ttyS0 panic=-1 rdinit=/init$append"
 
 # KVM only where /dev/kvm exists and really boots a guest in time. The
 # verdict is remembered until the host reboots.
-cache=${LOCKWATCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockwatch}
+cache=$(lw_cache_root)
 boot_id=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)
 verdict=$cache/kvm-probe-$boot_id
-if [[ $accel == auto && -r /dev/kvm && -w /dev/kvm && -s $verdict ]]; then
-    accel=$(<"$verdict")
-    [[ $accel == kvm || $accel == tcg ]] || accel=auto
+if [[ $accel == auto && -r /dev/kvm && -w /dev/kvm ]]; then
+    lw_safe_dir "$cache" "$lw_cache_hint" || die $E_USAGE "$lw_error"
+    lw_check_file "$verdict" || die $E_USAGE "$lw_error"
+    if [[ -s $verdict ]]; then
+        accel=$(<"$verdict")
+        [[ $accel == kvm || $accel == tcg ]] || accel=auto
+    fi
 fi
 if [[ $accel == auto ]]; then
     accel=tcg
@@ -192,10 +200,8 @@ if [[ $accel == auto ]]; then
         else
             note "KVM probe failed or hung; using TCG"
         fi
-        if mkdir -p "$cache" 2>/dev/null; then
-            rm -f "$cache"/kvm-probe-*
-            echo "$accel" >"$verdict" 2>/dev/null || true
-        fi
+        rm -f "$cache"/kvm-probe-*
+        echo "$accel" | lw_write_file "$verdict" || note "cannot remember the KVM probe's verdict: $lw_error"
     fi
 fi
 if [[ $accel == kvm ]]; then
