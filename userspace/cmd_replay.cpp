@@ -104,26 +104,40 @@ int replay(const ReplayOptions &opts) {
 
     engine::Engine eng(
         engine::EngineOptions{.kernel_ident = opts.ident, .nmi_graph = opts.nmi_graph});
-    int sink_errors = 0;
+    bool reader_gone = false;
     eng.on_finding([&](const engine::Finding &f) {
-        if (!sinks.write(f) && sink_errors++ == 0) {
+        if (!sinks.write(f) && !sinks.reader_gone() && sinks.failures() == 1) {
             std::fprintf(stderr, "lockwatch replay: %s\n", sinks.last_error().c_str());
         }
+        reader_gone = reader_gone || sinks.reader_gone();
     });
     engine::TraceReader reader(*in);
-    while (auto ev = reader.next()) {
+    while (!reader_gone) {
+        auto ev = reader.next();
+        if (!ev) {
+            break;
+        }
         if (auto *stack = std::get_if<engine::StackFact>(&*ev); stack && debuginfo) {
             stack->frames = debuginfo->annotate(stack->frames);
         }
         eng.process(*ev);
     }
-    sinks.flush();
+    if (!reader_gone && !sinks.flush() && !sinks.reader_gone()) {
+        std::fprintf(stderr, "lockwatch replay: %s\n", sinks.last_error().c_str());
+    }
+    if (sinks.reader_gone()) {
+        std::clearerr(stdout);
+        return 0;  // `| head`: the reader has what it wanted
+    }
     if (opts.stats) {
         print_stats(eng, reader);
     }
     if (reader.error()) {
         std::fprintf(stderr, "lockwatch replay: %s\n", reader.error()->format(source).c_str());
         return 1;
+    }
+    if (sinks.failures()) {
+        return 1;  // a finding that was not written is not a clean run
     }
     return opts.exit_code && !eng.findings().empty() ? 3 : 0;
 }

@@ -57,7 +57,9 @@ int run(const RunOptions &options) {
     if (g_stay_attached) {
         live->stay_attached();
     }
-    return live->detach(g_stop);
+    int status = live->detach(g_stop);
+    // A finding that reached no output is not a clean run.
+    return status == 0 && live->sink_failures() ? 1 : status;
 }
 
 }  // namespace

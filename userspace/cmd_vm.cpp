@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -56,9 +57,19 @@ fs::path tools_dir() {
     return fs::path(LOCKWATCH_SOURCE_DIR) / "tools";
 }
 
+// popen() with SIGPIPE back at its default for the child: lockwatch ignores
+// it (a closed reader is a write error it handles), but the harness and the
+// tools it runs expect the usual `| head` behaviour.
+FILE *popen_with_default_sigpipe(const std::string &cmd) {
+    std::signal(SIGPIPE, SIG_DFL);
+    FILE *pipe = popen(cmd.c_str(), "r");
+    std::signal(SIGPIPE, SIG_IGN);
+    return pipe;
+}
+
 std::string run_and_capture_last_line(const std::string &cmd, int *status) {
     std::string last;
-    FILE *pipe = popen(cmd.c_str(), "r");
+    FILE *pipe = popen_with_default_sigpipe(cmd);
     if (!pipe) {
         *status = -1;
         return last;
@@ -215,7 +226,7 @@ int run_vm(const VmOptions &o) {
 
     GuestOutcome outcome;
 
-    FILE *pipe = popen(cmd.c_str(), "r");
+    FILE *pipe = popen_with_default_sigpipe(cmd);
     if (!pipe) {
         fmt::print(stderr, "lockwatch vm: cannot start {}\n",
                    (tools_dir() / "vm" / "run-vm.sh").string());

@@ -1,5 +1,8 @@
 // lockwatch: lockdep's verdicts on kernels built without lockdep.
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -8,7 +11,28 @@
 #include "commands.h"
 #include "version.h"
 
+namespace {
+
+// What a command printed to stdout must have reached it: a full disk is an
+// error; a reader that went away (`| head`) is not.
+int check_stdout(int status) {
+    errno = 0;
+    const bool flushed = std::fflush(stdout) == 0;
+    const int err = errno;
+    if ((flushed && !std::ferror(stdout)) || err == EPIPE || status != 0) {
+        return status;  // written; or the reader is gone; or the command said why
+    }
+    std::fprintf(stderr, "lockwatch: writing standard output failed%s%s\n", err ? ": " : "",
+                 err ? std::strerror(err) : "");
+    return 1;
+}
+
+}  // namespace
+
 int main(int argc, char **argv) {
+    // A closed pipe is a write error (EPIPE) that each command handles,
+    // never a silent death by signal halfway through a report.
+    std::signal(SIGPIPE, SIG_IGN);
     CLI::App app{
         "lockwatch - lockdep's irq-safety and lock-order checks on a live kernel built without "
         "lockdep.\n\n"
@@ -33,7 +57,7 @@ int main(int argc, char **argv) {
     CLI11_PARSE(app, argc, argv);
     for (auto &[sub, runner] : commands) {
         if (sub->parsed()) {
-            return runner();
+            return check_stdout(runner());
         }
     }
     return 2;

@@ -2,6 +2,7 @@
 // truncated, and a symbolic link in its place is refused; and the commands
 // that write files a user names refuse one too.
 #include "output/output_file.h"
+#include "vm/vm_script.h"
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -122,6 +123,44 @@ TEST_F(OutputFileTest, CommandsRefuseALinkForTheirJsonFile) {
     EXPECT_EQ(run("vm --kernel /nonexistent/bzImage --vmlinux none" + json + " -- true"), 2);
     EXPECT_EQ(slurp(err), "lockwatch vm: " + refusal);
     EXPECT_EQ(slurp(target), "precious\n") << "the link's target was touched";
+}
+
+// Every write is checked: a full disk is an error and a non-zero exit; a
+// reader that went away (`| head -1`) ends the command quietly, not by
+// SIGPIPE (which a shell reports as 141).
+TEST_F(OutputFileTest, FailedWritesAreErrorsAndAClosedPipeIsNot) {
+    fs::path err = dir_ / "stderr";
+    const std::string replay = std::string(LOCKWATCH_BINARY) +
+                               " replay " LOCKWATCH_TRACE_DIR
+                               "/seed_000_softirq_safe_to_unsafe.jsonl";
+    auto run = [&](const std::string &cmd) {
+        int rc = std::system(
+            ("bash -c " + lockwatch::shell_quote(cmd + " 2>'" + err.string() + "'")).c_str());
+        return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    };
+    for (const char *args :
+         {" >/dev/full", " --format json >/dev/full", " --json /dev/full >/dev/null"}) {
+        EXPECT_EQ(run(replay + args), 1) << args;
+        EXPECT_EQ(slurp(err), "lockwatch replay: write failed: No space left on device\n") << args;
+    }
+    // 400 ABBA findings, far more than a pipe holds: the reader is gone
+    // long before the last one.
+    fs::path many = dir_ / "many.jsonl";
+    {
+        std::ofstream out(many);
+        out << R"({"format":"lockwatch-trace","version":2})"
+            << "\n";
+        for (int a = 1; a < 800; a += 2) {
+            out << R"({"t":"edge","prev":)" << a << R"(,"next":)" << a + 1 << "}\n"
+                << R"({"t":"edge","prev":)" << a + 1 << R"(,"next":)" << a << "}\n";
+        }
+    }
+    const std::string replay_many = std::string(LOCKWATCH_BINARY) + " replay " + many.string();
+    EXPECT_EQ(run(replay_many + " | wc -l"), 0);
+    for (const char *reader : {" | head -1 >/dev/null", " --format json | head -c 1 >/dev/null"}) {
+        EXPECT_EQ(run(replay_many + reader + "; exit ${PIPESTATUS[0]}"), 0) << reader;
+        EXPECT_EQ(slurp(err), "") << reader;
+    }
 }
 
 }  // namespace

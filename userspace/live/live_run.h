@@ -63,6 +63,8 @@ class LiveRun {
     void print_summary() const;
     // Detaches and prints how long it took; returns the exit status.
     int detach(bool stopped_by_signal);
+    // Findings a sink could not write (each said so on stderr).
+    std::uint64_t sink_failures() const { return sinks_.failures(); }
     // Leaves every program attached until killed (a VM powering off next).
     [[noreturn]] void stay_attached();
 

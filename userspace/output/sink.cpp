@@ -7,45 +7,61 @@
 
 namespace lockwatch::output {
 
+bool Sink::fail(std::string error, int err) {
+    error_ = std::move(error);
+    reader_gone_ = err == EPIPE;
+    ++failures_;
+    return false;
+}
+
 bool StreamSink::put(const std::string &rendered) {
     if (out_) {
         *out_ << rendered;
-        if (!*out_) {
-            error_ = "write failed";
-            return false;
-        }
-        return true;
+        return *out_ ? true : fail("write failed", 0);
     }
     if (std::fwrite(rendered.data(), 1, rendered.size(), file_) != rendered.size()) {
-        error_ = fmt::format("write failed: {}", std::strerror(errno));
-        return false;
+        return fail(fmt::format("write failed: {}", std::strerror(errno)), errno);
     }
     return true;
 }
 
-void StreamSink::flush() {
+// A buffered FILE reports a full disk or a closed pipe only here.
+bool StreamSink::flush() {
     if (out_) {
         out_->flush();
-    } else {
-        std::fflush(file_);
+        return *out_ ? true : fail("write failed", 0);
     }
+    if (std::fflush(file_) != 0) {
+        return fail(fmt::format("write failed: {}", std::strerror(errno)), errno);
+    }
+    return true;
+}
+
+bool MultiSink::take_failure(const Sink &sink) {
+    error_ = sink.last_error();
+    reader_gone_ = sink.reader_gone();
+    ++failures_;
+    return false;
 }
 
 bool MultiSink::write(const engine::Finding &f) {
     bool ok = true;
     for (auto &s : sinks_) {
         if (!s->write(f)) {
-            error_ = s->last_error();
-            ok = false;
+            ok = take_failure(*s);
         }
     }
     return ok;
 }
 
-void MultiSink::flush() {
+bool MultiSink::flush() {
+    bool ok = true;
     for (auto &s : sinks_) {
-        s->flush();
+        if (!s->flush()) {
+            ok = take_failure(*s);
+        }
     }
+    return ok;
 }
 
 }  // namespace lockwatch::output

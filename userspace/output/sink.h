@@ -3,6 +3,7 @@
 // plain Finding itself (text.h, json.h, journald.h).
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <ostream>
@@ -19,17 +20,27 @@ class Sink {
     // Returns false when the finding could not be written (the sink says
     // why through last_error()); the caller decides whether that is fatal.
     virtual bool write(const engine::Finding &finding) = 0;
-    virtual void flush() {}
+    // false, with last_error() set, when what was buffered could not be
+    // written.
+    virtual bool flush() { return true; }
     const std::string &last_error() const { return error_; }
+    // The last failure was EPIPE: whoever read the output is gone (`| head`),
+    // which ends a command quietly rather than as an error.
+    bool reader_gone() const { return reader_gone_; }
+    // Findings (or flushes) that failed so far.
+    std::uint64_t failures() const { return failures_; }
 
   protected:
+    bool fail(std::string error, int err);
     std::string error_;
+    bool reader_gone_ = false;
+    std::uint64_t failures_ = 0;
 };
 
 // A sink that writes what it renders to a stream or a FILE.
 class StreamSink : public Sink {
   public:
-    void flush() override;
+    bool flush() override;
 
   protected:
     explicit StreamSink(std::ostream &out) : out_(&out) {}
@@ -47,9 +58,10 @@ class MultiSink : public Sink {
   public:
     void add(std::unique_ptr<Sink> sink) { sinks_.push_back(std::move(sink)); }
     bool write(const engine::Finding &finding) override;
-    void flush() override;
+    bool flush() override;
 
   private:
+    bool take_failure(const Sink &sink);
     std::vector<std::unique_ptr<Sink>> sinks_;
 };
 
