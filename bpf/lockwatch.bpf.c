@@ -59,6 +59,7 @@ enum lockdep_wait_type___lw {
 
 #define X86_EFLAGS_IF 0x200
 #define EEXIST 17
+#define E2BIG 7
 
 /* Set by user space just before it detaches: every program returns at once,
  * so that nothing of ours runs (or takes a lock) while the kernel unpatches
@@ -210,7 +211,7 @@ struct {
 /* class id -> usage bits already reported (bit 31: class reported). */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 65536);
+    __uint(max_entries, LW_CLASS_USAGE_MAP_ENTRIES);
     __type(key, __u64);
     __type(value, __u64); /* 64-bit for atomic or without -mcpu=v3 */
 } class_usage SEC(".maps");
@@ -228,7 +229,7 @@ struct edge_key {
 /* Edges already reported. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 262144);
+    __uint(max_entries, LW_EDGES_MAP_ENTRIES);
     __type(key, struct edge_key);
     __type(value, __u8);
 } edges SEC(".maps");
@@ -314,10 +315,19 @@ static __always_inline void count(void *map, __u32 key)
         *n += 1;
 }
 
-static __always_inline void count_update_error(long err)
+/* A dedup insert's outcome: true when the fact is to be sent. A full map
+ * (-E2BIG) sends nothing and counts a loss: sending anyway would send the
+ * fact again on every later acquire. Any other failure (-EBUSY) sends it,
+ * perhaps twice. */
+static __always_inline bool dedup_inserted(long err)
 {
+    if (err == -E2BIG) {
+        count(&losses, LW_LOSS_DEDUP_FULL);
+        return false;
+    }
     if (err)
         count(&notes, LW_NOTE_DEDUP_FAILED);
+    return true;
 }
 
 /* The first frame outside the lock functions and outside BPF (trampolines
@@ -413,6 +423,16 @@ static __always_inline __u32 usage_mask_of(const struct acquire *a)
                          !!(a->irq_flags & LW_IRQ_SOFTIRQS_ENABLED));
 }
 
+/* A fact whose record found no room in the ring buffer is not seen yet:
+ * the next acquire that has it sends it again. */
+static __always_inline void unmark_usage(__u64 class_id, __u64 bits)
+{
+    __u64 *known = bpf_map_lookup_elem(&class_usage, &class_id);
+
+    if (known)
+        __sync_fetch_and_and(known, ~bits);
+}
+
 static __always_inline void report_class_and_usage(void *ctx, const struct acquire *a,
                                                    const struct lw_class *c, __u64 site)
 {
@@ -435,15 +455,19 @@ static __always_inline void report_class_and_usage(void *ctx, const struct acqui
                 return;
             old = *known;
             __sync_fetch_and_or(known, mask);
-        } else {
-            count_update_error(err);
+        } else if (!dedup_inserted(err)) {
+            return;
+        } else if (!err) {
+            count(&notes, LW_NOTE_CLASSES_KEPT);
         }
     }
     fresh = mask & ~old;
 
     if (fresh & LW_CLASS_REPORTED) {
         rec = new_record(ctx, LW_RECORD_CLASS, a->function, a->context);
-        if (rec) {
+        if (!rec) {
+            unmark_usage(c->id, LW_CLASS_REPORTED);
+        } else {
             fill_class(rec, c, a->lock, site);
             rec->irq_flags = a->irq_flags;
             rec->acquire_flags = a->flags;
@@ -457,8 +481,10 @@ static __always_inline void report_class_and_usage(void *ctx, const struct acqui
         if (!(fresh & (1ULL << bit)))
             continue;
         rec = new_record(ctx, LW_RECORD_USAGE, a->function, a->context);
-        if (!rec)
+        if (!rec) {
+            unmark_usage(c->id, 1ULL << bit);
             continue;
+        }
         rec->class_id = c->id;
         rec->class_type = c->type;
         rec->usage_bit = bit;
@@ -497,13 +523,17 @@ static __always_inline void report_edge(void *ctx, const struct acquire *a,
     if (bpf_map_lookup_elem(&edges, &key))
         return;
     err = bpf_map_update_elem(&edges, &key, &one, BPF_NOEXIST);
-    if (err == -EEXIST)
+    if (err == -EEXIST || !dedup_inserted(err))
         return;
-    count_update_error(err);
 
     rec = new_record(ctx, LW_RECORD_EDGE, a->function, a->context);
-    if (!rec)
+    if (!rec) {
+        if (!err)
+            bpf_map_delete_elem(&edges, &key); /* not seen: send it next time */
         return;
+    }
+    if (!err)
+        count(&notes, LW_NOTE_EDGES_KEPT);
     rec->class_id = next->id;
     rec->class_type = next->type;
     rec->irq_flags = a->irq_flags;

@@ -26,8 +26,15 @@ enum lw_loss {
     LW_LOSS_STACK = 1,
     /* More than LW_MAX_HELD locks held in one context. */
     LW_LOSS_HELD_OVERFLOW = 2,
+    /* A new fact found its dedup map (edges, class_usage) full: not sent,
+     * so that a full map does not send every later acquire's facts again. */
+    LW_LOSS_DEDUP_FULL = 3,
     LW_LOSS_COUNT
 };
+
+/* Sizes of the dedup maps, for their fill levels. */
+#define LW_EDGES_MAP_ENTRIES 262144
+#define LW_CLASS_USAGE_MAP_ENTRIES 65536
 
 /* Events that are not losses but say how exact the picture is. */
 enum lw_note {
@@ -42,9 +49,12 @@ enum lw_note {
     /* Lock operations made by lockwatch's own programs (ring buffer and map
      * locks), skipped by the per-context busy flag: not kernel events. */
     LW_NOTE_OWN_LOCK_OPS = 3,
-    /* A dedup map insert failed (full, or -EBUSY from a bucket held by an
+    /* A dedup map insert failed (-EBUSY from a bucket held by an
      * interrupted update): the fact was sent anyway and may come twice. */
     LW_NOTE_DEDUP_FAILED = 4,
+    /* Entries the dedup maps hold (inserts kept): their fill levels. */
+    LW_NOTE_EDGES_KEPT = 5,
+    LW_NOTE_CLASSES_KEPT = 6,
     LW_NOTE_COUNT
 };
 

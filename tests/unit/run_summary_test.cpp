@@ -60,6 +60,22 @@ TEST(RunReport, LossesNameEveryCounter) {
     EXPECT_EQ(losses.total(), 12u);
 }
 
+// A full dedup map is a loss (facts not sent), and how full each map is
+// shows before it happens.
+TEST(RunReport, DedupMapsSayHowFullTheyAre) {
+    CaptureLosses losses;
+    losses.bpf[LW_LOSS_DEDUP_FULL] = 9;
+    losses.notes[LW_NOTE_EDGES_KEPT] = 131072;
+    losses.notes[LW_NOTE_CLASSES_KEPT] = 655;
+    std::string text = format_losses(losses);
+    EXPECT_NE(text.find("facts not sent: dedup map full 9"), std::string::npos) << text;
+    EXPECT_NE(text.find("dedup maps: edges 131072/262144 (50.0 %), class_usage 655/65536 (1.0 %)"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("edges map entries"), std::string::npos) << "a fill level, not a note";
+    EXPECT_EQ(losses.total(), 9u);
+}
+
 TEST(RunReport, LockdepNestedTracepointSkipsAreANoteNotALoss) {
     CaptureLosses losses;
     EXPECT_EQ(format_losses(losses).find("tracepoints skipped"), std::string::npos);

@@ -167,6 +167,8 @@ std::string_view to_string(lw_loss loss) {
             return "stack unavailable";
         case LW_LOSS_HELD_OVERFLOW:
             return "held-lock stack overflow";
+        case LW_LOSS_DEDUP_FULL:
+            return "facts not sent: dedup map full";
         case LW_LOSS_COUNT:
             break;
     }
@@ -185,6 +187,10 @@ std::string_view to_string(lw_note note) {
             return "own lock ops skipped";
         case LW_NOTE_DEDUP_FAILED:
             return "dedup inserts failed";
+        case LW_NOTE_EDGES_KEPT:
+            return "edges map entries";
+        case LW_NOTE_CLASSES_KEPT:
+            return "class_usage map entries";
         case LW_NOTE_COUNT:
             break;
     }

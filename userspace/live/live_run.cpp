@@ -160,7 +160,11 @@ void LiveRun::on_record(const lw_record &record) {
     for (const DecodedRecord &item : decoded_) {
         if (const auto *event = std::get_if<engine::Event>(&item)) {
             if (const auto *edge = std::get_if<engine::EdgeFact>(event)) {
-                edges_seen_.push_back(*edge);
+                // For --classes only, and no more than the engine keeps.
+                if (options_.list_classes &&
+                    edges_seen_.size() < engine::EngineOptions{}.max_edges) {
+                    edges_seen_.push_back(*edge);
+                }
                 agreement_.add_edge(edge->prev, edge->next);
             }
             if (!backend_entry(capture_->backend()).flavor &&

@@ -82,10 +82,17 @@ std::string format_losses(const CaptureLosses &losses) {
         fmt::format(", kernel recursion misses {}, short records {}, malformed records {}",
                     losses.kernel_recursion_misses, losses.short_records, losses.malformed_records);
     text += "; notes:";
-    for (size_t i = 0; i < losses.notes.size(); ++i) {
+    for (size_t i = 0; i < LW_NOTE_EDGES_KEPT; ++i) {
         text += fmt::format("{} {} {}", i ? "," : "", to_string(static_cast<lw_note>(i)),
                             losses.notes[i]);
     }
+    // A full map stops new facts of its kind (LW_LOSS_DEDUP_FULL).
+    auto fill = [](uint64_t kept, uint64_t size) {
+        return fmt::format("{}/{} ({:.1f} %)", kept, size, 100.0 * kept / size);
+    };
+    text += fmt::format("; dedup maps: edges {}, class_usage {}",
+                        fill(losses.notes[LW_NOTE_EDGES_KEPT], LW_EDGES_MAP_ENTRIES),
+                        fill(losses.notes[LW_NOTE_CLASSES_KEPT], LW_CLASS_USAGE_MAP_ENTRIES));
     if (losses.skipped_nested_tracepoints != 0) {
         text += fmt::format(
             ", lockdep tracepoints skipped while lockwatch ran (mostly its own "
