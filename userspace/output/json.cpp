@@ -185,7 +185,9 @@ json finding_to_json(const Finding &f) {
 bool JsonLinesSink::write(const Finding &f) {
     json j = finding_to_json(f);
     j.update(extra_);
-    return put(j.dump() + "\n");
+    // One string: on an unbuffered stream (lockwatch run --json -) that is
+    // one write(), which a tty shared with other writers keeps whole.
+    return put(prefix_ + j.dump() + "\n");
 }
 
 }  // namespace lockwatch::output

@@ -39,9 +39,13 @@ class JsonLinesSink : public StreamSink {
     explicit JsonLinesSink(std::FILE *file, nlohmann::json extra = nlohmann::json::object())
         : StreamSink(file), extra_(std::move(extra)) {}
     bool write(const engine::Finding &finding) override;
+    // Written before every line's JSON: `lockwatch vm` marks its guest's
+    // own lines with the boot's token this way.
+    void set_line_prefix(std::string prefix) { prefix_ = std::move(prefix); }
 
   private:
     nlohmann::json extra_;
+    std::string prefix_;
 };
 
 }  // namespace lockwatch::output
