@@ -249,12 +249,18 @@ CommandRunner add_vm_command(CLI::App &app) {
                     "debian (Debian's stock cloud kernel), seed (linux-source-6.1 with the seed "
                     "bug, no lockdep), lockdep (the same with PROVE_LOCKING), or a bzImage path")
         ->default_val("debian");
-    cmd->add_option("--bin", o->bins, "Also copy PROGRAM (and its libraries) into the guest");
+    // One value per occurrence for the repeated options: CLI11 would take
+    // the "--" after a list as the list's end, and the command's own options
+    // after it as lockwatch's.
+    cmd->add_option("--bin", o->bins, "Also copy PROGRAM (and its libraries) into the guest")
+        ->allow_extra_args(false);
     cmd->add_option("--backend", o->backend,
                     "lockwatch run --backend inside the guest: " + backend_choices_help())
         ->check(CLI::IsMember(backend_names()))
         ->default_val("auto");
-    cmd->add_option("--focus", o->focus, "lockwatch run --focus inside the guest")->delimiter(',');
+    cmd->add_option("--focus", o->focus, "lockwatch run --focus inside the guest")
+        ->delimiter(',')
+        ->allow_extra_args(false);
     cmd->add_option("--json", o->json_out,
                     "Also write findings as JSON lines to FILE ('-': standard output), each "
                     "with a vm_kernel field");
@@ -281,7 +287,8 @@ CommandRunner add_vm_command(CLI::App &app) {
                     "The kernel's own modules to put in the guest for modprobe, e.g. "
                     "virtio_pci,virtio_net (run-vm.sh --modules)");
     cmd->add_option("--run-arg", o->run_args,
-                    "Pass ARG on to lockwatch run in the guest, e.g. --run-arg=--classes");
+                    "Pass ARG on to lockwatch run in the guest, e.g. --run-arg=--classes")
+        ->allow_extra_args(false);
     cmd->add_option("command", o->command, "The command to run in the guest")->required();
     return [o] { return run_vm(*o); };
 }
