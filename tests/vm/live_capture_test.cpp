@@ -36,7 +36,8 @@ while [ ! -e /tmp/ready ] && kill -0 $lw 2>/dev/null; do sleep 0.2; done
 kill -USR1 $lw
 i=0; while [ -e /tmp/ready ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
 [ -e /tmp/ready ] && echo "lockwatch-exit=124" || echo "lockwatch-exit=0"
-echo "LOCKWATCH-VM-EXIT 0"
+# The exit marker now, on the control port: powering off skips the detach.
+echo "$LOCKWATCH_VM_TOKEN LOCKWATCH-VM-EXIT 0" >&9
 sync; sleep 1; poweroff -f
 )SH"));
     }
