@@ -37,6 +37,16 @@ void install_stop_handlers() {
     sigaction(SIGUSR1, &action, nullptr);
 }
 
+// --json-line-prefix: a control character would split or garble the lines.
+std::string printable_text(const std::string &text) {
+    for (unsigned char c : text) {
+        if (c < 0x20 || c == 0x7f) {
+            return "must be printable: no control characters";
+        }
+    }
+    return "";
+}
+
 // Attach, report findings as they come, summarize, then detach (or, after
 // SIGUSR1, stay attached for a VM that powers off next).
 int run(const RunOptions &options) {
@@ -88,7 +98,14 @@ CommandRunner add_run_command(CLI::App &app) {
                   "At the end, list every lock class seen with its usage string");
     cmd->add_option("--json", options->json_out,
                     "Also write findings as JSON lines (docs/json-schema.md) to FILE; '-' puts "
-                    "them on standard output and moves the text reports to standard error");
+                    "them on standard output and everything else lockwatch prints on "
+                    "standard error");
+    cmd->add_option("--json-line-prefix", options->json_line_prefix,
+                    "Start every JSON line with TEXT (printable characters; lockwatch vm's "
+                    "guest marks its own lines with the boot's token). Best given in the "
+                    "environment, which ps does not show")
+        ->envname("LOCKWATCH_JSON_LINE_PREFIX")
+        ->check(printable_text);
     cmd->add_option("--focus", options->focus,
                     "Only track acquires made inside these kernel functions (and their "
                     "compiler copies, name.constprop.0 ...), e.g. "

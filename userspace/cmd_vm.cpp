@@ -1,11 +1,16 @@
 // `lockwatch vm`: boot a test VM with lockwatch tracing inside it, run a
 // command there, and bring the findings back to this host as they happen.
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -155,6 +160,36 @@ std::string self_path() {
     return ec ? std::string("lockwatch") : self.string();
 }
 
+// run-vm.sh's command line: lockwatch and the reproducers go into the
+// guest, the control port's lines come back on fd 3.
+std::string harness_command(const VmOptions &o, const std::string &kernel) {
+    std::vector<std::string> bins = o.bins;
+    // The reproducers built with lockwatch go into every guest.
+    for (const char *repro : {"seed-repro", "seed-repro-m32"}) {
+        fs::path p = fs::path(LOCKWATCH_BUILD_DIR) / "tools" / "repro" / repro;
+        if (fs::exists(p)) {
+            bins.push_back(p.string());
+        }
+    }
+    std::string cmd = shell_quote((tools_dir() / "vm" / "run-vm.sh").string()) + " --kernel " +
+                      shell_quote(kernel) + fmt::format(" --timeout {}", o.timeout_s) +
+                      " --control-fd 3 --bin " + shell_quote(self_path());
+    for (const auto &bin : bins) {
+        cmd += " --bin " + shell_quote(bin);
+    }
+    if (!o.console.empty()) {
+        cmd += " --console " + shell_quote(o.console);
+    }
+    if (o.net) {
+        cmd += " --net";
+    }
+    if (!o.modules.empty()) {
+        cmd += " --modules " + shell_quote(o.modules);
+    }
+    return cmd + " -- sh -c " +
+           shell_quote(guest_script(o.command, o.backend, o.linger_s, o.focus, o.run_args));
+}
+
 // A finding the guest sent: its stacks get their places from the vmlinux,
 // then it goes to the sinks like any other.
 void show_finding(engine::Finding &finding, const KernelDebugInfo *debuginfo, output::Sink &sinks) {
@@ -167,6 +202,159 @@ void show_finding(engine::Finding &finding, const KernelDebugInfo *debuginfo, ou
     sinks.flush();
     std::fflush(stdout);
 }
+
+// run-vm.sh with its stdout (the guest's output) on one pipe and the
+// control port's lines (--control-fd 3) on another.
+struct Harness {
+    pid_t pid = -1;
+    int output_fd = -1;
+    int control_fd = -1;
+};
+
+std::optional<Harness> start_harness(const std::string &cmd) {
+    int output[2], control[2];
+    if (pipe2(output, O_CLOEXEC) != 0) {
+        return std::nullopt;
+    }
+    if (pipe2(control, O_CLOEXEC) != 0) {
+        close(output[0]);
+        close(output[1]);
+        return std::nullopt;
+    }
+    // The write ends above fd 3, so that neither dup2 below is a no-op that
+    // would leave close-on-exec set; the copies dup2 makes stay open across
+    // exec, the originals close there.
+    for (int *fd : {&output[1], &control[1]}) {
+        int moved = fcntl(*fd, F_DUPFD_CLOEXEC, 10);
+        if (moved >= 0) {
+            close(*fd);
+            *fd = moved;
+        }
+    }
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, output[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, control[1], 3);
+    // lockwatch ignores SIGPIPE (it handles EPIPE); the harness and what it
+    // runs get the default back.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t default_signals;
+    sigemptyset(&default_signals);
+    sigaddset(&default_signals, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &default_signals);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+    const char *argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+    Harness h;
+    int rc =
+        posix_spawn(&h.pid, "/bin/sh", &actions, &attr, const_cast<char *const *>(argv), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    close(output[1]);
+    close(control[1]);
+    if (rc != 0) {
+        close(output[0]);
+        close(control[0]);
+        errno = rc;  // posix_spawn() returns its error
+        return std::nullopt;
+    }
+    h.output_fd = output[0];
+    h.control_fd = control[0];
+    return h;
+}
+
+// Reads both channels to their end: the guest's output to stderr, escaped;
+// the control port's lines parsed. Dropped and rejected lines are said on
+// stderr as they happen (the first kMaxRejectionsShown rejections) and counted.
+class GuestReader {
+  public:
+    GuestReader(const KernelDebugInfo *debuginfo, output::Sink &sinks)
+        : debuginfo_(debuginfo), sinks_(sinks) {}
+
+    void run(const Harness &h) {
+        pollfd fds[2] = {{h.output_fd, POLLIN, 0}, {h.control_fd, POLLIN, 0}};
+        GuestLineSplitter::Handler handlers[2] = {
+            [this](std::string_view line, std::uint64_t dropped) { on_output(line, dropped); },
+            [this](std::string_view line, std::uint64_t dropped) { on_control(line, dropped); }};
+        GuestLineSplitter splitters[2];
+        int open_fds = 2;
+        std::vector<char> buf(1 << 16);
+        while (open_fds > 0) {
+            if (poll(fds, 2, -1) < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                break;
+            }
+            for (int i = 0; i < 2; ++i) {
+                if (fds[i].fd < 0 || fds[i].revents == 0) {
+                    continue;
+                }
+                ssize_t n = read(fds[i].fd, buf.data(), buf.size());
+                if (n > 0) {
+                    splitters[i].feed(std::string_view(buf.data(), n), handlers[i]);
+                } else if (n == 0 || errno != EINTR) {
+                    splitters[i].finish(handlers[i]);
+                    close(fds[i].fd);
+                    fds[i].fd = -1;
+                    --open_fds;
+                }
+            }
+        }
+    }
+
+    // After run(): the totals, one line each, when something was left out.
+    void report() const {
+        if (outcome_.rejected > kMaxRejectionsShown) {
+            fmt::print(stderr,
+                       "lockwatch vm: rejected {} lines of the guest's control port in all "
+                       "(the first {} are named above)\n",
+                       outcome_.rejected, kMaxRejectionsShown);
+        }
+    }
+
+    const GuestOutcome &outcome() const { return outcome_; }
+
+  private:
+    static constexpr int kMaxRejectionsShown = 10;
+
+    void on_output(std::string_view line, std::uint64_t dropped) {
+        std::string text = escape_guest_text(line) + "\n";
+        std::fputs(text.c_str(), stderr);
+        if (dropped > 0) {
+            fmt::print(stderr,
+                       "lockwatch vm: the guest output line above was longer than {} bytes: "
+                       "its last {} bytes were dropped\n",
+                       kMaxGuestLineBytes, dropped);
+        }
+    }
+
+    void on_control(std::string_view line, std::uint64_t dropped) {
+        if (dropped > 0) {
+            ++outcome_.rejected;
+            say_rejected(fmt::format("a line of {} bytes, over the limit of {}",
+                                     line.size() + dropped, kMaxGuestLineBytes));
+            return;
+        }
+        ControlLine parsed = parse_control_line(line, &outcome_);
+        if (parsed.finding) {
+            show_finding(*parsed.finding, debuginfo_, sinks_);
+        } else if (!parsed.rejected.empty()) {
+            say_rejected(parsed.rejected);
+        }
+    }
+
+    void say_rejected(const std::string &why) const {
+        if (outcome_.rejected <= kMaxRejectionsShown) {
+            fmt::print(stderr, "lockwatch vm: rejected a line of the guest's control port: {}\n",
+                       why);
+        }
+    }
+
+    const KernelDebugInfo *debuginfo_;
+    output::Sink &sinks_;
+    GuestOutcome outcome_;
+};
 
 int run_vm(const VmOptions &o) {
     // Usage errors first, before a kernel build that can take minutes.
@@ -197,59 +385,20 @@ int run_vm(const VmOptions &o) {
         return kVmExitUsage;
     }
 
-    std::vector<std::string> bins = o.bins;
-    // The reproducers built with lockwatch go into every guest.
-    for (const char *repro : {"seed-repro", "seed-repro-m32"}) {
-        fs::path p = fs::path(LOCKWATCH_BUILD_DIR) / "tools" / "repro" / repro;
-        if (fs::exists(p)) {
-            bins.push_back(p.string());
-        }
-    }
-
-    std::string cmd = shell_quote((tools_dir() / "vm" / "run-vm.sh").string()) + " --kernel " +
-                      shell_quote(*kernel) + fmt::format(" --timeout {}", o.timeout_s) + " --bin " +
-                      shell_quote(self_path());
-    for (const auto &bin : bins) {
-        cmd += " --bin " + shell_quote(bin);
-    }
-    if (!o.console.empty()) {
-        cmd += " --console " + shell_quote(o.console);
-    }
-    if (o.net) {
-        cmd += " --net";
-    }
-    if (!o.modules.empty()) {
-        cmd += " --modules " + shell_quote(o.modules);
-    }
-    cmd += " -- sh -c " +
-           shell_quote(guest_script(o.command, o.backend, o.linger_s, o.focus, o.run_args));
-
-    GuestOutcome outcome;
-
-    FILE *pipe = popen_with_default_sigpipe(cmd);
-    if (!pipe) {
-        fmt::print(stderr, "lockwatch vm: cannot start {}\n",
-                   (tools_dir() / "vm" / "run-vm.sh").string());
+    auto harness = start_harness(harness_command(o, *kernel));
+    if (!harness) {
+        fmt::print(stderr, "lockwatch vm: cannot start {}: {}\n",
+                   (tools_dir() / "vm" / "run-vm.sh").string(), std::strerror(errno));
         return kVmExitVmFailed;
     }
-    std::string line;
-    char buf[8192];
-    while (std::fgets(buf, sizeof(buf), pipe)) {
-        line += buf;
-        if (line.back() != '\n') {
-            continue;  // a line longer than the buffer: keep reading
-        }
-        GuestLine parsed = parse_guest_line(line, &outcome);
-        if (parsed.finding) {
-            show_finding(*parsed.finding, debuginfo.get(), sinks);
-        } else if (!parsed.marker) {
-            std::fputs(line.c_str(), stderr);
-        }
-        line.clear();
+    GuestReader reader(debuginfo.get(), sinks);
+    reader.run(*harness);
+    int rc = 0;
+    while (waitpid(harness->pid, &rc, 0) < 0 && errno == EINTR) {
     }
-    int rc = pclose(pipe);
+    reader.report();
     int harness_status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    return vm_exit_status(harness_status, outcome);
+    return vm_exit_status(harness_status, reader.outcome());
 }
 
 }  // namespace
@@ -260,7 +409,9 @@ CommandRunner add_vm_command(CLI::App &app) {
         "vm",
         "Boot a test VM (qemu) with lockwatch tracing inside, run COMMAND there, and stream\n"
         "the findings back to this host as they happen: to stdout, --json and --journal.\n"
-        "The guest's own output goes to stderr. Example, the seed bug end to end:\n"
+        "The guest's own output goes to stderr, control characters escaped; findings and\n"
+        "exit statuses come only from a port the command is not given (tools/vm/README.md).\n"
+        "Example, the seed bug end to end:\n"
         "  lockwatch vm --kernel seed -- seed-repro edge-last\n"
         "Exit status: 0 no finding; 1 findings were reported; 2 usage error; 3 lockwatch\n"
         "could not trace inside the guest; 4 the guest command failed (and no finding);\n"
@@ -269,12 +420,18 @@ CommandRunner add_vm_command(CLI::App &app) {
                     "debian (Debian's stock cloud kernel), seed (linux-source-6.1 with the seed "
                     "bug, no lockdep), lockdep (the same with PROVE_LOCKING), or a bzImage path")
         ->default_val("debian");
-    cmd->add_option("--bin", o->bins, "Also copy PROGRAM (and its libraries) into the guest");
+    // One value per occurrence for the repeated options: CLI11 would take
+    // the "--" after a list as the list's end, and the command's own options
+    // after it as lockwatch's.
+    cmd->add_option("--bin", o->bins, "Also copy PROGRAM (and its libraries) into the guest")
+        ->allow_extra_args(false);
     cmd->add_option("--backend", o->backend,
                     "lockwatch run --backend inside the guest: " + backend_choices_help())
         ->check(CLI::IsMember(backend_names()))
         ->default_val("auto");
-    cmd->add_option("--focus", o->focus, "lockwatch run --focus inside the guest")->delimiter(',');
+    cmd->add_option("--focus", o->focus, "lockwatch run --focus inside the guest")
+        ->delimiter(',')
+        ->allow_extra_args(false);
     cmd->add_option("--json", o->json_out,
                     "Also write findings as JSON lines to FILE ('-': standard output), each "
                     "with a vm_kernel field");
@@ -302,7 +459,8 @@ CommandRunner add_vm_command(CLI::App &app) {
                     "The kernel's own modules to put in the guest for modprobe, e.g. "
                     "virtio_pci,virtio_net (run-vm.sh --modules)");
     cmd->add_option("--run-arg", o->run_args,
-                    "Pass ARG on to lockwatch run in the guest, e.g. --run-arg=--classes");
+                    "Pass ARG on to lockwatch run in the guest, e.g. --run-arg=--classes")
+        ->allow_extra_args(false);
     cmd->add_option("command", o->command, "The command to run in the guest")->required();
     return [o] { return run_vm(*o); };
 }

@@ -246,6 +246,25 @@ TEST(JsonRefusal, NamesTheFieldThatIsWrong) {
     EXPECT_EQ(refusal(bad), "field \"context\": unknown context \"interrupt\"");
 }
 
+TEST(JsonRefusal, LimitsNameTheValueThatIsTooLarge) {
+    json j = seed_000_json();
+    std::string error;
+    ASSERT_FALSE(finding_from_json(j, &error, {.max_array_items = 40}))
+        << "its stacks are 58 frames deep";
+    EXPECT_EQ(error,
+              "field \"stacks.safe_usage.stack\": an array of 58 items, over the limit of 40");
+    json bad = j;
+    bad["title"] = std::string(101, 't');
+    EXPECT_FALSE(finding_from_json(bad, &error, {.max_string_bytes = 100}));
+    EXPECT_EQ(error, "field \"title\": a string of 101 bytes, over the limit of 100");
+    bad = j;
+    bad["chain"][1] = std::string(101, 'c');
+    EXPECT_FALSE(finding_from_json(bad, &error, {.max_string_bytes = 100}));
+    EXPECT_EQ(error, "field \"chain[1]\": a string of 101 bytes, over the limit of 100");
+    EXPECT_TRUE(finding_from_json(j, &error, {.max_string_bytes = 100, .max_array_items = 58}))
+        << error;
+}
+
 // Calls visit(v) for every value below `node`, with a way to put it back.
 void for_each_value(json &node, const std::function<void(json &)> &visit) {
     if (node.is_object()) {

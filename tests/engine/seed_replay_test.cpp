@@ -132,5 +132,18 @@ TEST(SeedReplay, Seed000AsJson) {
     EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1);
 }
 
+// lockwatch run --json-line-prefix: the prefix, then the same line.
+TEST(SeedReplay, Seed000AsJsonWithALinePrefix) {
+    auto findings = replay_trace_file("seed_000_softirq_safe_to_unsafe.jsonl");
+    ASSERT_EQ(findings.size(), 1u);
+    std::ostringstream plain, marked;
+    output::JsonLinesSink plain_sink(plain);
+    output::JsonLinesSink marked_sink(marked);
+    marked_sink.set_line_prefix("0123456789abcdef0123456789abcdef ");
+    ASSERT_TRUE(plain_sink.write(findings[0]));
+    ASSERT_TRUE(marked_sink.write(findings[0]));
+    EXPECT_EQ(marked.str(), "0123456789abcdef0123456789abcdef " + plain.str());
+}
+
 }  // namespace
 }  // namespace lockwatch::engine

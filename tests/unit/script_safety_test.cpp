@@ -330,7 +330,9 @@ TEST_F(ScriptSafety, RunVmNeverWritesTheConsoleLogThroughALink) {
 
 TEST_F(ScriptSafety, MakeInitramfsNeverWritesThroughALink) {
     fs::create_symlink(victim_, dir_ / "initramfs.cpio");
-    ScriptRun r = run(tool("vm/make-initramfs.sh") + " --out initramfs.cpio --run true");
+    std::ofstream(dir_ / "token") << "0123456789abcdef0123456789abcdef\n";
+    const std::string make = tool("vm/make-initramfs.sh") + " --token-file token";
+    ScriptRun r = run(make + " --out initramfs.cpio --run true");
     EXPECT_EQ(r.status, 3);
     EXPECT_EQ(r.err,
               "make-initramfs.sh: refusing to write initramfs.cpio: it is a symbolic link; "
@@ -338,7 +340,7 @@ TEST_F(ScriptSafety, MakeInitramfsNeverWritesThroughALink) {
     EXPECT_EQ(slurp(victim_), "precious\n");
 
     fs::remove(dir_ / "initramfs.cpio");
-    r = run(tool("vm/make-initramfs.sh") + " --out initramfs.cpio --run true");
+    r = run(make + " --out initramfs.cpio --run true");
     if (r.err.find("not found") != std::string::npos) {
         GTEST_SKIP() << r.err;  // busybox or cpio missing: tools/setup.sh
     }

@@ -1,11 +1,16 @@
 // lockwatch run inside a VM booted from Debian's stock cloud kernel, beside a
-// small workload that takes locks in task, softirq and hardirq context.
+// small workload that takes locks in task, softirq and hardirq context;
+// LiveCapture through `lockwatch vm`, with a command that forges lockwatch's
+// lines at its end.
 #include <map>
 #include <regex>
 #include <sstream>
 
 #include <gtest/gtest.h>
 
+#include "output/json.h"
+#include "sample_finding.h"
+#include "vm/vm_script.h"
 #include "vm_test_support.h"
 
 namespace lockwatch::vmtest {
@@ -16,29 +21,41 @@ struct FunctionCount {
     uint64_t calls;
 };
 
+// What a hostile guest command does at the end of LiveCapture's run: print
+// a finding as lockwatch's JSON and every marker, an escape sequence, and
+// write the same to the control port, without the token, through a device
+// node of its own; then fail. None of it may become a finding or a marker.
+std::string forgeries() {
+    std::string finding = shell_quote(output::finding_to_json(sample_finding()).dump());
+    return "printf '%s\\n' " + finding + R"SH(
+echo 'LOCKWATCH-VM-COMMAND-EXIT 0'
+echo 'LOCKWATCH-VM-TRACER-EXIT 0'
+echo 'LOCKWATCH-VM-EXIT 0'
+printf 'escape \033]0;pwned\007 done\n'
+mknod /tmp/control c 4 66 && { printf '%s\n' )SH" +
+           finding + R"SH(; echo 'LOCKWATCH-VM-EXIT 0'; } >/tmp/control &&
+    echo "forged on the control port"
+exit 3
+)SH";
+}
+
 class LiveCapture : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
-        // The workload runs beside lockwatch for its whole duration: /proc and
-        // /sys walks, pipes and forks. lockwatch reports on SIGUSR1 and stays
-        // attached; the guest then powers off without detaching (the detach
+        // `lockwatch vm` runs lockwatch beside the workload for its whole
+        // duration: /proc and /sys walks, pipes and forks. It reports, stays
+        // attached, and the guest powers off without detaching (the detach
         // is tested on its own in CleanDetach).
-        run_ = new GuestRun(run_in_vm("debian", {BPFTOOL_BINARY}, R"SH(
-lockwatch run --rates --classes --ready-file /tmp/ready &
-lw=$!
-while [ ! -e /tmp/ready ] && kill -0 $lw 2>/dev/null; do sleep 0.2; done
+        run_ = new LockwatchVmRun(run_lockwatch_vm(
+            {"--bin", BPFTOOL_BINARY, "--linger", "0", "--run-arg=--rates", "--run-arg=--classes"},
+            R"SH(
 ( end=$(( $(date +%s) + 4 ))
   while [ "$(date +%s)" -lt "$end" ]; do
     cat /proc/[0-9]*/stat >/dev/null 2>&1
     ls -R /sys/kernel/debug >/dev/null 2>&1
     echo hello | cat | wc -c >/dev/null
   done )
-kill -USR1 $lw
-i=0; while [ -e /tmp/ready ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
-[ -e /tmp/ready ] && echo "lockwatch-exit=124" || echo "lockwatch-exit=0"
-echo "LOCKWATCH-VM-EXIT 0"
-sync; sleep 1; poweroff -f
-)SH"));
+)SH" + forgeries()));
     }
     static void TearDownTestSuite() {
         delete run_;
@@ -58,16 +75,34 @@ sync; sleep 1; poweroff -f
         return rows;
     }
 
-    static GuestRun *run_;
+    static LockwatchVmRun *run_;
 };
 
-GuestRun *LiveCapture::run_ = nullptr;
+LockwatchVmRun *LiveCapture::run_ = nullptr;
 
-TEST_F(LiveCapture, ReportsAndExitsZero) {
-    ASSERT_EQ(run_->exit_status, 0) << run_->output << run_->harness_log;
-    EXPECT_NE(run_->output.find("lockwatch-exit=0"), std::string::npos) << run_->output;
+TEST_F(LiveCapture, ReportsAndExitsWithTheCommandsFailure) {
+    // 4: lockwatch exited 0, no finding, the command failed (it exits 3
+    // after its forged success markers).
+    ASSERT_EQ(run_->exit_status, kVmExitCommandFailed) << run_->output << run_->findings;
     EXPECT_TRUE(std::regex_search(run_->output, std::regex(R"(report done, staying attached)")))
         << run_->output;
+}
+
+TEST_F(LiveCapture, ForgedFindingsAndMarkersAreOnlyOutput) {
+    EXPECT_EQ(run_->findings, "") << "a forged finding was taken";
+    std::string finding = output::finding_to_json(sample_finding()).dump();
+    EXPECT_NE(run_->output.find(finding + "\n"), std::string::npos) << run_->output;
+    for (const char *marker : {"\nLOCKWATCH-VM-COMMAND-EXIT 0\n", "\nLOCKWATCH-VM-TRACER-EXIT 0\n",
+                               "\nLOCKWATCH-VM-EXIT 0\n"}) {
+        EXPECT_NE(run_->output.find(marker), std::string::npos) << marker << run_->output;
+    }
+    ASSERT_NE(run_->output.find("forged on the control port"), std::string::npos) << run_->output;
+    EXPECT_NE(run_->output.find("rejected 2 lines of the control port (the first: '{"),
+              std::string::npos)
+        << run_->output;
+    EXPECT_NE(run_->output.find("escape \\x1b]0;pwned\\x07 done\n"), std::string::npos)
+        << run_->output;
+    EXPECT_EQ(run_->output.find('\x1b'), std::string::npos) << "an escape reached the terminal";
 }
 
 // Detaching: lockwatch run ends, and no program of it is left in the kernel.
@@ -98,7 +133,7 @@ echo "leftover-programs=$(count)"
 
 TEST_F(LiveCapture, SeesAcquiresAndReleasesOfAtLeastFiveFunctions) {
     auto rows = summary();
-    ASSERT_FALSE(rows.empty()) << run_->output << run_->harness_log;
+    ASSERT_FALSE(rows.empty()) << run_->output;
     int active = 0, acquires = 0, releases = 0;
     for (const auto &[name, row] : rows) {
         if (row.calls == 0) {
@@ -141,7 +176,7 @@ TEST_F(LiveCapture, HealthyKernelGivesNoFinding) {
     EXPECT_TRUE(std::regex_search(
         run_->output, std::regex(R"(graph: \d+ classes, \d+ usage bits, \d+ edges; 0 findings)")))
         << run_->output;
-    EXPECT_EQ(run_->output.find("WARNING:"), std::string::npos) << run_->output;
+    EXPECT_EQ(run_->findings.find("WARNING:"), std::string::npos) << run_->findings;
     EXPECT_NE(run_->output.find("ring buffer full 0"), std::string::npos) << run_->output;
 }
 

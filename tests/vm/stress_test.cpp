@@ -72,7 +72,8 @@ tail -12 /tmp/stress.log
 sleep 5
 kill -USR1 $lw
 i=0; while [ -e /tmp/ready ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
-echo "LOCKWATCH-VM-EXIT 0"
+# The exit marker now, on the control port: powering off skips the detach.
+echo "$LOCKWATCH_VM_TOKEN LOCKWATCH-VM-EXIT 0" >&9
 sync; sleep 1; poweroff -f
 )SH";
         run_ = new GuestRun(run_in_vm(request));

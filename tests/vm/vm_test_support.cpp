@@ -82,6 +82,30 @@ GuestRun run_in_vm(const VmRequest &request) {
     return run;
 }
 
+LockwatchVmRun run_lockwatch_vm(const std::vector<std::string> &vm_args,
+                                const std::string &shell_command, int timeout_s) {
+    char log_template[] = "/tmp/lockwatch-vmtest-XXXXXX";
+    int log_fd = mkstemp(log_template);
+    if (log_fd < 0) {
+        throw std::runtime_error("cannot create a temporary file");
+    }
+    close(log_fd);
+    std::string cmd = shell_quote(LOCKWATCH_BINARY) + " vm --kernel debian --timeout " +
+                      std::to_string(timeout_s);
+    for (const auto &arg : vm_args) {
+        cmd += " " + shell_quote(arg);
+    }
+    cmd += " -- sh -c " + shell_quote(shell_command) + " 2>" + log_template;
+    LockwatchVmRun run;
+    run.findings = run_command(cmd, run.exit_status);
+    std::ifstream log(log_template);
+    std::stringstream text;
+    text << log.rdbuf();
+    run.output = text.str();
+    unlink(log_template);
+    return run;
+}
+
 namespace {
 
 // The last line `cmd` printed, or "" (and all it printed in `error`) when

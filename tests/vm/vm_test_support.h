@@ -46,6 +46,16 @@ std::string build_scenario_module(const std::string &out_dir, const std::string 
 // built when not cached; "" (and the reason in `error`) when there is none.
 std::string test_kernel_image(const std::string &flavor, std::string &error);
 
+// `lockwatch vm` on Debian's kernel: the findings (its stdout) apart from
+// what the guest printed and what lockwatch vm and run-vm.sh said (stderr).
+struct LockwatchVmRun {
+    int exit_status = -1;
+    std::string findings;
+    std::string output;
+};
+LockwatchVmRun run_lockwatch_vm(const std::vector<std::string> &vm_args,
+                                const std::string &shell_command, int timeout_s = 300);
+
 std::vector<std::string> lines_of(const std::string &text);
 
 }  // namespace lockwatch::vmtest

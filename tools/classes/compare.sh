@@ -48,7 +48,6 @@ run() { # label, extra lockwatch run arguments...
     shift
     local args=()
     for a in "$@"; do args+=("--run-arg=$a"); done
-    # --timeout last: a repeated option (--bin) would take the -- as its end.
     "$lockwatch" vm --kernel "$kernel" --net "${modules[@]}" "${bins[@]}" "${args[@]}" --timeout 900 \
         -- sh -c "$(cat "$here/workload.sh")" >"$out/findings" 2>"$out/guest" || status=$?
     echo "== $label (lockwatch vm exit $status)"

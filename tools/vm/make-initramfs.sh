@@ -2,19 +2,24 @@
 # Build the test VM's initramfs: busybox-static, the given programs with the
 # shared libraries they need, extra files, and an /init that mounts the usual
 # file systems, runs one shell command with its output on the results port
-# (/dev/ttyS1), writes `LOCKWATCH-VM-EXIT <status>` there and powers off.
+# (/dev/ttyS1), writes `<token> LOCKWATCH-VM-EXIT <status>` on the control
+# port (/dev/ttyS2) and powers off (tools/vm/README.md).
 #
-# Usage: tools/vm/make-initramfs.sh --out FILE.cpio.gz [--bin PATH]...
-#            [--file SRC[:DEST]]... --run 'SHELL COMMAND'
+# Usage: tools/vm/make-initramfs.sh --out FILE.cpio.gz --token-file FILE
+#            [--bin PATH]... [--file SRC[:DEST]]... --run 'SHELL COMMAND'
 #   --out FILE        gzip'd newc archive; a name ending in .cpio is left
 #                     uncompressed.
+#   --token-file FILE this boot's token (32 hex digits), which starts every
+#                     line of the control port; /init reads it and deletes
+#                     it before anything else runs.
 #   --bin PATH        an executable (a name is looked up in PATH), installed
 #                     as /usr/bin/<name> with every library `ldd` lists,
 #                     copied to the same path, plus the dynamic loader.
 #   --file SRC[:DEST] a file or directory; DEST defaults to /<name of SRC>,
 #                     a DEST ending in / receives /DEST/<name of SRC>.
 #   --run CMD         run by /bin/sh (busybox ash) in /, stdin /dev/null,
-#                     stdout and stderr to /dev/ttyS1.
+#                     stdout and stderr to /dev/ttyS1, the control port on
+#                     fd 9 and the token in $LOCKWATCH_VM_TOKEN.
 # Exit: 0 ok, 2 usage, 3 missing input or tool, or the build failed.
 set -euo pipefail
 
@@ -22,28 +27,33 @@ die() { echo "make-initramfs.sh: $2" >&2; exit "$1"; }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/../lib/safe-files.sh
 . "$here/../lib/safe-files.sh"
-usage="usage: make-initramfs.sh --out FILE.cpio.gz [--bin PATH]... [--file SRC[:DEST]]... --run 'SHELL COMMAND'"
+usage="usage: make-initramfs.sh --out FILE.cpio.gz --token-file FILE [--bin PATH]... [--file SRC[:DEST]]... --run 'SHELL COMMAND'"
 
-out='' run='' have_run=0
+out='' run='' have_run=0 token_file=''
 bins=() files=()
 while (($#)); do
     case $1 in
-        --out|--bin|--file|--run)
+        --out|--token-file|--bin|--file|--run)
             (($# >= 2)) || die 2 "$1 needs a value ($usage)"
             case $1 in
                 --out) out=$2 ;;
+                --token-file) token_file=$2 ;;
                 --bin) bins+=("$2") ;;
                 --file) files+=("$2") ;;
                 --run) run=$2; have_run=1 ;;
             esac
             shift 2 ;;
-        -h|--help) sed -n '2,18s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die 2 "unknown argument '$1' ($usage)" ;;
     esac
 done
 [[ -n $out ]] || die 2 "--out is required ($usage)"
 ((have_run)) || die 2 "--run is required ($usage)"
 lw_check_file "$out" || die 3 "$lw_error"
+[[ -n $token_file ]] || die 2 "--token-file is required ($usage)"
+[[ -r $token_file ]] || die 3 "--token-file $token_file: cannot read it"
+token=$(<"$token_file")
+[[ $token =~ ^[0-9a-f]{32}$ ]] || die 2 "--token-file $token_file: not 32 hex digits"
 
 for tool in cpio gzip ldd find sort; do
     command -v "$tool" >/dev/null 2>&1 || die 3 "$tool not found (run tools/setup.sh)"
@@ -112,11 +122,16 @@ for spec in "${files[@]}"; do
 done
 
 printf '%s\n' "$run" >"$root/lockwatch/run.sh"
+(umask 077 && printf '%s\n' "$token" >"$root/lockwatch/token")
 
 cat >"$root/init" <<'INIT'
 #!/bin/sh
-# lockwatch test-VM init: kernel log on ttyS0, results on ttyS1.
+# lockwatch test-VM init: kernel log on ttyS0, the command's output on ttyS1,
+# lines that carry this boot's token on ttyS2 (the control port).
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+# The token first, and out of the file system before anything else runs.
+read -r token </lockwatch/token
+/bin/busybox rm -f /lockwatch/token
 /bin/busybox --install -s
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 exec </dev/console >/dev/console 2>&1
@@ -135,23 +150,27 @@ mnt tmpfs tmpfs /dev/shm
 ulimit -l unlimited || say "ulimit -l unlimited failed"
 hostname lockwatch-vm
 ip link set lo up 2>/dev/null
-if [ ! -c /dev/ttyS1 ]; then
-    say "no /dev/ttyS1: the results port is missing"
+if [ ! -c /dev/ttyS1 ] || [ ! -c /dev/ttyS2 ]; then
+    say "no /dev/ttyS1 or /dev/ttyS2: the results or the control port is missing"
     off
 fi
-exec 3<>/dev/ttyS1
+exec 3<>/dev/ttyS1 4<>/dev/ttyS2
 stty raw -echo <&3 || say "stty raw on /dev/ttyS1 failed"
-echo LOCKWATCH-VM-START >&3
+stty raw -echo <&4 || say "stty raw on /dev/ttyS2 failed"
+# Out of sight of a command that writes to every serial port it finds; a
+# root command can still make the node again (tools/vm/README.md).
+rm -f /dev/ttyS2
+echo "$token LOCKWATCH-VM-START" >&4
 cd /
 # A command that hangs is ended by the host's time-out.
-sh /lockwatch/run.sh </dev/null >&3 2>&3
+LOCKWATCH_VM_TOKEN=$token sh /lockwatch/run.sh </dev/null >&3 2>&3 9>&4 3>&- 4>&-
 rc=$?
-# End what the command left behind so that closing ttyS1 below is its last
+# End what the command left behind so that closing ttyS2 below is its last
 # close, which waits until the marker has left the UART.
 kill -KILL -1 2>/dev/null
 sleep 0.1
-echo "LOCKWATCH-VM-EXIT $rc" >&3
-exec 3>&-
+echo "$token LOCKWATCH-VM-EXIT $rc" >&4
+exec 3>&- 4>&-
 off
 INIT
 chmod 0755 "$root/init" "$root/lockwatch/run.sh"

@@ -2,12 +2,14 @@
 # Boot a kernel in qemu with a generated initramfs, run one command in the
 # guest, stream its output (from the guest's second serial port, ttyS1) to
 # stdout, and exit with the command's exit status. The kernel log (ttyS0)
-# goes to a console log file, never to stdout.
+# goes to a console log file, never to stdout. The exit status comes back on
+# a third port (ttyS2, the control port), in lines that start with a token
+# made for this boot; other lines there go to --control-fd.
 #
 # Usage: tools/vm/run-vm.sh --kernel debian[:VER]|BZIMAGE|DIR [--timeout SECONDS]
 #            [--console FILE] [--bin PATH]... [--file SRC[:DEST]]...
 #            [--accel auto|kvm|tcg] [--append 'KERNEL ARGS'] [--smp N] [--mem SIZE]
-#            [--modules NAME[,NAME]...] [--net] -- COMMAND [ARG]...
+#            [--modules NAME[,NAME]...] [--net] [--control-fd N] -- COMMAND [ARG]...
 #   --kernel   debian: Debian's current cloud kernel (fetched and cached by
 #              fetch-kernel.sh); debian:VER a given one; else a bzImage, or a
 #              directory holding vmlinuz, bzImage or arch/x86/boot/bzImage.
@@ -26,7 +28,10 @@
 #   --net      a virtio-net NIC on qemu's user network (10.0.2.0/24, the
 #              host at 10.0.2.2); Debian's kernel needs
 #              --modules virtio_pci,virtio_net for it.
-#   COMMAND runs in / as root with busybox's sh in PATH.
+#   --control-fd  where the control port's other lines go, token removed.
+#   COMMAND runs in / as root with busybox's sh in PATH; it is trusted with
+#   the control port (fd 9) and the token ($LOCKWATCH_VM_TOKEN), and must
+#   keep both from anything it runs that is not (tools/vm/README.md).
 #   LOCKWATCH_QEMU_ARGS: extra qemu arguments, e.g. to look into a hung
 #   guest: '-gdb unix:/tmp/guest.sock,server,nowait', then gdb vmlinux and
 #   'target remote /tmp/guest.sock' (boot with --append nokaslr).
@@ -42,6 +47,8 @@
 #   244 guest kernel panicked                245 time-out (guest hung)
 #   246 guest ended without an exit marker
 set -euo pipefail
+# Bytes, not characters: read -n counts them, tr maps them.
+export LC_ALL=C
 
 readonly E_USAGE=240 E_TOOL=241 E_KERNEL=242 E_INITRAMFS=243 E_PANIC=244 E_TIMEOUT=245 E_NOMARKER=246
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,15 +57,15 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 die() { echo "lockwatch-vm: error: $2" >&2; exit "$1"; }
 note() { echo "lockwatch-vm: $*" >&2; }
-usage="usage: run-vm.sh --kernel debian|BZIMAGE|DIR [--timeout S] [--console FILE] [--bin PATH]... [--file SRC[:DEST]]... [--accel auto|kvm|tcg] [--append ARGS] -- COMMAND..."
+usage="usage: run-vm.sh --kernel debian|BZIMAGE|DIR [--timeout S] [--console FILE] [--bin PATH]... [--file SRC[:DEST]]... [--accel auto|kvm|tcg] [--append ARGS] [--control-fd N] -- COMMAND..."
 
-kernel='' timeout_s=300 console='' accel=auto append='' smp=2 mem=1G modules='' net=0
+kernel='' timeout_s=300 console='' accel=auto append='' smp=2 mem=1G modules='' net=0 control_fd=
 initramfs_args=()
 while (($#)); do
     case $1 in
         --) shift; break ;;
         --net) net=1; shift; continue ;;
-        --kernel|--timeout|--console|--bin|--file|--accel|--append|--smp|--mem|--modules)
+        --kernel|--timeout|--console|--bin|--file|--accel|--append|--smp|--mem|--modules|--control-fd)
             (($# >= 2)) || die $E_USAGE "$1 needs a value ($usage)"
             case $1 in
                 --kernel) kernel=$2 ;;
@@ -70,9 +77,10 @@ while (($#)); do
                 --smp) smp=$2 ;;
                 --mem) mem=$2 ;;
                 --modules) modules+=${modules:+,}$2 ;;
+                --control-fd) control_fd=$2 ;;
             esac
             shift 2 ;;
-        -h|--help) sed -n '2,42s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,48s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die $E_USAGE "unknown argument '$1' ($usage)" ;;
     esac
 done
@@ -81,6 +89,11 @@ done
 [[ $timeout_s =~ ^[1-9][0-9]*$ ]] || die $E_USAGE "--timeout must be a positive number of seconds, not '$timeout_s'"
 [[ $smp =~ ^[1-9][0-9]*$ ]] || die $E_USAGE "--smp must be a positive number, not '$smp'"
 case $accel in auto|kvm|tcg) ;; *) die $E_USAGE "--accel must be auto, kvm or tcg, not '$accel'" ;; esac
+if [[ -n $control_fd ]]; then
+    if ! [[ $control_fd =~ ^[0-9]+$ ]] || ! { true >&"$control_fd"; } 2>/dev/null; then
+        die $E_USAGE "--control-fd $control_fd is not a file descriptor open for writing"
+    fi
+fi
 
 qemu=${LOCKWATCH_QEMU:-qemu-system-x86_64}
 command -v "$qemu" >/dev/null 2>&1 || die $E_TOOL "$qemu not found (install qemu-system-x86: tools/setup.sh)"
@@ -151,7 +164,7 @@ qpid=''
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
     [[ -n $qpid ]] && kill "$qpid" 2>/dev/null
-    rm -f "$tmp/initramfs.cpio" "$tmp/probe.cpio" "$tmp/probe.out" "$tmp/results"
+    rm -f "$tmp/initramfs.cpio" "$tmp/probe.cpio" "$tmp/probe.out" "$tmp/control" "$tmp/token"
     ((keep_tmp)) || rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -167,6 +180,13 @@ if [[ -n $modules ]]; then
     stage_modules "$tmp/modroot"
     initramfs_args+=(--file "$tmp/modroot/lib/modules:/lib/modules")
 fi
+
+# This boot's token: 128 random bits. It reaches the guest only inside the
+# initramfs, where /init reads and deletes it first thing (tools/vm/README.md).
+token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+[[ $token =~ ^[0-9a-f]{32}$ ]] || die $E_TOOL "cannot read 16 random bytes from /dev/urandom"
+(umask 077 && printf '%s\n' "$token" >"$tmp/token")
+initramfs_args+=(--token-file "$tmp/token")
 
 "$here/make-initramfs.sh" --out "$tmp/initramfs.cpio" "${initramfs_args[@]}" --run "$guest_cmd" ||
     die $E_INITRAMFS "building the initramfs failed (see the line above)"
@@ -191,11 +211,11 @@ fi
 if [[ $accel == auto ]]; then
     accel=tcg
     if [[ -r /dev/kvm && -w /dev/kvm ]]; then
-        if "$here/make-initramfs.sh" --out "$tmp/probe.cpio" --run true 2>/dev/null &&
+        if "$here/make-initramfs.sh" --out "$tmp/probe.cpio" --token-file "$tmp/token" --run true 2>/dev/null &&
            timeout -k 2 10 "$qemu" -accel kvm -cpu host "${base_args[@]}" -initrd "$tmp/probe.cpio" \
-               -append "console=ttyS0 panic=-1 rdinit=/init quiet" -serial null -serial stdio \
-               </dev/null >"$tmp/probe.out" 2>/dev/null &&
-           grep -q '^LOCKWATCH-VM-EXIT 0' "$tmp/probe.out"; then
+               -append "console=ttyS0 panic=-1 rdinit=/init quiet" -serial null -serial null \
+               -serial stdio </dev/null >"$tmp/probe.out" 2>/dev/null &&
+           grep -q "^$token LOCKWATCH-VM-EXIT 0" "$tmp/probe.out"; then
             accel=kvm
         else
             note "KVM probe failed or hung; using TCG"
@@ -217,33 +237,88 @@ fi
 # shellcheck disable=SC2206  # word splitting is the point
 extra_args=(${LOCKWATCH_QEMU_ARGS:-})
 
-mkfifo "$tmp/results"
+# The guest's output (ttyS1) is qemu's stdout: straight to ours, or, for a
+# terminal, with every control character a '?' (a guest's escape sequences
+# would reach the terminal; 0xc2 starts the C1 controls U+0080-U+009F). The
+# control port (ttyS2) is a fifo read below; the child opens it before qemu
+# starts, so that qemu failing early ends the read.
+if [[ -t 1 ]]; then
+    exec {results}> >(exec tr '\000-\010\013-\037\177\302' '?')
+else
+    exec {results}>&1
+fi
+mkfifo "$tmp/control"
 t0=$EPOCHREALTIME
 timeout -k 5 "$timeout_s" "$qemu" "${accel_args[@]}" -smp "$smp" "${base_args[@]}" "${extra_args[@]}" -initrd "$tmp/initramfs.cpio" \
-    -append "$cmdline" -serial "file:$console" -serial stdio </dev/null >"$tmp/results" 2>"$qemu_err" &
+    -append "$cmdline" -serial "file:$console" -serial stdio -serial file:/dev/fd/3 \
+    </dev/null 1>&"$results" 3>"$tmp/control" 2>"$qemu_err" &
 qpid=$!
 
-# Stream the results port to stdout, minus the start and exit markers.
-status='' t_start='' t_end=''
-while IFS= read -r line || [[ -n $line ]]; do
-    case $line in
-        LOCKWATCH-VM-START)
-            [[ -n $t_start ]] || { t_start=$EPOCHREALTIME; continue; } ;;
-        *LOCKWATCH-VM-EXIT\ [0-9]*)
-            rest=${line##*LOCKWATCH-VM-EXIT }
-            if [[ $rest =~ ^([0-9]+)$'\r'?$ ]]; then
-                status=${BASH_REMATCH[1]}
+# The control port: lines "<token> <payload>" (tools/vm/README.md). Lines
+# are read up to 1 MiB (as lockwatch vm does); a longer one is dropped
+# whole. A line without the token is not the guest's init or lockwatch:
+# rejected, counted, reported below.
+readonly max_line=1048576
+status='' t_start='' t_end='' rejected=0 first_rejected='' overlong=0 overlong_bytes=0 unread=0
+reject() { ((++rejected == 1)) && first_rejected=$1; return 0; }
+take_control_line() {
+    local line=$1 payload
+    if [[ ${line:0:33} != "$token " ]]; then
+        reject "$line"
+        return
+    fi
+    # From here on, $payload only: the token is not for stderr.
+    payload=${line:33}
+    case $payload in
+        LOCKWATCH-VM-START) [[ -n $t_start ]] || t_start=$EPOCHREALTIME ;;
+        LOCKWATCH-VM-EXIT\ *)
+            if [[ $payload =~ ^LOCKWATCH-VM-EXIT\ ([0-9]{1,3})$ ]] && ((10#${BASH_REMATCH[1]} <= 255)); then
+                status=$((10#${BASH_REMATCH[1]}))
                 t_end=$EPOCHREALTIME
-                printf '%s' "${line%LOCKWATCH-VM-EXIT *}"
-                continue
+            else
+                reject "$payload"
+            fi ;;
+        *)
+            if [[ -n $control_fd ]]; then
+                printf '%s\n' "$payload" >&"$control_fd"
+            else
+                ((++unread))
             fi ;;
     esac
-    [[ -n $t_start ]] || t_start=$EPOCHREALTIME
-    printf '%s\n' "$line"
-done <"$tmp/results"
+}
+while IFS= read -r -n $((max_line + 1)) line || [[ -n $line ]]; do
+    if ((${#line} > max_line)); then
+        ((++overlong)) || true
+        overlong_bytes=$((overlong_bytes + ${#line}))
+        while :; do
+            rc=0
+            IFS= read -r -n 65536 line || rc=$?
+            overlong_bytes=$((overlong_bytes + ${#line}))
+            ((rc == 0 && ${#line} == 65536)) || break
+        done
+        continue
+    fi
+    take_control_line "$line"
+done <"$tmp/control"
 qrc=0
 wait "$qpid" || qrc=$?
 qpid=''
+exec {results}>&-
+
+# Printable, one line, at most 200 bytes: what a guest wrote, for stderr.
+printable() {
+    local s=${1//[$'\n\r']/}
+    printf '%s' "${s:0:200}" | tr -c '[:print:]' '?'
+}
+if ((rejected)); then
+    note "rejected $rejected lines of the control port (the first: '$(printable "$first_rejected")'): without this boot's token, or a bad exit marker"
+fi
+if ((overlong)); then
+    note "dropped $overlong lines of the control port longer than $max_line bytes ($overlong_bytes bytes in all)"
+fi
+if ((unread)); then
+    note "dropped $unread lines of the control port for a reader: none was given (--control-fd)"
+fi
 
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 fail() {
@@ -252,7 +327,7 @@ fail() {
     exit "$1"
 }
 
-panic=$(grep -a -m1 'Kernel panic' "$console" | tr -d '\r' || true)
+panic=$(printable "$(grep -a -m1 'Kernel panic' "$console" || true)")
 if [[ -n $status ]]; then
     note "boot $(elapsed "$t0" "${t_start:-$t_end}")s, command $(elapsed "${t_start:-$t_end}" "$t_end")s (accel $accel, kernel $kimage)"
     if ((status != 0)); then

@@ -70,8 +70,8 @@ LiveRun::~LiveRun() {
 }
 
 bool LiveRun::open_outputs() {
-    // Lockdep-format text on stdout (stderr when JSON takes stdout), JSON
-    // lines, journald.
+    // Lockdep-format text and every other report on stdout (stderr when JSON
+    // takes stdout), JSON lines, journald.
     text_out_ = options_.json_out == "-" ? stderr : stdout;
     sinks_.add(std::make_unique<output::TextSink>(text_out_));
     if (!options_.json_out.empty()) {
@@ -87,7 +87,9 @@ bool LiveRun::open_outputs() {
             // shares the guest's results port with the traced command).
             std::setvbuf(stdout, nullptr, _IONBF, 0);
         }
-        sinks_.add(std::make_unique<output::JsonLinesSink>(json_file_.get()));
+        auto json = std::make_unique<output::JsonLinesSink>(json_file_.get());
+        json->set_line_prefix(options_.json_line_prefix);
+        sinks_.add(std::move(json));
     }
     if (options_.journal) {
         sinks_.add(std::make_unique<output::JournaldSink>(
@@ -98,17 +100,18 @@ bool LiveRun::open_outputs() {
 
 void LiveRun::announce() const {
     Backend used = capture_->backend();
-    fmt::print("lockwatch: kernel {}, backend {}{}: {}\n", kernel_release(), to_string(used),
-               used != options_.backend ? " (auto)" : "", backend_reason(options_.backend, used));
+    fmt::print(text_out_, "lockwatch: kernel {}, backend {}{}: {}\n", kernel_release(),
+               to_string(used), used != options_.backend ? " (auto)" : "",
+               backend_reason(options_.backend, used));
     if (!backend_entry(used).flavor) {  // tracepoints, no lock function hooked
-        fmt::print(
-            "lock operations: every spin and rw lock, inlined or not, through "
-            "lock:lock_acquire and lock:lock_release\n");
+        fmt::print(text_out_,
+                   "lock operations: every spin and rw lock, inlined or not, through "
+                   "lock:lock_acquire and lock:lock_release\n");
     } else {
-        fmt::print("{}", format_coverage(capture_->hooks()));
+        fmt::print(text_out_, "{}", format_coverage(capture_->hooks()));
     }
     if (!capture_->focus_functions().empty()) {
-        fmt::print("focus: only acquires inside {}\n",
+        fmt::print(text_out_, "focus: only acquires inside {}\n",
                    fmt::join(capture_->focus_functions(), ", "));
     }
     if (!options_.ready_file.empty()) {
@@ -118,11 +121,12 @@ void LiveRun::announce() const {
         }
     }
     if (options_.duration_s > 0) {
-        fmt::print("lockwatch: tracing for {:g} s (Ctrl-C stops)\n", options_.duration_s);
+        fmt::print(text_out_, "lockwatch: tracing for {:g} s (Ctrl-C stops)\n",
+                   options_.duration_s);
     } else {
-        fmt::print("lockwatch: tracing until Ctrl-C or SIGTERM\n");
+        fmt::print(text_out_, "lockwatch: tracing until Ctrl-C or SIGTERM\n");
     }
-    std::fflush(stdout);
+    std::fflush(text_out_);
 }
 
 CaptureLosses LiveRun::read_losses() const {
@@ -177,7 +181,7 @@ void LiveRun::on_record(const lw_record &record) {
             agreement_.add(pair->lockdep_class, pair->derived_class, pair->derived_type,
                            pair->derived_name);
         } else if (const auto *first = std::get_if<FirstCall>(&item)) {
-            fmt::print("first {}: cpu {} pid {} ({}) in {} context, called from {}\n",
+            fmt::print(text_out_, "first {}: cpu {} pid {} ({}) in {} context, called from {}\n",
                        lock_functions()[first->function].symbol, first->cpu, first->pid,
                        first->comm, to_string(first->context), first->caller);
         }
@@ -217,16 +221,17 @@ void LiveRun::print_interval(std::array<uint64_t, LW_FN_COUNT> &previous) {
     }
     previous = now_calls;
     if (options_.rates) {
-        fmt::print("{}", format_interval(seconds_since_start(), options_.interval_s, delta));
+        fmt::print(text_out_, "{}",
+                   format_interval(seconds_since_start(), options_.interval_s, delta));
     }
     if (options_.stats) {
         const auto &st = engine_.stats();
-        fmt::print("[{:7.1f}s] classes {}, usages {}, edges {}, findings {}; {}{}\n",
+        fmt::print(text_out_, "[{:7.1f}s] classes {}, usages {}, edges {}, findings {}; {}{}\n",
                    seconds_since_start(), engine_.class_count(), st.usages, st.edges, findings_,
                    format_losses(read_losses()),
                    engine::any_over_bounds(st) ? "; " + engine::format_bounds(st) : "");
     }
-    std::fflush(stdout);
+    std::fflush(text_out_);
 }
 
 void LiveRun::print_summary() const {
@@ -234,49 +239,52 @@ void LiveRun::print_summary() const {
     CaptureLosses losses = read_losses();
     if (!backend_entry(capture_->backend()).flavor) {
         uint64_t ops = capture_->read_lockdep_calls();
-        fmt::print("summary after {:.1f} s:\n  lockdep tracepoints: {} lock operations, {:.0f}/s\n",
+        fmt::print(text_out_,
+                   "summary after {:.1f} s:\n  lockdep tracepoints: {} lock operations, {:.0f}/s\n",
                    elapsed, ops, elapsed > 0 ? ops / elapsed : 0.0);
-        fmt::print("  {}\n", agreement_.format());
-        fmt::print("{}", agreement_.table([this](uint64_t id) {
+        fmt::print(text_out_, "  {}\n", agreement_.format());
+        fmt::print(text_out_, "{}", agreement_.table([this](uint64_t id) {
             const std::string *name = decoder_->class_name(id);
             return name ? *name : std::string("?");
         }));
         print_address_class_findings();
     } else {
-        fmt::print("{}", format_summary(elapsed, capture_->hooks(), capture_->read_calls()));
+        fmt::print(text_out_, "{}",
+                   format_summary(elapsed, capture_->hooks(), capture_->read_calls()));
     }
-    fmt::print(
-        "  kmalloc classes: {} by allocation site, {} by first acquirer (allocated before "
-        "attach{})\n",
-        decoder_->classes_of_type(LW_CLASS_KMALLOC_ALLOC),
-        decoder_->classes_of_type(LW_CLASS_KMALLOC),
-        capture_->alloc_sites_attached() ? ""
-        : options_.alloc_sites           ? "; no kmalloc tracepoint"
-                                         : "; --no-alloc-sites");
+    fmt::print(text_out_,
+               "  kmalloc classes: {} by allocation site, {} by first acquirer (allocated before "
+               "attach{})\n",
+               decoder_->classes_of_type(LW_CLASS_KMALLOC_ALLOC),
+               decoder_->classes_of_type(LW_CLASS_KMALLOC),
+               capture_->alloc_sites_attached() ? ""
+               : options_.alloc_sites           ? "; no kmalloc tracepoint"
+                                                : "; --no-alloc-sites");
     if (options_.list_classes) {
         print_classes();
     }
-    fmt::print("  {}\n", format_losses(losses));
-    fmt::print("  {}\n", format_symbol_rereads(refresher_->reloads(), refresher_->deferred(),
-                                               refresher_->failed_reloads()));
+    fmt::print(text_out_, "  {}\n", format_losses(losses));
+    fmt::print(text_out_, "  {}\n",
+               format_symbol_rereads(refresher_->reloads(), refresher_->deferred(),
+                                     refresher_->failed_reloads()));
     print_costs();
     const auto &st = engine_.stats();
-    fmt::print("  graph: {} classes, {} usage bits, {} edges; {} findings\n", engine_.class_count(),
-               st.usages, st.edges, findings_);
-    fmt::print("  {}\n", engine::format_bounds(st));
+    fmt::print(text_out_, "  graph: {} classes, {} usage bits, {} edges; {} findings\n",
+               engine_.class_count(), st.usages, st.edges, findings_);
+    fmt::print(text_out_, "  {}\n", engine::format_bounds(st));
 }
 
 void LiveRun::print_classes() const {
-    fmt::print("lock classes seen (usage as lockdep prints it):\n");
+    fmt::print(text_out_, "lock classes seen (usage as lockdep prints it):\n");
     std::vector<std::pair<std::string, std::string>> classes;
     for (const auto &[id, name] : decoder_->class_names()) {
         classes.emplace_back(name, engine_.usage_string(id));
     }
     std::sort(classes.begin(), classes.end());
     for (const auto &[name, usage] : classes) {
-        fmt::print("  {:<48} {}\n", name, usage);
+        fmt::print(text_out_, "  {:<48} {}\n", name, usage);
     }
-    fmt::print("lock dependencies seen (held -> acquired, context):\n");
+    fmt::print(text_out_, "lock dependencies seen (held -> acquired, context):\n");
     std::vector<std::string> deps;
     for (const auto &edge : edges_seen_) {
         const std::string *prev = decoder_->class_name(edge.prev);
@@ -287,7 +295,7 @@ void LiveRun::print_classes() const {
     std::sort(deps.begin(), deps.end());
     deps.erase(std::unique(deps.begin(), deps.end()), deps.end());
     for (const auto &dep : deps) {
-        fmt::print("{}\n", dep);
+        fmt::print(text_out_, "{}\n", dep);
     }
 }
 
@@ -332,10 +340,10 @@ void LiveRun::print_address_class_findings() const {
         }
         replay.process(event);
     }
-    fmt::print("  findings with lockwatch's address classes in place of lockdep's: {}\n",
+    fmt::print(text_out_, "  findings with lockwatch's address classes in place of lockdep's: {}\n",
                found.size());
     for (const std::string &f : found) {
-        fmt::print("    {}\n", f);
+        fmt::print(text_out_, "    {}\n", f);
     }
 }
 
@@ -345,21 +353,21 @@ void LiveRun::print_costs() const {
         return;
     }
     uint64_t runs = 0, ns = 0;
-    fmt::print("  cost per call (kernel.bpf_stats_enabled):\n");
+    fmt::print(text_out_, "  cost per call (kernel.bpf_stats_enabled):\n");
     for (const auto &cost : costs) {
         runs += cost.run_count;
         ns += cost.run_time_ns;
-        fmt::print("    {:<40} {:>10} calls {:>8.0f} ns\n", cost.program, cost.run_count,
+        fmt::print(text_out_, "    {:<40} {:>10} calls {:>8.0f} ns\n", cost.program, cost.run_count,
                    static_cast<double>(cost.run_time_ns) / cost.run_count);
     }
-    fmt::print("    {:<40} {:>10} calls {:>8.0f} ns\n", "all programs", runs,
+    fmt::print(text_out_, "    {:<40} {:>10} calls {:>8.0f} ns\n", "all programs", runs,
                runs ? static_cast<double>(ns) / runs : 0.0);
 }
 
 void LiveRun::stay_attached() {
-    fmt::print("lockwatch: report done, staying attached ({} programs) until killed\n",
+    fmt::print(text_out_, "lockwatch: report done, staying attached ({} programs) until killed\n",
                capture_->attached_count());
-    std::fflush(stdout);
+    std::fflush(text_out_);
     if (!options_.ready_file.empty()) {
         std::remove(options_.ready_file.c_str());
     }
@@ -370,12 +378,12 @@ void LiveRun::stay_attached() {
 
 int LiveRun::detach(bool stopped_by_signal) {
     size_t attached = capture_->attached_count();
-    fmt::print("lockwatch: detaching {} programs\n", attached);
-    std::fflush(stdout);
+    fmt::print(text_out_, "lockwatch: detaching {} programs\n", attached);
+    std::fflush(text_out_);
     auto detach_start = std::chrono::steady_clock::now();
     capture_.reset();
     fmt::print(
-        "lockwatch: detached {} programs in {:.1f} s{}\n", attached,
+        text_out_, "lockwatch: detached {} programs in {:.1f} s{}\n", attached,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - detach_start).count(),
         stopped_by_signal ? " (stopped by signal)" : "");
     return 0;

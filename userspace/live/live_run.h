@@ -33,6 +33,8 @@ struct RunOptions {
     bool rates = false;
     std::string backend_name = "auto";
     std::string json_out;  // "-" for standard output
+    // Starts every JSON line (lockwatch vm: the boot's token, tools/vm/README.md).
+    std::string json_line_prefix;
     bool journal = false;
     bool list_classes = false;
     bool alloc_sites = true;  // see CaptureOptions
@@ -88,6 +90,8 @@ class LiveRun {
     std::optional<FactDecoder> decoder_;
     engine::Engine engine_;
 
+    // Everything but the JSON lines: stdout, or stderr when they take stdout,
+    // which then carries nothing else (lockwatch vm reads it as its channel).
     std::FILE *text_out_ = stdout;
     output::MultiSink sinks_;
     output::OutputFile json_file_;

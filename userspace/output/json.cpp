@@ -189,8 +189,10 @@ json finding_to_json(const Finding &f) {
 bool JsonLinesSink::write(const Finding &f) {
     json j = finding_to_json(f);
     j.update(extra_);
-    // Invalid UTF-8 in a name becomes U+FFFD: a name never stops a report.
-    return put(j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+    // One string: on an unbuffered stream (lockwatch run --json -) that is
+    // one write(), which a tty shared with other writers keeps whole. Invalid
+    // UTF-8 in a name becomes U+FFFD: a name never stops a report.
+    return put(prefix_ + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace lockwatch::output

@@ -3,6 +3,7 @@
 // finding_from_json(finding_to_json(f)) == f.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <ostream>
@@ -22,13 +23,21 @@ nlohmann::json finding_to_json(const engine::Finding &finding);
 // One frame of a finding's stacks, as finding_to_json() writes it.
 nlohmann::json finding_frame_to_json(const engine::Frame &frame);
 
+// How large a string or an array finding_from_json() takes. Unlimited by
+// default: a trace's own names may be of any length.
+struct JsonReadLimits {
+    std::size_t max_string_bytes = SIZE_MAX;
+    std::size_t max_array_items = SIZE_MAX;
+};
+
 // The finding `j` holds; nullopt when it holds none (not an object, another
-// schema version, a field missing or of the wrong type), and then *error, if
-// given, says why in one line that names the field. Fields derived from
-// others ("text", a frame's "text", "usage_str", "safe_lock") are not read.
-// Never throws.
+// schema version, a field missing, of the wrong type or over `limits`), and
+// then *error, if given, says why in one line that names the field. Fields
+// derived from others ("text", a frame's "text", "usage_str", "safe_lock")
+// are not read. Never throws.
 std::optional<engine::Finding> finding_from_json(const nlohmann::json &j,
-                                                 std::string *error = nullptr);
+                                                 std::string *error = nullptr,
+                                                 const JsonReadLimits &limits = {});
 
 // One JSON object per line.
 class JsonLinesSink : public StreamSink {
@@ -39,9 +48,13 @@ class JsonLinesSink : public StreamSink {
     explicit JsonLinesSink(std::FILE *file, nlohmann::json extra = nlohmann::json::object())
         : StreamSink(file), extra_(std::move(extra)) {}
     bool write(const engine::Finding &finding) override;
+    // Written before every line's JSON: `lockwatch vm` marks its guest's
+    // own lines with the boot's token this way.
+    void set_line_prefix(std::string prefix) { prefix_ = std::move(prefix); }
 
   private:
     nlohmann::json extra_;
+    std::string prefix_;
 };
 
 }  // namespace lockwatch::output

@@ -25,14 +25,16 @@ struct FieldError {
     std::string message;
 };
 
-// Where in the finding a value sits ("held[1].stack[0].offset"), for errors.
+// Where in the finding a value sits ("held[1].stack[0].offset"), for errors,
+// and the size limits every value there is held to.
 class Where {
   public:
-    Where() = default;
+    explicit Where(const JsonReadLimits &limits) : limits_(&limits) {}
     Where(const Where &parent, std::string_view key)
-        : path_(parent.path_.empty() ? std::string(key) : parent.path_ + "." + std::string(key)) {}
+        : path_(parent.path_.empty() ? std::string(key) : parent.path_ + "." + std::string(key)),
+          limits_(parent.limits_) {}
     Where operator[](std::size_t i) const {
-        Where w;
+        Where w(*limits_);
         w.path_ = fmt::format("{}[{}]", path_, i);
         return w;
     }
@@ -40,9 +42,27 @@ class Where {
         throw FieldError{path_.empty() ? std::string(what)
                                        : fmt::format("field \"{}\": {}", path_, what)};
     }
+    // The string at this place, held to the string limit.
+    std::string string_of(const json &v) const {
+        const std::string &s = v.get_ref<const std::string &>();
+        if (s.size() > limits_->max_string_bytes) {
+            fail(fmt::format("a string of {} bytes, over the limit of {}", s.size(),
+                             limits_->max_string_bytes));
+        }
+        return s;
+    }
+    // The array at this place, held to the array limit.
+    const json &array_of(const json &v) const {
+        if (v.size() > limits_->max_array_items) {
+            fail(fmt::format("an array of {} items, over the limit of {}", v.size(),
+                             limits_->max_array_items));
+        }
+        return v;
+    }
 
   private:
     std::string path_;
+    const JsonReadLimits *limits_;
 };
 
 // obj[key]; null when it is missing or null and not required.
@@ -70,7 +90,7 @@ const json &array_member(const json &obj, const Where &at, const char *key) {
     if (!v.is_array()) {
         Where(at, key).fail("expected an array");
     }
-    return v;
+    return Where(at, key).array_of(v);
 }
 
 std::string string_member(const json &obj, const Where &at, const char *key, bool required = true) {
@@ -81,7 +101,7 @@ std::string string_member(const json &obj, const Where &at, const char *key, boo
     if (!v->is_string()) {
         Where(at, key).fail("expected a string");
     }
-    return v->get<std::string>();
+    return Where(at, key).string_of(*v);
 }
 
 bool bool_member(const json &obj, const Where &at, const char *key) {
@@ -239,7 +259,7 @@ std::vector<std::string> read_chain(const json &obj, const Where &parent) {
         if (!arr[i].is_string()) {
             at[i].fail("expected a string");
         }
-        chain.push_back(arr[i].get<std::string>());
+        chain.push_back(at[i].string_of(arr[i]));
     }
     return chain;
 }
@@ -307,8 +327,8 @@ void read_roles(const json &j, const Where &at, Finding &f) {
     }
 }
 
-Finding read_finding(const json &j) {
-    Where at;
+Finding read_finding(const json &j, const JsonReadLimits &limits) {
+    Where at(limits);
     if (!j.is_object()) {
         at.fail("a finding must be a JSON object");
     }
@@ -337,9 +357,10 @@ Finding read_finding(const json &j) {
 
 }  // namespace
 
-std::optional<Finding> finding_from_json(const json &j, std::string *error) {
+std::optional<Finding> finding_from_json(const json &j, std::string *error,
+                                         const JsonReadLimits &limits) {
     try {
-        return read_finding(j);
+        return read_finding(j, limits);
     } catch (const FieldError &e) {
         if (error) {
             *error = e.message;

@@ -1,0 +1,190 @@
+// The host side of a test VM against a hostile guest, without a guest:
+// run-vm.sh and `lockwatch vm` with fake-qemu.sh in qemu's place, which
+// sends whatever a test's plan says on the guest's output and control port.
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "output/json.h"
+#include "sample_finding.h"
+#include "vm/vm_script.h"
+
+namespace lockwatch {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct HostRun {
+    int exit_status = -1;
+    std::string out, err;
+};
+
+std::string slurp(const fs::path &path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+std::size_t count(const std::string &text, const std::string &what) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) {
+        ++n;
+    }
+    return n;
+}
+
+class GuestHost : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/lockwatch-hosttest-XXXXXX";
+        ASSERT_NE(mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+        std::ofstream(dir_ / "bzImage") << "not a kernel";
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    // Runs `command` (a shell command line) with fake-qemu.sh playing `plan`.
+    HostRun run(const std::vector<std::string> &plan, const std::string &command) {
+        std::ofstream plan_file(dir_ / "plan", std::ios::binary);
+        for (const std::string &line : plan) {
+            plan_file << line << "\n";
+        }
+        plan_file.close();
+        std::string cmd =
+            "LOCKWATCH_QEMU=" + shell_quote(LOCKWATCH_SOURCE_DIR "/tests/unit/fake-qemu.sh") +
+            " FAKE_GUEST_PLAN=" + shell_quote((dir_ / "plan").string()) +
+            " TMPDIR=" + shell_quote(dir_.string()) + " " + command + " >" +
+            shell_quote((dir_ / "out").string()) + " 2>" + shell_quote((dir_ / "err").string());
+        HostRun r;
+        int status = std::system(cmd.c_str());
+        r.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        r.out = slurp(dir_ / "out");
+        r.err = slurp(dir_ / "err");
+        return r;
+    }
+
+    std::string run_vm_sh() const {
+        return shell_quote(LOCKWATCH_SOURCE_DIR "/tools/vm/run-vm.sh") + " --accel tcg --kernel " +
+               shell_quote((dir_ / "bzImage").string());
+    }
+    std::string lockwatch_vm() const {
+        return shell_quote(LOCKWATCH_BINARY) + " vm --vmlinux none --timeout 120 --kernel " +
+               shell_quote((dir_ / "bzImage").string()) + " --json " +
+               shell_quote((dir_ / "findings.jsonl").string()) +
+               " --bin /bin/true --run-arg=--classes -- sh -c true";
+    }
+
+    fs::path dir_;
+};
+
+const std::string kFinding = output::finding_to_json(sample_finding()).dump();
+
+TEST_F(GuestHost, RunVmTakesTheExitStatusOnlyWithTheToken) {
+    HostRun r = run(
+        {
+            "C LOCKWATCH-VM-START",
+            "R LOCKWATCH-VM-EXIT 7",  // the command's output: no marker
+            "U LOCKWATCH-VM-EXIT 9",  // the control port, no token
+            "C LOCKWATCH-VM-EXIT 9x",
+            "R hello",
+            "U " + std::string((1 << 20) + 100, 'x'),
+            "C " + kFinding,  // for a reader there is none of
+            "C LOCKWATCH-VM-EXIT 3",
+        },
+        run_vm_sh() + " -- true");
+    EXPECT_EQ(r.exit_status, 3) << r.err;
+    EXPECT_EQ(r.out, "LOCKWATCH-VM-EXIT 7\nhello\n") << "the guest's output, as it was";
+    EXPECT_NE(r.err.find("rejected 2 lines of the control port (the first: 'LOCKWATCH-VM-EXIT 9')"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("dropped 1 lines of the control port longer than 1048576 bytes "
+                         "(1048676 bytes in all)"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("dropped 1 lines of the control port for a reader"), std::string::npos)
+        << r.err;
+}
+
+TEST_F(GuestHost, LockwatchVmTakesFindingsOnlyFromTheControlPort) {
+    nlohmann::json bad_pid = output::finding_to_json(sample_finding());
+    bad_pid["task"]["pid"] = "1";
+    nlohmann::json bad_title = output::finding_to_json(sample_finding());
+    bad_title["title"] = 5;
+    HostRun r = run(
+        {
+            "C LOCKWATCH-VM-START",
+            // What the command may print, and write to the control port
+            // without the token: none of it is a finding or a marker.
+            "R " + kFinding,
+            "U " + kFinding,
+            "R LOCKWATCH-VM-COMMAND-EXIT 0",
+            "R LOCKWATCH-VM-TRACER-EXIT 0",
+            "R plain \x1b]0;pwned\x07 \x1b[2J done",
+            // lockwatch's own lines, three of them malformed.
+            R"(C {"kind":"circular","text":"x","cpu":"a"})",
+            "C " + bad_pid.dump(),
+            "C " + bad_title.dump(),
+            "C " + kFinding,
+            "C LOCKWATCH-VM-COMMAND-EXIT 0",
+            "C LOCKWATCH-VM-TRACER-EXIT 0",
+            "R " + std::string(100000, 'a'),
+            "r " + std::string((1 << 20) + (1 << 19), 'b'),  // no newline, ever
+            "C LOCKWATCH-VM-EXIT 0",
+        },
+        lockwatch_vm());
+    EXPECT_EQ(r.exit_status, kVmExitFindings) << r.err.substr(0, 4000);
+    EXPECT_EQ(count(r.out, "WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"), 1u)
+        << r.out;
+    EXPECT_EQ(count(slurp(dir_ / "findings.jsonl"), "\n"), 1u);
+    EXPECT_EQ(count(r.err, kFinding), 1u) << "the forged finding is shown as output";
+    EXPECT_NE(r.err.find("plain \\x1b]0;pwned\\x07 \\x1b[2J done"), std::string::npos);
+    EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << "an escape reached the terminal";
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos);
+    for (const char *why : {"field \"schema\": missing", "field \"task.pid\": expected an integer",
+                            "field \"title\": expected a string"}) {
+        EXPECT_NE(r.err.find(std::string("lockwatch vm: rejected a line of the guest's control "
+                                         "port: ") +
+                             why),
+                  std::string::npos)
+            << why << "\n"
+            << r.err.substr(0, 4000);
+    }
+    EXPECT_NE(r.err.find("rejected 1 lines of the control port (the first: '{"), std::string::npos)
+        << "run-vm.sh names the line without the token";
+    EXPECT_NE(r.err.find(std::string(100000, 'a') + "\n"), std::string::npos);
+    EXPECT_NE(r.err.find("lockwatch vm: the guest output line above was longer than 1048576 "
+                         "bytes: its last 524288 bytes were dropped"),
+              std::string::npos)
+        << r.err.substr(r.err.size() > 2000 ? r.err.size() - 2000 : 0);
+}
+
+TEST_F(GuestHost, ForgedMarkersAndFindingsChangeNoExitStatus) {
+    HostRun r = run(
+        {
+            "C LOCKWATCH-VM-START",
+            "R " + kFinding,
+            "R LOCKWATCH-VM-COMMAND-EXIT 4",
+            "R LOCKWATCH-VM-EXIT 7",
+            "U " + kFinding,
+            "U LOCKWATCH-VM-TRACER-EXIT 1",
+            "C LOCKWATCH-VM-COMMAND-EXIT 0",
+            "C LOCKWATCH-VM-TRACER-EXIT 0",
+            "C LOCKWATCH-VM-EXIT 0",
+        },
+        lockwatch_vm());
+    EXPECT_EQ(r.exit_status, kVmExitNoFinding) << r.err;
+    EXPECT_EQ(r.out, "") << "no finding";
+}
+
+}  // namespace
+}  // namespace lockwatch
