@@ -132,7 +132,7 @@ worker() {
 net_load() { ping -q -c 100 -s 1400 -i 0.02 -W 1 10.0.2.2; }
 disk_load() {
     dd if=/dev/urandom of=/mnt/ext4/f bs=64k count=16 conv=fsync
-    cat /mnt/ext4/f >/dev/null; rm -f /mnt/ext4/f; sync
+    cat /mnt/ext4/f >/dev/null; rm -f /mnt/ext4/f; sync; sleep 0.5
 }
 exec_load() { sh -c 'cat /proc/self/stat; ls /proc/[0-9]*/fd'; sleep 0.2; }
 module_load() {
@@ -147,7 +147,7 @@ module_load() {
         done
         rmmod lockwatch_scenarios
     fi
-    sleep 1
+    sleep 2
 }
 
 start_workload() {
@@ -171,12 +171,14 @@ start_workload() {
 running() {
     case "$(cut -d' ' -f3 /proc/$1/stat 2>/dev/null)" in ''|Z) return 1 ;; esac
 }
-# Waits until pid $1 has exited, at most $2 seconds; true when it did.
+# Waits until pid $1 has exited, at most $2 seconds (by the clock: each
+# check forks, which takes far longer than its sleep in a loaded guest);
+# true when it did.
 wait_exit() {
-    local i=0
+    local end=$(($(now) + $2))
     while running $1; do
-        [ $i -ge $(($2 * 5)) ] && return 1
-        sleep 0.2; i=$((i + 1))
+        [ "$(now)" -ge $end ] && return 1
+        sleep 0.2
     done
 }
 
@@ -193,18 +195,19 @@ centis() { local up; read -r up _ </proc/uptime; echo "${up%.*}${up#*.}"; }
 # at most 20 s (after SIGKILL the kernel frees them when the last fd closes,
 # and a program's memory after an RCU grace period); prints what is left.
 settle() {
-    local i=0 p m k f
-    while [ $i -lt 100 ]; do
+    local end=$(($(now) + 20)) p m k f
+    while :; do
         p=$(lw_programs) m=$(($(all_maps) - base_maps)) k=$(kprobes) f=$(ftrace_hooks)
         [ "$p$m$k$f" = 0000 ] && return 0
-        sleep 0.2; i=$((i + 1))
+        [ "$(now)" -ge $end ] && break
+        sleep 0.2
     done
     echo "soak: left after detach: $p programs, $m maps, $k kprobes, $f ftrace hooks"
     return 1
 }
 
 one_cycle() {
-    local sig=$1 log=$state/lw.log i lw t0 t1 t2 attach programs detach rc left found
+    local sig=$1 log=$state/lw.log end lw t0 t1 t2 attach programs detach rc left found
 
     rm -f $state/ready
     t0=$(centis)
@@ -213,9 +216,9 @@ one_cycle() {
     lockwatch run --stats --interval 10 --ready-file $state/ready >$log 2>&1 &
     lw=$!
     phase attach "$attach_limit" $lw
-    i=0
-    while [ ! -e $state/ready ] && running $lw && [ $i -lt $((attach_limit * 5)) ]; do
-        sleep 0.2; i=$((i + 1))
+    end=$(($(now) + attach_limit))
+    while [ ! -e $state/ready ] && running $lw && [ "$(now)" -lt $end ]; do
+        sleep 0.2
     done
     if [ ! -e $state/ready ]; then
         echo "soak-cycle $cycle attach failed after $(since $t0) s:"; sed 's/^/  /' $log | tail -20
