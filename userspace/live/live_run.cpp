@@ -202,7 +202,17 @@ void LiveRun::trace(const std::atomic<bool> &stop) {
             next_tick += std::chrono::duration<double>(options_.interval_s);
         }
     }
-    capture_->poll(0, handler);
+    // What is left in the ring, for at most a second: the programs keep
+    // sending until detached, and a stop must not wait on them.
+    auto drain_end = clock::now() + std::chrono::seconds(1);
+    while (capture_->poll(0, handler) > 0 && capture_->records_left() && clock::now() < drain_end) {
+    }
+    if (capture_->records_left()) {
+        fmt::print(
+            "lockwatch: stopped reading with records still arriving (the kernel sent facts "
+            "faster than they were handled); those left in the ring buffer are not in this "
+            "report\n");
+    }
 }
 
 void LiveRun::print_interval(std::array<uint64_t, LW_FN_COUNT> &previous) {
