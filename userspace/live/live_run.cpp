@@ -373,6 +373,10 @@ void LiveRun::stay_attached() {
 }
 
 int LiveRun::detach(bool stopped_by_signal) {
+    // The final report is out: --ready-file goes, as after SIGUSR1.
+    if (!options_.ready_file.empty()) {
+        std::remove(options_.ready_file.c_str());
+    }
     size_t attached = capture_->attached_count();
     fmt::print("lockwatch: detaching {} programs\n", attached);
     std::fflush(stdout);
