@@ -18,7 +18,8 @@
 # unloaded.
 #
 # Output lines, all on stdout:
-#   soak-cycle N sig=INT attach=S.s programs=P exit=E detach=S.s settle=S.s leaked=L findings=F
+#   soak-cycle N sig=INT attach=S.s programs=P exit=E detach=S.s settle=S.s leaked=L findings=F (summary=S.s detaching=S.s detached=S.s)
+#     and lockwatch's own lines on its stop: graph, losses, the detach
 #   soak-heartbeat t=S cycle=N phase=PHASE      (every 10 s, from the watchdog)
 #   soak-stall ...                             (the watchdog's dump, see below)
 #   soak-summary cycles=N attached=A detached=D leaked=L hangs=H findings=F failed=X seconds=S
@@ -113,6 +114,9 @@ watchdog() {
 # ---- the workload -----------------------------------------------------------
 
 setup() {
+    for tool in lockwatch bpftool; do
+        command -v $tool >/dev/null || { echo "soak: $tool is not in the guest"; return 1; }
+    done
     echo 1 >/proc/sys/kernel/sysrq
     # Blocked-task and soft-lockup reports reach the console well within a stall.
     sysctl -qw kernel.hung_task_timeout_secs=30 2>/dev/null
@@ -157,9 +161,8 @@ start_workload() {
     worker module_load &
     if command -v stress-ng >/dev/null; then
         # Output to a file, never a pipe that a straggler could keep open.
-        # At its default 1 MHz the timer stressor alone takes a TCG guest's
-        # CPUs (BPF's verifier then needed minutes per attach); 1 kHz still
-        # keeps hrtimers and their softirq busy.
+        # Timers at 1 kHz, not the stressor's default 1 MHz: hrtimers and
+        # their softirq stay busy, and the CPUs are left to the rest.
         stress-ng --timer 1 --timer-freq 1000 --fork 1 --timeout 0 >$state/stress.log 2>&1 &
         echo $! >$state/stress.pid
     fi
@@ -173,13 +176,28 @@ running() {
 }
 # Waits until pid $1 has exited, at most $2 seconds (by the clock: each
 # check forks, which takes far longer than its sleep in a loaded guest);
-# true when it did.
+# true when it did. With a log ($3) and a start (centiseconds, $4), notes
+# when the stop reached each step there: timeline="summary=S detaching=S
+# detached=S" (seconds since $4, - for a step not seen).
 wait_exit() {
-    local end=$(($(now) + $2))
+    local end=$(($(now) + $2)) step
+    summary=- detaching=- detached=-
     while running $1; do
+        if [ -n "${3:-}" ]; then
+            for step in summary detaching detached; do
+                eval "[ \$$step = - ]" || continue
+                case $step in
+                    summary) grep -q '^summary after' "$3" ;;
+                    detaching) grep -q '^lockwatch: detaching' "$3" ;;
+                    detached) grep -q '^lockwatch: detached' "$3" ;;
+                esac && eval "$step=$(since "$4")"
+            done
+        fi
+        timeline="summary=$summary detaching=$detaching detached=$detached"
         [ "$(now)" -ge $end ] && return 1
         sleep 0.2
     done
+    timeline="summary=$summary detaching=$detaching detached=$detached"
 }
 
 # Seconds since $1 (uptime centiseconds) as S.s.
@@ -234,12 +252,12 @@ one_cycle() {
     t1=$(centis)
     phase detach "$detach_limit" $lw
     kill -$sig $lw
-    if ! wait_exit $lw $((detach_limit + 15)); then
+    if ! wait_exit $lw $((detach_limit + 15)) $log $t1; then
         # The watchdog has dumped by now (and counted the stall); try the
         # hard way once.
         echo "soak-cycle $cycle sig=$sig: lockwatch did not exit within $((detach_limit + 15)) s; SIGKILL"
         kill -KILL $lw
-        if ! wait_exit $lw 60; then
+        if ! wait_exit $lw 60 $log $t1; then
             echo "soak-cycle $cycle: lockwatch survived SIGKILL for 60 s; giving up"
             return 1
         fi
@@ -255,7 +273,8 @@ one_cycle() {
         KILL) [ $rc = 137 ] && detached=$((detached + 1)) ;;
         *) [ $rc = 0 ] && grep -q 'detached [0-9]* programs' $log && detached=$((detached + 1)) ;;
     esac
-    echo "soak-cycle $cycle sig=$sig attach=$attach programs=$programs exit=$rc detach=$detach settle=$(since $t2) leaked=$left findings=$found"
+    echo "soak-cycle $cycle sig=$sig attach=$attach programs=$programs exit=$rc detach=$detach settle=$(since $t2) leaked=$left findings=$found ($timeline)"
+    grep -E '^(lockwatch: (stopped|detached)|  graph:|  losses:)' $log | sed 's/^ */  | /' 
     if [ "$found" != 0 ] || { [ $sig != KILL ] && [ $rc != 0 ]; }; then
         sed 's/^/  | /' $log | tail -60
     fi

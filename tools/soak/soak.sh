@@ -12,7 +12,8 @@
 #            [--lockwatch PATH] [--bpftool PATH] [--stress-ng PATH|none]
 #            [--kmod KO|build|none] [--attach-limit S] [--detach-limit S]
 #            [--stall S]
-#   --short       the CI setting: 6 cycles of 4 s of workload (the default)
+#   --short       the CI setting: 3 cycles (one per signal) of 4 s of workload
+#                 (the default)
 #   --long        no cycle limit, 60 minutes (--minutes changes it)
 #   --cycles, --minutes   stop after N cycles or M minutes, whichever first
 #                 (0: no limit)
@@ -28,10 +29,11 @@
 #                 only) and unload each cycle: a .ko, `build` (with
 #                 tools/kmod/build-module.sh, into --out), or none (default)
 #   --attach-limit, --detach-limit   seconds before the guest watchdog calls
-#                 an attach or a detach hung (defaults 120 and 60: under qemu's
-#                 TCG on two loaded host cores an attach takes 10-40 s)
+#                 an attach or a detach hung (defaults 600 and 60: in a TCG
+#                 guest under this workload on a busy host, BPF's verifier
+#                 alone took up to ten minutes per attach)
 #   --stall       seconds without a line from the guest before the host
-#                 watchdog acts (default 180): sysrq w and l through qemu's
+#                 watchdog acts (default 300): sysrq w and l through qemu's
 #                 monitor, then an NMI, which the guest (booted with
 #                 unknown_nmi_panic panic_print=0x41) answers with every
 #                 task's state and every CPU's backtrace on the console
@@ -46,12 +48,12 @@ root=$(cd "$here/../.." && pwd)
 die() { echo "soak.sh: $2" >&2; exit "$1"; }
 usage="usage: soak.sh [--short|--long] [--cycles N] [--minutes M] [--work S] [--kernel K] [--smp N] [--out DIR] [--lockwatch PATH] [--kmod KO|build|none]"
 
-cycles=6 minutes=0 work=4 kernel=debian smp=2 out='' kmod=none
+cycles=3 minutes=0 work=4 kernel=debian smp=2 out='' kmod=none
 lockwatch=$root/build/userspace/lockwatch bpftool='' stress_ng=''
-attach_limit=120 detach_limit=60 stall=180
+attach_limit=600 detach_limit=60 stall=300
 while (($#)); do
     case $1 in
-        --short) cycles=6 minutes=0; shift ;;
+        --short) cycles=3 minutes=0; shift ;;
         --long) cycles=0 minutes=60; shift ;;
         --cycles|--minutes|--work|--kernel|--smp|--out|--lockwatch|--bpftool|--stress-ng|--kmod|--attach-limit|--detach-limit|--stall)
             (($# >= 2)) || die 2 "$1 needs a value ($usage)"
@@ -86,6 +88,12 @@ bpftool=${bpftool:-$(command -v bpftool || echo /usr/sbin/bpftool)}
 
 out=${out:-$(mktemp -d "${TMPDIR:-/tmp}/lockwatch-soak.XXXXXX")}
 mkdir -p "$out"
+# The guest runs it as `lockwatch`, whatever its name here.
+if [[ ${lockwatch##*/} != lockwatch ]]; then
+    mkdir -p "$out/bin"
+    cp "$lockwatch" "$out/bin/lockwatch"
+    lockwatch=$out/bin/lockwatch
+fi
 bins=(--bin "$lockwatch" --bin "$bpftool")
 [[ $stress_ng == none ]] || bins+=(--bin "$stress_ng")
 files=(--file "$here/soak-guest.sh:/soak/")
