@@ -29,7 +29,7 @@
 #                 only) and unload each cycle: a .ko, `build` (with
 #                 tools/kmod/build-module.sh, into --out), or none (default)
 #   --attach-limit, --detach-limit   seconds before the guest watchdog calls
-#                 an attach or a detach hung (defaults 600 and 60: in a TCG
+#                 an attach or a detach hung (defaults 600 and 120: in a TCG
 #                 guest under this workload on a busy host, BPF's verifier
 #                 alone took up to ten minutes per attach)
 #   --stall       seconds without a line from the guest before the host
@@ -50,7 +50,7 @@ usage="usage: soak.sh [--short|--long] [--cycles N] [--minutes M] [--work S] [--
 
 cycles=3 minutes=0 work=4 kernel=debian smp=2 out='' kmod=none
 lockwatch=$root/build/userspace/lockwatch bpftool='' stress_ng=''
-attach_limit=600 detach_limit=60 stall=300
+attach_limit=600 detach_limit=120 stall=300
 while (($#)); do
     case $1 in
         --short) cycles=3 minutes=0; shift ;;
