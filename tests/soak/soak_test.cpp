@@ -82,9 +82,9 @@ TEST_F(Soak, EveryCycleAttachedAndDetached) {
     EXPECT_EQ(m[3], m[1]) << run_->output;
     EXPECT_EQ(m[7], "0") << run_->output;
     for (const char *sig : {"INT", "TERM", "KILL"}) {
-        EXPECT_TRUE(std::regex_search(
-            run_->output, std::regex(std::string(R"(soak-cycle \d+ sig=)") + sig +
-                                     R"( attach=\S+ programs=[1-9]\d* exit=\d+ )")))
+        EXPECT_TRUE(std::regex_search(run_->output,
+                                      std::regex(std::string(R"(soak-cycle \d+ sig=)") + sig +
+                                                 R"( attach=\S+ programs=[1-9]\d* exit=\d+ )")))
             << sig << "\n"
             << run_->output;
     }
