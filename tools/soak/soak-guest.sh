@@ -181,23 +181,24 @@ running() {
 # detached=S" (seconds since $4, - for a step not seen).
 wait_exit() {
     local end=$(($(now) + $2)) step
-    summary=- detaching=- detached=-
+    # Not the counters' names: at_ in front.
+    at_summary=- at_detaching=- at_detached=-
     while running $1; do
         if [ -n "${3:-}" ]; then
             for step in summary detaching detached; do
-                eval "[ \$$step = - ]" || continue
+                eval "[ \$at_$step = - ]" || continue
                 case $step in
                     summary) grep -q '^summary after' "$3" ;;
                     detaching) grep -q '^lockwatch: detaching' "$3" ;;
                     detached) grep -q '^lockwatch: detached' "$3" ;;
-                esac && eval "$step=$(since "$4")"
+                esac && eval "at_$step=$(since "$4")"
             done
         fi
-        timeline="summary=$summary detaching=$detaching detached=$detached"
+        timeline="summary=$at_summary detaching=$at_detaching detached=$at_detached"
         [ "$(now)" -ge $end ] && return 1
         sleep 0.2
     done
-    timeline="summary=$summary detaching=$detaching detached=$detached"
+    timeline="summary=$at_summary detaching=$at_detaching detached=$at_detached"
 }
 
 # Seconds since $1 (uptime centiseconds) as S.s.
