@@ -275,7 +275,7 @@ one_cycle() {
         *) [ $rc = 0 ] && grep -q 'detached [0-9]* programs' $log && detached=$((detached + 1)) ;;
     esac
     echo "soak-cycle $cycle sig=$sig attach=$attach programs=$programs exit=$rc detach=$detach settle=$(since $t2) leaked=$left findings=$found ($timeline)"
-    grep -E '^(lockwatch: (stopped|detached)|  graph:|  losses:)' $log | sed 's/^ */  | /' 
+    grep -E '^(summary after|lockwatch: (stopped|detached)|  (graph|losses|module symbols):)' $log | sed 's/^ */  | /' 
     if [ "$found" != 0 ] || { [ $sig != KILL ] && [ $rc != 0 ]; }; then
         sed 's/^/  | /' $log | tail -60
     fi

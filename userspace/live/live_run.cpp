@@ -268,6 +268,9 @@ void LiveRun::print_summary() const {
     const auto &st = engine_.stats();
     fmt::print("  graph: {} classes, {} usage bits, {} edges; {} findings\n", engine_.class_count(),
                st.usages, st.edges, findings_);
+    // Out now, not with the detach's first line: a script watching a log
+    // file tells the report's time from the detach's.
+    std::fflush(stdout);
 }
 
 void LiveRun::print_classes() const {
