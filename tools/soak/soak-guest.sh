@@ -27,6 +27,7 @@
 # own, prints lockwatch's state (status, wchan, kernel stack of each thread,
 # open fds), bpftool's program and map lists, then triggers sysrq w (blocked
 # tasks) and l (every CPU's backtrace) and copies the kernel log since.
+# shellcheck disable=SC3043  # busybox's sh has local
 set -u
 
 cycles=${1:?cycles} duration=${2:?duration} work=${3:?work seconds}
@@ -284,7 +285,6 @@ one_cycle() {
 cycle=0 attached=0 detached=0 leaked=0 hangs=0 findings=0 failed=0
 phase setup 120
 watchdog &
-wd=$!
 if ! setup; then
     echo "soak: setup failed"
     touch $state/done

@@ -102,7 +102,8 @@ class LockCapture {
     // time however fast the kernel sends. Returns the number of records
     // handled (negative: reading the ring buffer failed).
     int poll(int timeout_ms, const RecordHandler &handler);
-    // Whether the last poll() stopped at its time slice with records left.
+    // Whether the last poll() stopped at its time slice, with records
+    // (most likely) still in the ring.
     bool records_left() const { return slice_spent_; }
     static constexpr int kConsumeSliceMs = 50;
 
