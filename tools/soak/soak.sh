@@ -88,6 +88,7 @@ bpftool=${bpftool:-$(command -v bpftool || echo /usr/sbin/bpftool)}
 
 out=${out:-$(mktemp -d "${TMPDIR:-/tmp}/lockwatch-soak.XXXXXX")}
 mkdir -p "$out"
+: >"$out/guest.log"  # this run's alone, when --out is used again
 # The guest runs it as `lockwatch`, whatever its name here.
 if [[ ${lockwatch##*/} != lockwatch ]]; then
     mkdir -p "$out/bin"
