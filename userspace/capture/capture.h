@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -96,9 +97,15 @@ class LockCapture {
     };
     std::vector<ProgramCost> read_costs() const;
 
-    // Waits up to timeout_ms for records and hands each to `handler`.
-    // Returns the number of records handled.
+    // Waits up to timeout_ms for records and hands each to `handler`, for
+    // at most kConsumeSliceMs of handling: a caller sees its stop flag in
+    // time however fast the kernel sends. Returns the number of records
+    // handled (negative: reading the ring buffer failed).
     int poll(int timeout_ms, const RecordHandler &handler);
+    // Whether the last poll() stopped at its time slice, with records
+    // (most likely) still in the ring.
+    bool records_left() const { return slice_spent_; }
+    static constexpr int kConsumeSliceMs = 50;
 
     // The kernel stack recorded under `stack_id`, innermost frame first.
     std::vector<uint64_t> stack(int32_t stack_id) const;
@@ -145,6 +152,9 @@ class LockCapture {
     std::vector<HookStatus> hooks_;
     std::vector<std::string> focus_functions_;
     const RecordHandler *handler_ = nullptr;
+    std::chrono::steady_clock::time_point slice_end_;
+    uint64_t slice_records_ = 0;
+    bool slice_spent_ = false;
     uint64_t short_records_ = 0;
 };
 

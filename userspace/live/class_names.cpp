@@ -167,9 +167,10 @@ ModuleBtfs::~ModuleBtfs() {
     }
 }
 
-std::optional<ModuleBtfs::Found> ModuleBtfs::find_struct(const std::string &name) {
+bool ModuleBtfs::add_new_modules() {
     namespace fs = std::filesystem;
     std::error_code ec;
+    size_t before = parsed_.size();
     for (const auto &entry : fs::directory_iterator(dir_, ec)) {
         std::string module = entry.path().filename();
         if (module != "vmlinux" && !parsed_.contains(module)) {
@@ -178,6 +179,11 @@ std::optional<ModuleBtfs::Found> ModuleBtfs::find_struct(const std::string &name
             parsed_[module] = btf__parse_split(entry.path().c_str(), const_cast<btf *>(base_));
         }
     }
+    return parsed_.size() != before;
+}
+
+std::optional<ModuleBtfs::Found> ModuleBtfs::find_struct(const std::string &name) {
+    add_new_modules();
     for (const auto &[module, module_btf] : parsed_) {
         if (!module_btf) {
             continue;
@@ -216,17 +222,30 @@ std::optional<std::string> ClassNamer::struct_lock(const std::string &struct_nam
     if (!btf_) {
         return std::nullopt;
     }
-    int32_t id = btf__find_by_name_kind(btf_, struct_name.c_str(), BTF_KIND_STRUCT);
-    if (id > 0) {
-        return struct_lock_in(btf_, id, struct_name, offset, object_size);
+    auto known = struct_types_.find(struct_name);
+    if (known != struct_types_.end() && !known->second.types && module_btfs_ &&
+        module_btfs_->add_new_modules()) {
+        // A module came: every struct not found yet may be its.
+        std::erase_if(struct_types_, [](const auto &entry) { return !entry.second.types; });
+        known = struct_types_.end();
     }
-    // A struct only a module defines (its slab cache made by the module).
-    if (module_btfs_) {
-        if (auto found = module_btfs_->find_struct(struct_name)) {
-            return struct_lock_in(found->types, found->type_id, struct_name, offset, object_size);
+    if (known == struct_types_.end()) {
+        StructType where;
+        int32_t id = btf__find_by_name_kind(btf_, struct_name.c_str(), BTF_KIND_STRUCT);
+        if (id > 0) {
+            where = {btf_, id};
+        } else if (module_btfs_) {
+            // A struct only a module defines (its slab cache made by the module).
+            if (auto found = module_btfs_->find_struct(struct_name)) {
+                where = {found->types, found->type_id};
+            }
         }
+        known = struct_types_.emplace(struct_name, where).first;
     }
-    return std::nullopt;
+    if (!known->second.types) {
+        return std::nullopt;
+    }
+    return struct_lock_in(known->second.types, known->second.id, struct_name, offset, object_size);
 }
 
 std::string ClassNamer::slab(const std::string &cache, uint64_t offset,

@@ -50,6 +50,9 @@ class ModuleBtfs {
         std::string module;
     };
     std::optional<Found> find_struct(const std::string &name);
+    // Parses the BTF of modules loaded since the last look; true when there
+    // was any (a struct looked for in vain may be there now).
+    bool add_new_modules();
     size_t parsed() const { return parsed_.size(); }
 
   private:
@@ -96,6 +99,17 @@ class ClassNamer {
     std::map<std::string, std::vector<std::string>> slab_aliases_;
     std::map<uint64_t, std::pair<std::string, int32_t>> percpu_vars_;  // offset -> (name, type)
     std::unique_ptr<ModuleBtfs> module_btfs_;
+    // Where each struct looked for was found: libbpf's lookup by name reads
+    // every type of vmlinux (over 100k; 1.2 ms for a name it lacks, on an
+    // x86-64 host) and, in a module's split BTF, vmlinux's types again. A
+    // slab class asks for up to three names per candidate cache, in vmlinux
+    // and then in every module with BTF, and the same names come back with
+    // every offset of a cache. Not found: null types, until a module loads.
+    struct StructType {
+        const struct btf *types = nullptr;
+        int32_t id = 0;
+    };
+    mutable std::map<std::string, StructType> struct_types_;
 };
 
 }  // namespace lockwatch

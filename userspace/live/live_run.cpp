@@ -210,7 +210,17 @@ void LiveRun::trace(const std::atomic<bool> &stop) {
             next_tick += std::chrono::duration<double>(options_.interval_s);
         }
     }
-    capture_->poll(0, handler);
+    // What is left in the ring, for at most a second: the programs keep
+    // sending until detached, and a stop must not wait on them.
+    auto drain_end = clock::now() + std::chrono::seconds(1);
+    while (capture_->poll(0, handler) > 0 && capture_->records_left() && clock::now() < drain_end) {
+    }
+    if (capture_->records_left()) {
+        fmt::print(
+            "lockwatch: stopped reading with records still arriving (the kernel sent facts "
+            "faster than they were handled); those left in the ring buffer are not in this "
+            "report\n");
+    }
 }
 
 void LiveRun::print_interval(std::array<uint64_t, LW_FN_COUNT> &previous) {
@@ -272,6 +282,9 @@ void LiveRun::print_summary() const {
     fmt::print(text_out_, "  graph: {} classes, {} usage bits, {} edges; {} findings\n",
                engine_.class_count(), st.usages, st.edges, findings_);
     fmt::print(text_out_, "  {}\n", engine::format_bounds(st));
+    // Out now, not with the detach's first line: a script watching a log
+    // file tells the report's time from the detach's.
+    std::fflush(text_out_);
 }
 
 void LiveRun::print_classes() const {
@@ -377,6 +390,10 @@ void LiveRun::stay_attached() {
 }
 
 int LiveRun::detach(bool stopped_by_signal) {
+    // The final report is out: --ready-file goes, as after SIGUSR1.
+    if (!options_.ready_file.empty()) {
+        std::remove(options_.ready_file.c_str());
+    }
     size_t attached = capture_->attached_count();
     fmt::print(text_out_, "lockwatch: detaching {} programs\n", attached);
     std::fflush(text_out_);
