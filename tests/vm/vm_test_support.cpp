@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
+#include <utility>
 
 namespace lockwatch::vmtest {
 
@@ -33,6 +35,22 @@ std::string run_command(const std::string &cmd, int &exit_status) {
     return output;
 }
 
+// `cmd` with its stderr in a temporary file: {stdout, stderr}.
+std::pair<std::string, std::string> run_with_stderr(const std::string &cmd, int &exit_status) {
+    char log_template[] = "/tmp/lockwatch-vmtest-XXXXXX";
+    int log_fd = mkstemp(log_template);
+    if (log_fd < 0) {
+        throw std::runtime_error("cannot create a temporary file");
+    }
+    close(log_fd);
+    std::string out = run_command(cmd + " 2>" + log_template, exit_status);
+    std::ifstream log(log_template);
+    std::stringstream text;
+    text << log.rdbuf();
+    unlink(log_template);
+    return {out, text.str()};
+}
+
 }  // namespace
 
 GuestRun run_in_vm(const std::string &kernel, const std::vector<std::string> &bins,
@@ -51,13 +69,6 @@ GuestRun run_in_vm_with_files(const std::string &kernel, const std::vector<std::
 }
 
 GuestRun run_in_vm(const VmRequest &request) {
-    char log_template[] = "/tmp/lockwatch-vmtest-XXXXXX";
-    int log_fd = mkstemp(log_template);
-    if (log_fd < 0) {
-        throw std::runtime_error("cannot create a temporary file");
-    }
-    close(log_fd);
-
     std::string cmd = std::string(LOCKWATCH_SOURCE_DIR) + "/tools/vm/run-vm.sh --kernel " +
                       shell_quote(request.kernel) + " --timeout " +
                       std::to_string(request.timeout_s) + " --bin " + shell_quote(LOCKWATCH_BINARY);
@@ -70,39 +81,22 @@ GuestRun run_in_vm(const VmRequest &request) {
     for (const auto &arg : request.run_vm_args) {
         cmd += " " + shell_quote(arg);
     }
-    cmd += " -- sh -c " + shell_quote(request.shell_command) + " 2>" + log_template;
-
+    cmd += " -- sh -c " + shell_quote(request.shell_command);
     GuestRun run;
-    run.output = run_command(cmd, run.exit_status);
-    std::ifstream log(log_template);
-    std::stringstream text;
-    text << log.rdbuf();
-    run.harness_log = text.str();
-    unlink(log_template);
+    std::tie(run.output, run.harness_log) = run_with_stderr(cmd, run.exit_status);
     return run;
 }
 
 LockwatchVmRun run_lockwatch_vm(const std::vector<std::string> &vm_args,
                                 const std::string &shell_command, int timeout_s) {
-    char log_template[] = "/tmp/lockwatch-vmtest-XXXXXX";
-    int log_fd = mkstemp(log_template);
-    if (log_fd < 0) {
-        throw std::runtime_error("cannot create a temporary file");
-    }
-    close(log_fd);
     std::string cmd = shell_quote(LOCKWATCH_BINARY) + " vm --kernel debian --timeout " +
                       std::to_string(timeout_s);
     for (const auto &arg : vm_args) {
         cmd += " " + shell_quote(arg);
     }
-    cmd += " -- sh -c " + shell_quote(shell_command) + " 2>" + log_template;
+    cmd += " -- sh -c " + shell_quote(shell_command);
     LockwatchVmRun run;
-    run.findings = run_command(cmd, run.exit_status);
-    std::ifstream log(log_template);
-    std::stringstream text;
-    text << log.rdbuf();
-    run.output = text.str();
-    unlink(log_template);
+    std::tie(run.findings, run.output) = run_with_stderr(cmd, run.exit_status);
     return run;
 }
 
