@@ -76,6 +76,16 @@ TEST(RunReport, DedupMapsSayHowFullTheyAre) {
     EXPECT_EQ(losses.total(), 9u);
 }
 
+// Records still in the ring when reading stopped are lost to the report:
+// counted and named, not left to a free-text line.
+TEST(RunReport, RecordsUnreadAtStopAreALoss) {
+    CaptureLosses losses;
+    EXPECT_EQ(format_losses(losses).find("unread at stop"), std::string::npos);
+    losses.unread_at_stop = 4096;
+    EXPECT_NE(format_losses(losses).find("unread at stop 4096"), std::string::npos);
+    EXPECT_EQ(losses.total(), 4096u);
+}
+
 TEST(RunReport, LockdepNestedTracepointSkipsAreANoteNotALoss) {
     CaptureLosses losses;
     EXPECT_EQ(format_losses(losses).find("tracepoints skipped"), std::string::npos);

@@ -140,7 +140,7 @@ size_t count_hooks(const std::vector<HookStatus> &hooks, HookState state) {
 }  // namespace
 
 uint64_t CaptureLosses::total() const {
-    uint64_t n = kernel_recursion_misses + short_records + malformed_records;
+    uint64_t n = kernel_recursion_misses + short_records + malformed_records + unread_at_stop;
     for (uint64_t v : bpf) {
         n += v;
     }
@@ -488,6 +488,7 @@ CaptureLosses LockCapture::read_losses() const {
     losses.bpf = sum_percpu_array<LW_LOSS_COUNT>(bpf_map__fd(skel_->maps.losses));
     losses.notes = sum_percpu_array<LW_NOTE_COUNT>(bpf_map__fd(skel_->maps.notes));
     losses.short_records = short_records_;
+    losses.unread_at_stop = unread_at_stop_;
     bpf_program *prog;
     bpf_object__for_each_program(prog, skel_->obj) {
         int fd = bpf_program__fd(prog);
@@ -534,7 +535,9 @@ constexpr int kSliceSpent = -EAGAIN;
 
 int LockCapture::on_ring_record(void *ctx, void *data, size_t size) {
     auto *self = static_cast<LockCapture *>(ctx);
-    if (size < sizeof(lw_record)) {
+    if (!self->handler_) {
+        ++self->unread_at_stop_;  // count_unread(): counted, not handled
+    } else if (size < sizeof(lw_record)) {
         ++self->short_records_;
     } else {
         lw_record record;
@@ -584,6 +587,18 @@ int LockCapture::poll(int timeout_ms, const RecordHandler &handler) {
     }
     handler_ = nullptr;
     return total;
+}
+
+uint64_t LockCapture::count_unread(int budget_ms) {
+    // Counting a record takes nanoseconds, so the budget ends only while
+    // the programs keep sending faster than that; what comes after it
+    // arrived after the stop.
+    handler_ = nullptr;
+    slice_end_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(budget_ms);
+    slice_spent_ = false;
+    uint64_t before = unread_at_stop_;
+    ring_buffer__consume(records_);
+    return unread_at_stop_ - before;
 }
 
 std::vector<uint64_t> LockCapture::stack(int32_t stack_id) const {

@@ -59,6 +59,7 @@ struct CaptureLosses {
     uint64_t skipped_nested_tracepoints = 0;
     uint64_t short_records = 0;      // ring-buffer records too short to decode
     uint64_t malformed_records = 0;  // records the decoder did not understand
+    uint64_t unread_at_stop = 0;     // records still in the ring when reading stopped
     uint64_t total() const;
 };
 
@@ -106,6 +107,11 @@ class LockCapture {
     // (most likely) still in the ring.
     bool records_left() const { return slice_spent_; }
     static constexpr int kConsumeSliceMs = 50;
+    // At a stop with records_left(): reads what is still in the ring for
+    // at most `budget_ms` without handling it, so that it is counted as
+    // lost (read_losses().unread_at_stop) instead of left unsaid. Returns
+    // how many records that was.
+    uint64_t count_unread(int budget_ms);
 
     // The kernel stack recorded under `stack_id`, innermost frame first.
     std::vector<uint64_t> stack(int32_t stack_id) const;
@@ -156,6 +162,7 @@ class LockCapture {
     uint64_t slice_records_ = 0;
     bool slice_spent_ = false;
     uint64_t short_records_ = 0;
+    uint64_t unread_at_stop_ = 0;
 };
 
 std::string_view to_string(lw_loss loss);

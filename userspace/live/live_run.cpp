@@ -216,10 +216,12 @@ void LiveRun::trace(const std::atomic<bool> &stop) {
     while (capture_->poll(0, handler) > 0 && capture_->records_left() && clock::now() < drain_end) {
     }
     if (capture_->records_left()) {
-        fmt::print(
-            "lockwatch: stopped reading with records still arriving (the kernel sent facts "
-            "faster than they were handled); those left in the ring buffer are not in this "
-            "report\n");
+        uint64_t unread = capture_->count_unread(100);
+        fmt::print(text_out_,
+                   "lockwatch: stopped reading with records still arriving (the kernel sent facts "
+                   "faster than they were handled): {} records left in the ring buffer are not in "
+                   "this report (counted as losses)\n",
+                   unread);
     }
 }
 

@@ -81,6 +81,9 @@ std::string format_losses(const CaptureLosses &losses) {
     text +=
         fmt::format(", kernel recursion misses {}, short records {}, malformed records {}",
                     losses.kernel_recursion_misses, losses.short_records, losses.malformed_records);
+    if (losses.unread_at_stop != 0) {
+        text += fmt::format(", unread at stop {}", losses.unread_at_stop);
+    }
     text += "; notes:";
     for (size_t i = 0; i < LW_NOTE_EDGES_KEPT; ++i) {
         text += fmt::format("{} {} {}", i ? "," : "", to_string(static_cast<lw_note>(i)),
