@@ -11,9 +11,11 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "exit_status.h"
 #include "engine/engine.h"
 #include "engine/trace.h"
 #include "debuginfo/kernel_debuginfo.h"
+#include "output/host_info.h"
 #include "output/journald.h"
 #include "output/json.h"
 #include "output/output_file.h"
@@ -30,6 +32,7 @@ struct ReplayOptions {
     bool journald = false;
     bool stats = false;
     bool exit_code = false;
+    bool json_brief = false;
     std::string ident;
     std::string vmlinux;
     bool nmi_graph = false;
@@ -40,9 +43,11 @@ struct ReplayOptions {
 bool open_sinks(const ReplayOptions &opts, output::MultiSink &sinks,
                 output::OutputFile &json_file) {
     if (opts.format == "text") {
-        sinks.add(std::make_unique<output::TextSink>(stdout));
+        // JSON lines on standard output (--json -) leave it to them alone.
+        sinks.add(std::make_unique<output::TextSink>(opts.json_out == "-" ? stderr : stdout));
     } else if (opts.format == "json") {
-        sinks.add(std::make_unique<output::JsonLinesSink>(stdout));
+        sinks.add(std::make_unique<output::JsonLinesSink>(stdout, output::host_fields(),
+                                                          opts.json_brief));
     }
     if (!opts.json_out.empty()) {
         std::string error;
@@ -51,7 +56,8 @@ bool open_sinks(const ReplayOptions &opts, output::MultiSink &sinks,
             std::fprintf(stderr, "lockwatch replay: %s\n", error.c_str());
             return false;
         }
-        sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get()));
+        sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get(), output::host_fields(),
+                                                          opts.json_brief));
     }
     if (opts.journald) {
         sinks.add(std::make_unique<output::JournaldSink>());
@@ -83,14 +89,14 @@ int replay(const ReplayOptions &opts) {
         if (!file) {
             std::fprintf(stderr, "lockwatch replay: cannot open %s: %s\n", opts.file.c_str(),
                          std::strerror(errno));
-            return 1;
+            return kExitUsage;
         }
         in = &file;
     }
     output::MultiSink sinks;
     output::OutputFile json_file;
     if (!open_sinks(opts, sinks, json_file)) {
-        return 1;
+        return kExitUsage;
     }
     std::unique_ptr<KernelDebugInfo> debuginfo;
     if (!opts.vmlinux.empty()) {
@@ -98,7 +104,7 @@ int replay(const ReplayOptions &opts) {
             debuginfo = KernelDebugInfo::open(opts.vmlinux);
         } catch (const std::exception &e) {
             std::fprintf(stderr, "lockwatch replay: %s\n", e.what());
-            return 1;
+            return kExitUsage;
         }
     }
 
@@ -125,21 +131,22 @@ int replay(const ReplayOptions &opts) {
     if (!reader_gone && !sinks.flush() && !sinks.reader_gone()) {
         std::fprintf(stderr, "lockwatch replay: %s\n", sinks.last_error().c_str());
     }
+    const int found = eng.findings().empty() ? kExitNoFinding : kExitFindings;
     if (sinks.reader_gone()) {
         std::clearerr(stdout);
-        return 0;  // `| head`: the reader has what it wanted
+        return found;  // `| head`: the reader has what it wanted
     }
     if (opts.stats) {
         print_stats(eng, reader);
     }
     if (reader.error()) {
         std::fprintf(stderr, "lockwatch replay: %s\n", reader.error()->format(source).c_str());
-        return 1;
+        return kExitCannotTrace;
     }
     if (sinks.failures()) {
-        return 1;  // a finding that was not written is not a clean run
+        return kExitCannotTrace;  // a finding that was not written is not a clean run
     }
-    return opts.exit_code && !eng.findings().empty() ? 3 : 0;
+    return found;
 }
 
 }  // namespace
@@ -154,10 +161,17 @@ CommandRunner add_replay_command(CLI::App &app) {
     sub->add_option("--format", opts->format, "Standard output: text, json (JSON lines) or none")
         ->check(CLI::IsMember({"text", "json", "none"}));
     sub->add_option("--json", opts->json_out,
-                    "Also write JSON lines (docs/json-schema.md) to FILE ('-': standard output)");
+                    "Also write JSON lines (docs/json-schema.md) to FILE, appended ('-': standard "
+                    "output, and the text goes to standard error)");
+    sub->add_flag("--json-brief", opts->json_brief,
+                  "JSON lines (--format json, --json) without the report's text and its "
+                  "dependency paths");
     sub->add_flag("--journald", opts->journald, "Also send each finding to the systemd journal");
     sub->add_flag("--stats", opts->stats, "Print engine statistics to standard error at the end");
-    sub->add_flag("--exit-code", opts->exit_code, "Exit with status 3 when there are findings");
+    // Findings exit 1 with or without it now (lockwatch --help); kept so
+    // that scripts which pass it still run.
+    sub->add_flag("--exit-code", opts->exit_code, "Accepted and ignored: findings always exit 1")
+        ->group("");
     sub->add_flag("--nmi-graph", opts->nmi_graph,
                   "Treat acquires in NMI like any other context's (stricter than lockdep, "
                   "which only reports an NMI lock that was used outside NMI)");

@@ -9,7 +9,9 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "exit_status.h"
 #include "live/live_run.h"
+#include "live/service_notify.h"
 
 namespace lockwatch {
 
@@ -19,12 +21,18 @@ std::atomic<bool> g_stop{false};
 // SIGUSR1: report as at the end, then stay attached until killed (a test VM
 // that powers off next has no use for the detach).
 std::atomic<bool> g_stay_attached{false};
+// SIGHUP: reopen --json FILE (logrotate moved it), keep tracing.
+std::atomic<bool> g_reopen{false};
 
 void request_stop(int sig) {
     if (sig == SIGUSR1) {
         g_stay_attached = true;
     }
     g_stop = true;
+}
+
+void request_reopen(int) {
+    g_reopen = true;
 }
 
 void install_stop_handlers() {
@@ -35,6 +43,8 @@ void install_stop_handlers() {
     sigaction(SIGINT, &action, nullptr);
     sigaction(SIGTERM, &action, nullptr);
     sigaction(SIGUSR1, &action, nullptr);
+    action.sa_handler = request_reopen;
+    sigaction(SIGHUP, &action, nullptr);
 }
 
 // --json-line-prefix: a control character would split or garble the lines.
@@ -48,7 +58,8 @@ std::string printable_text(const std::string &text) {
 }
 
 // Attach, report findings as they come, summarize, then detach (or, after
-// SIGUSR1, stay attached for a VM that powers off next).
+// SIGUSR1, stay attached for a VM that powers off next). Under systemd:
+// READY=1 once attached, STOPPING=1 when the stop begins.
 int run(const RunOptions &options) {
     install_stop_handlers();
     std::optional<LiveRun> live;
@@ -56,20 +67,25 @@ int run(const RunOptions &options) {
         live.emplace(options);
     } catch (const std::exception &e) {
         fmt::print(stderr, "lockwatch: {}\n", e.what());
-        return 1;
+        notify_status(fmt::format("cannot trace: {}", e.what()));
+        return kExitCannotTrace;
     }
     if (!live->open_outputs()) {
-        return 1;
+        return kExitUsage;
     }
     live->announce();
-    live->trace(g_stop);
+    notify_ready("tracing");
+    live->trace(g_stop, &g_reopen);
+    notify_stopping(fmt::format("stopping after {} findings", live->findings()));
     live->print_summary();
     if (g_stay_attached) {
         live->stay_attached();
     }
     int status = live->detach(g_stop);
-    // A finding that reached no output is not a clean run.
-    return status == 0 && live->sink_failures() ? 1 : status;
+    if (status != 0 || live->sink_failures()) {
+        return kExitCannotTrace;  // a finding that reached no output is not a clean run
+    }
+    return live->findings() ? kExitFindings : kExitNoFinding;
 }
 
 }  // namespace
@@ -82,8 +98,9 @@ CommandRunner add_run_command(CLI::App &app) {
         "function, keep lockdep's classes, usage bits and dependency graph, and report what\n"
         "lockdep would (irq-safe -> irq-unsafe, irq inversion, inconsistent state, circular,\n"
         "recursive) in lockdep's format as it happens; a summary and every loss at the end.\n"
-        "Needs root and a kernel with BTF; kernels in lockdown refuse the attach: trace a\n"
-        "test VM instead (lockwatch vm).");
+        "Needs CAP_SYS_ADMIN and CAP_SYSLOG (root has them) and a kernel with BTF,\n"
+        "CONFIG_KALLSYMS_ALL and kprobes or BPF trampolines; 'lockwatch check' says whether\n"
+        "this host has them. Where not, trace a test VM instead (lockwatch vm).");
     cmd->add_option("-d,--duration", options->duration_s,
                     "Stop after SECONDS (default: run until SIGINT or SIGTERM)")
         ->check(CLI::NonNegativeNumber);
@@ -97,9 +114,15 @@ CommandRunner add_run_command(CLI::App &app) {
     cmd->add_flag("--classes", options->list_classes,
                   "At the end, list every lock class seen with its usage string");
     cmd->add_option("--json", options->json_out,
-                    "Also write findings as JSON lines (docs/json-schema.md) to FILE; '-' puts "
-                    "them on standard output and everything else lockwatch prints on "
-                    "standard error");
+                    "Also write findings as JSON lines (docs/json-schema.md) to FILE, appended; "
+                    "SIGHUP reopens it (logrotate). '-' puts them on standard output and "
+                    "everything else lockwatch prints on standard error");
+    cmd->add_flag("--json-brief", options->json_brief,
+                  "JSON lines without the report's text and its dependency paths (a few KB "
+                  "instead of tens)");
+    cmd->add_flag("--no-text{false}", options->text,
+                  "No lockdep-format text of each finding on standard output (a service that "
+                  "sends them to --journal and --json already)");
     cmd->add_option("--json-line-prefix", options->json_line_prefix,
                     "Start every JSON line with TEXT (printable characters; lockwatch vm's "
                     "guest marks its own lines with the boot's token). Best given in the "
@@ -125,8 +148,9 @@ CommandRunner add_run_command(CLI::App &app) {
                     "out (for scripts that must wait for either). SIGUSR1 ends tracing like "
                     "SIGINT but stays attached afterwards, for a VM about to power off");
     cmd->add_flag("--journal,--journald", options->journal,
-                  "Also send each finding to the systemd journal (MESSAGE = the report, "
-                  "LOCKWATCH_* fields; journalctl LOCKWATCH_KIND=irq_safe_to_unsafe)");
+                  "Also send each finding to the systemd journal (MESSAGE one line, the "
+                  "report in LOCKWATCH_REPORT, a MESSAGE_ID per kind, LOCKWATCH_* fields; "
+                  "journalctl LOCKWATCH_KIND=irq_safe_to_unsafe)");
     cmd->add_option("--vmlinux", options->vmlinux,
                     "The running kernel's vmlinux with debug info (checked by build id): stacks "
                     "get file:line and the functions inlined at each place")

@@ -24,10 +24,13 @@
 #include "commands.h"
 #include "debuginfo/kernel_debuginfo.h"
 #include "debuginfo/kernel_image.h"
+#include "install_paths.h"
+#include "output/host_info.h"
 #include "output/journald.h"
 #include "output/json.h"
 #include "output/output_file.h"
 #include "output/text.h"
+#include "vm/heartbeat.h"
 #include "vm/vm_script.h"
 
 namespace lockwatch {
@@ -44,6 +47,7 @@ struct VmOptions {
     std::vector<std::string> focus;
     std::string json_out;
     bool journal = false;
+    bool json_brief = false;
     std::string console;
     int timeout_s = 600;
     double linger_s = 3;
@@ -53,13 +57,18 @@ struct VmOptions {
     std::vector<std::string> run_args;
 };
 
-// Where the helper scripts live: $LOCKWATCH_TOOLS_DIR, else the source tree
-// this binary was built from.
-fs::path tools_dir() {
-    if (const char *dir = std::getenv("LOCKWATCH_TOOLS_DIR")) {
-        return dir;
+// The VM scripts must be there before anything else is tried: an install
+// without them cannot boot a VM (exit 3: nothing could be traced).
+bool tools_present() {
+    fs::path script = tools_dir() / "vm" / "run-vm.sh";
+    if (access(script.c_str(), X_OK) == 0) {
+        return true;
     }
-    return fs::path(LOCKWATCH_SOURCE_DIR) / "tools";
+    fmt::print(stderr,
+               "lockwatch vm: cannot run {}: {}; reinstall lockwatch, or point "
+               "LOCKWATCH_TOOLS_DIR at the tools/ directory of a lockwatch source tree\n",
+               script.string(), std::strerror(errno));
+    return false;
 }
 
 // popen() with SIGPIPE back at its default for the child: lockwatch ignores
@@ -92,10 +101,23 @@ std::string run_and_capture_last_line(const std::string &cmd, int *status) {
 }
 
 // Runs a kernel script and returns the last line it printed (a path), or
-// nullopt after saying that `what` failed. Its progress goes to stderr.
-std::optional<std::string> kernel_from_script(const std::string &cmd, const std::string &what) {
+// nullopt after saying that `what` failed. Its progress goes to stderr, with
+// a heartbeat at least every 30 s (for a build, `flavor`'s make progress).
+std::optional<std::string> kernel_from_script(const std::string &cmd, const std::string &what,
+                                              const std::string &flavor = "") {
     int status = 0;
-    std::string path = run_and_capture_last_line(cmd, &status);
+    std::string path;
+    {
+        Heartbeat::Progress progress;
+        if (!flavor.empty()) {
+            auto since = fs::file_time_type::clock::now();
+            progress = [flavor, since] {
+                return read_build_progress(kernel_logs_dir(), flavor, since);
+            };
+        }
+        Heartbeat heartbeat(what, Heartbeat::default_interval(), progress);
+        path = run_and_capture_last_line(cmd, &status);
+    }
     if (status != 0 || path.empty()) {
         fmt::print(stderr, "lockwatch vm: {} failed (exit {})\n", what, status);
         return std::nullopt;
@@ -123,7 +145,7 @@ std::optional<std::string> resolve_kernel(const std::string &kernel) {
                kernel);
     return kernel_from_script(
         shell_quote((tools_dir() / "kernel" / "build-kernel.sh").string()) + " " + kernel,
-        fmt::format("building the {} kernel", kernel));
+        fmt::format("building the {} kernel", kernel), kernel);
 }
 
 // --vmlinux: auto finds the one whose build id is the guest kernel's (see
@@ -154,26 +176,20 @@ bool open_vmlinux(const VmOptions &o, const std::string &kernel,
     return true;
 }
 
-std::string self_path() {
-    std::error_code ec;
-    fs::path self = fs::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string("lockwatch") : self.string();
-}
-
 // run-vm.sh's command line: lockwatch and the reproducers go into the
 // guest, the control port's lines come back on fd 3.
 std::string harness_command(const VmOptions &o, const std::string &kernel) {
     std::vector<std::string> bins = o.bins;
     // The reproducers built with lockwatch go into every guest.
     for (const char *repro : {"seed-repro", "seed-repro-m32"}) {
-        fs::path p = fs::path(LOCKWATCH_BUILD_DIR) / "tools" / "repro" / repro;
+        fs::path p = repro_dir() / repro;
         if (fs::exists(p)) {
             bins.push_back(p.string());
         }
     }
     std::string cmd = shell_quote((tools_dir() / "vm" / "run-vm.sh").string()) + " --kernel " +
                       shell_quote(kernel) + fmt::format(" --timeout {}", o.timeout_s) +
-                      " --control-fd 3 --bin " + shell_quote(self_path());
+                      " --control-fd 3 --bin " + shell_quote(self_path().string());
     for (const auto &bin : bins) {
         cmd += " --bin " + shell_quote(bin);
     }
@@ -359,7 +375,8 @@ class GuestReader {
 int run_vm(const VmOptions &o) {
     // Usage errors first, before a kernel build that can take minutes.
     output::MultiSink sinks;
-    sinks.add(std::make_unique<output::TextSink>(stdout));
+    // JSON lines on standard output (--json -) leave it to them alone.
+    sinks.add(std::make_unique<output::TextSink>(o.json_out == "-" ? stderr : stdout));
     output::OutputFile json_file;
     if (!o.json_out.empty()) {
         std::string error;
@@ -368,14 +385,19 @@ int run_vm(const VmOptions &o) {
             fmt::print(stderr, "lockwatch vm: {}\n", error);
             return kVmExitUsage;
         }
-        sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get(),
-                                                          nlohmann::json{{"vm_kernel", o.kernel}}));
+        nlohmann::json extra = output::host_fields();
+        extra["vm_kernel"] = o.kernel;
+        sinks.add(std::make_unique<output::JsonLinesSink>(json_file.get(), std::move(extra),
+                                                          o.json_brief));
     }
     if (o.journal) {
         sinks.add(std::make_unique<output::JournaldSink>(
             std::vector<std::string>{"LOCKWATCH_VM_KERNEL=" + o.kernel, "LOCKWATCH_SOURCE=vm"}));
     }
 
+    if (!tools_present()) {
+        return kVmExitTracerFailed;
+    }
     auto kernel = resolve_kernel(o.kernel);
     if (!kernel) {
         return kVmExitVmFailed;
@@ -392,7 +414,10 @@ int run_vm(const VmOptions &o) {
         return kVmExitVmFailed;
     }
     GuestReader reader(debuginfo.get(), sinks);
-    reader.run(*harness);
+    {
+        Heartbeat heartbeat("the VM (boot, then the command)", Heartbeat::default_interval());
+        reader.run(*harness);
+    }
     int rc = 0;
     while (waitpid(harness->pid, &rc, 0) < 0 && errno == EINTR) {
     }
@@ -433,8 +458,10 @@ CommandRunner add_vm_command(CLI::App &app) {
         ->delimiter(',')
         ->allow_extra_args(false);
     cmd->add_option("--json", o->json_out,
-                    "Also write findings as JSON lines to FILE ('-': standard output), each "
-                    "with a vm_kernel field");
+                    "Also write findings as JSON lines to FILE, appended ('-': standard output, "
+                    "and the text goes to standard error), each with a vm_kernel field");
+    cmd->add_flag("--json-brief", o->json_brief,
+                  "JSON lines without the report's text and its dependency paths");
     cmd->add_flag("--journal,--journald", o->journal,
                   "Also send each finding to this host's journal, with LOCKWATCH_VM_KERNEL");
     cmd->add_option("--console", o->console, "Keep the guest's kernel log in FILE");

@@ -14,5 +14,6 @@ using CommandRunner = std::function<int()>;
 CommandRunner add_run_command(CLI::App &app);
 CommandRunner add_replay_command(CLI::App &app);
 CommandRunner add_vm_command(CLI::App &app);
+CommandRunner add_check_command(CLI::App &app);
 
 }  // namespace lockwatch

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "commands.h"
+#include "exit_status.h"
 #include "version.h"
 
 namespace {
@@ -24,7 +25,7 @@ int check_stdout(int status) {
     }
     std::fprintf(stderr, "lockwatch: writing standard output failed%s%s\n", err ? ": " : "",
                  err ? std::strerror(err) : "");
-    return 1;
+    return lockwatch::kExitCannotTrace;
 }
 
 }  // namespace
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
         "dependency graph and reports bugs in lockdep's own format.\n\n"
         "Run 'lockwatch COMMAND --help' for the options of each command.",
         "lockwatch"};
+    app.footer(lockwatch::kExitStatusHelp);
     app.set_version_flag("--version", std::string("lockwatch ") + LOCKWATCH_VERSION);
     app.require_subcommand(1);
     app.fallthrough(false);
@@ -53,12 +55,19 @@ int main(int argc, char **argv) {
     add(lockwatch::add_run_command(app));
     add(lockwatch::add_replay_command(app));
     add(lockwatch::add_vm_command(app));
+    add(lockwatch::add_check_command(app));
 
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        // --help and --version exit 0; every parse error is a usage error
+        // (CLI11's own codes, 105 and up, are not lockwatch's contract).
+        return app.exit(e) == 0 ? lockwatch::kExitNoFinding : lockwatch::kExitUsage;
+    }
     for (auto &[sub, runner] : commands) {
         if (sub->parsed()) {
             return check_stdout(runner());
         }
     }
-    return 2;
+    return lockwatch::kExitUsage;
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <random>
+#include <set>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include "output/journald.h"
 #include "output/text.h"
 #include "journald_fixture.h"
+#include "version.h"
 
 namespace lockwatch::engine::testing {
 namespace {
@@ -48,7 +50,15 @@ TEST_F(Journald, OneEntryPerFindingWithStructuredFields) {
     int entries = static_cast<int>(found.size());
     nlohmann::json entry = found.empty() ? nlohmann::json() : found[0];
     ASSERT_EQ(entries, 1) << "the entry did not show up in journalctl";
-    EXPECT_EQ(entry["MESSAGE"], output::render_text(f));
+    // One line for journalctl's views and log shippers; the report apart.
+    EXPECT_EQ(entry["MESSAGE"],
+              "possible deadlock in io_submit_one: SOFTIRQ-safe -> SOFTIRQ-unsafe "
+              "(kioctx.ctx_lock -> pid.wait_pidfd.lock)");
+    EXPECT_EQ(entry["LOCKWATCH_REPORT"], output::render_text(f));
+    EXPECT_EQ(entry["MESSAGE_ID"], "f49a2bfbd86d4734a09e121b011b5a88");
+    EXPECT_EQ(entry["LOCKWATCH_VERSION"], LOCKWATCH_VERSION);
+    EXPECT_FALSE(entry.contains("CODE_FILE")) << entry["CODE_FILE"];
+    EXPECT_FALSE(entry.contains("CODE_FUNC")) << entry["CODE_FUNC"];
     EXPECT_EQ(entry["PRIORITY"], "4");
     EXPECT_EQ(entry["LOCKWATCH_KIND"], "irq_safe_to_unsafe");
     EXPECT_EQ(entry["LOCKWATCH_IRQ"], "softirq");
@@ -58,5 +68,69 @@ TEST_F(Journald, OneEntryPerFindingWithStructuredFields) {
     EXPECT_EQ(entry["LOCKWATCH_CHAIN"], "kioctx.ctx_lock -> pid.wait_pidfd.lock");
 }
 
+// MESSAGE: one line per kind, cut to its bound without splitting a character.
+TEST(JournalMessage, OneLinePerKindWithinItsBound) {
+    Finding f;
+    f.title = "possible deadlock in f";
+    f.irq_state = "HARDIRQ";
+    f.chain = {"a", "b", "a"};
+    f.kind = FindingKind::Circular;
+    EXPECT_EQ(output::journal_message(f),
+              "possible deadlock in f: circular locking dependency (a -> b -> a)");
+    f.kind = FindingKind::IrqInversion;
+    EXPECT_EQ(output::journal_message(f),
+              "possible deadlock in f: irq lock inversion, HARDIRQ (a -> b -> a)");
+    f.chain.clear();
+    LockRef x;
+    x.name = "x";
+    f.locks = {x};
+    f.kind = FindingKind::Recursive;
+    EXPECT_EQ(output::journal_message(f), "possible deadlock in f: recursive locking (x)");
+    f.kind = FindingKind::InconsistentState;
+    EXPECT_EQ(output::journal_message(f),
+              "possible deadlock in f: inconsistent HARDIRQ lock state (x)");
+    // The cut (at 508 bytes) falls inside an "é": the whole character goes.
+    x.name = std::string(464, 'n');
+    for (int i = 0; i < 50; ++i) {
+        x.name += "\xc3\xa9";
+    }
+    f.locks = {x};
+    std::string cut = output::journal_message(f);
+    EXPECT_LE(cut.size(), output::kMaxJournalMessageBytes);
+    EXPECT_EQ(cut.substr(cut.size() - 4), " ...");
+    EXPECT_EQ(cut.substr(cut.size() - 5, 1), "n") << "a character was split";
+    EXPECT_EQ(cut.find('\n'), std::string::npos);
+}
+
+// Every kind has its own MESSAGE_ID, and the catalog has an entry for each
+// that journalctl reads (journalctl --update-catalog into a scratch root).
+TEST(JournalCatalog, AnEntryForEveryKind) {
+    std::string catalog =
+        testsupport::run_capture("cat " LOCKWATCH_SOURCE_DIR "/packaging/lockwatch.catalog");
+    std::set<std::string> ids;
+    for (FindingKind k :
+         {FindingKind::IrqSafeToUnsafe, FindingKind::IrqInversion, FindingKind::InconsistentState,
+          FindingKind::Circular, FindingKind::Recursive}) {
+        std::string id(output::journal_message_id(k));
+        EXPECT_EQ(id.size(), 32u);
+        EXPECT_TRUE(ids.insert(id).second) << "two kinds share " << id;
+        EXPECT_NE(catalog.find("-- " + id + "\n"), std::string::npos) << id;
+    }
+    if (access("/usr/bin/journalctl", X_OK) != 0 && access("/bin/journalctl", X_OK) != 0) {
+        GTEST_SKIP() << "no journalctl to compile the catalog";
+    }
+    char tmpl[] = "/tmp/lockwatch-catalog-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    std::string root = tmpl;
+    std::string listed = testsupport::run_capture(
+        "mkdir -p " + root + "/usr/lib/systemd/catalog " + root + "/var/lib/systemd/catalog && " +
+        "cp " LOCKWATCH_SOURCE_DIR "/packaging/lockwatch.catalog " + root +
+        "/usr/lib/systemd/catalog/ && journalctl --root=" + root +
+        " --update-catalog 2>&1 && journalctl --root=" + root + " --list-catalog 2>&1; rm -rf " +
+        root);
+    for (const std::string &id : ids) {
+        EXPECT_NE(listed.find(id + " lockwatch: "), std::string::npos) << id << "\n" << listed;
+    }
+}
 }  // namespace
 }  // namespace lockwatch::engine::testing

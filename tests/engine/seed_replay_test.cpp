@@ -2,6 +2,7 @@
 // lockwatch must reach lockdep's verdicts (kind, locks, usage strings, title).
 #include <algorithm>
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include "engine/engine.h"
 #include "engine/trace.h"
 #include "engine_test_util.h"
+#include "output/host_info.h"
 #include "output/json.h"
 #include "output/text.h"
 
@@ -142,7 +144,42 @@ TEST(SeedReplay, Seed000AsJsonWithALinePrefix) {
     marked_sink.set_line_prefix("0123456789abcdef0123456789abcdef ");
     ASSERT_TRUE(plain_sink.write(findings[0]));
     ASSERT_TRUE(marked_sink.write(findings[0]));
-    EXPECT_EQ(marked.str(), "0123456789abcdef0123456789abcdef " + plain.str());
+    const std::string prefix = "0123456789abcdef0123456789abcdef ";
+    ASSERT_EQ(marked.str().substr(0, prefix.size()), prefix);
+    // The same line but for the time of writing.
+    auto without_time = [](const std::string &line) {
+        auto j = nlohmann::json::parse(line);
+        j.erase("wall_time");
+        return j;
+    };
+    EXPECT_EQ(without_time(marked.str().substr(prefix.size())), without_time(plain.str()));
+}
+
+// Who wrote a line and when; --json-brief leaves out the text and the paths.
+TEST(SeedReplay, Seed000AsJsonSaysWhoAndWhenAndHasABriefForm) {
+    auto findings = replay_trace_file("seed_000_softirq_safe_to_unsafe.jsonl");
+    ASSERT_EQ(findings.size(), 1u);
+    std::ostringstream full, brief;
+    output::JsonLinesSink full_sink(full, output::host_fields());
+    output::JsonLinesSink brief_sink(brief, output::host_fields(), true);
+    ASSERT_TRUE(full_sink.write(findings[0]));
+    ASSERT_TRUE(brief_sink.write(findings[0]));
+    auto j = nlohmann::json::parse(full.str());
+    EXPECT_TRUE(std::regex_match(j["wall_time"].get<std::string>(),
+                                 std::regex(R"(20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d\d\dZ)")))
+        << j["wall_time"];
+    EXPECT_EQ(j["hostname"], output::host_info().hostname);
+    EXPECT_TRUE(std::regex_match(j["boot_id"].get<std::string>(), std::regex("[0-9a-f]{32}")))
+        << j["boot_id"];
+    EXPECT_EQ(j["kernel_release"], output::host_info().kernel_release);
+    EXPECT_EQ(j["lockwatch_version"], output::host_info().version);
+    auto b = nlohmann::json::parse(brief.str());
+    EXPECT_FALSE(b.contains("text"));
+    EXPECT_FALSE(b.contains("paths"));
+    EXPECT_EQ(b["signature"], j["signature"]);
+    EXPECT_LT(brief.str().size() * 2, full.str().size()) << "brief is not much smaller";
+    timespec epoch_plus{86400 + 3661, 5000000};
+    EXPECT_EQ(output::format_wall_time(epoch_plus), "1970-01-02T01:01:01.005Z");
 }
 
 }  // namespace

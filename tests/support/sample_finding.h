@@ -16,6 +16,8 @@ inline engine::Finding sample_finding() {
     f.locks = {{"kioctx.ctx_lock", "..-.", nullptr, 0},
                {"pid.wait_pidfd.lock", "+.+.", nullptr, 0}};
     f.chain = {"kioctx.ctx_lock", "pid.wait_pidfd.lock"};
+    f.acquiring = f.locks[1];
+    f.holding = f.locks[0];
     f.task.pid = 65;
     f.task.set_comm("seed-repro");
     engine::Frame top;

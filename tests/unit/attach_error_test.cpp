@@ -33,7 +33,7 @@ TEST(AttachError, RootWithoutLockdownFileBlamesPolicy) {
 TEST(AttachError, NonRootIsToldToBeRoot) {
     TracingEnvironment env{.is_root = false, .lockdown = "none [integrity] confidentiality"};
     std::string msg = explain_tracing_failure("attach", EPERM, env);
-    EXPECT_NE(msg.find("needs root"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("lacks CAP_SYS_ADMIN"), std::string::npos) << msg;
 }
 
 TEST(AttachError, NoBtfIsUnsupported) {

@@ -1,5 +1,5 @@
 // open_output_file(): "-" is standard output, a file is created or
-// truncated, and a symbolic link in its place is refused; and the commands
+// appended to, and a symbolic link in its place is refused; and the commands
 // that write files a user names refuse one too.
 #include "output/output_file.h"
 #include "vm/vm_script.h"
@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -48,16 +49,32 @@ TEST_F(OutputFileTest, DashIsStandardOutputAndStaysOpen) {
     EXPECT_TRUE(error.empty());
 }
 
-TEST_F(OutputFileTest, TruncatesAnExistingFile) {
+// A restarted daemon keeps the findings of its earlier runs.
+TEST_F(OutputFileTest, AppendsToAnExistingFile) {
     fs::path p = dir_ / "findings.jsonl";
-    std::ofstream(p) << "an older, longer content\n";
+    std::ofstream(p) << "{\"earlier\":1}\n";
     std::string error;
     {
         OutputFile out = open_output_file(p, &error);
         ASSERT_TRUE(out) << error;
         std::fputs("{}\n", out.get());
     }
-    EXPECT_EQ(slurp(p), "{}\n");
+    EXPECT_EQ(slurp(p), "{\"earlier\":1}\n{}\n");
+}
+
+// Twice through `lockwatch replay --json`: both runs' lines are there.
+TEST_F(OutputFileTest, ReplayAppendsItsJsonLines) {
+    fs::path p = dir_ / "findings.jsonl";
+    const std::string cmd = std::string(LOCKWATCH_BINARY) +
+                            " replay --format none " LOCKWATCH_TRACE_DIR
+                            "/seed_000_softirq_safe_to_unsafe.jsonl --json '" +
+                            p.string() + "'";
+    for (int i = 0; i < 2; ++i) {
+        int rc = std::system(cmd.c_str());
+        EXPECT_EQ(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, 1) << "one finding";
+    }
+    std::string lines = slurp(p);
+    EXPECT_EQ(std::count(lines.begin(), lines.end(), '\n'), 2) << lines;
 }
 
 TEST_F(OutputFileTest, CreatesReadableByAll) {
@@ -117,7 +134,7 @@ TEST_F(OutputFileTest, CommandsRefuseALinkForTheirJsonFile) {
     const std::string refusal = "refusing to write " + link.string() + ": it is a symbolic link\n";
 
     EXPECT_EQ(run("replay " LOCKWATCH_TRACE_DIR "/seed_000_softirq_safe_to_unsafe.jsonl" + json),
-              1);
+              2);
     EXPECT_EQ(slurp(err), "lockwatch replay: " + refusal);
     // Refused before the kernel is even looked at.
     EXPECT_EQ(run("vm --kernel /nonexistent/bzImage --vmlinux none" + json + " -- true"), 2);
@@ -125,9 +142,9 @@ TEST_F(OutputFileTest, CommandsRefuseALinkForTheirJsonFile) {
     EXPECT_EQ(slurp(target), "precious\n") << "the link's target was touched";
 }
 
-// Every write is checked: a full disk is an error and a non-zero exit; a
-// reader that went away (`| head -1`) ends the command quietly, not by
-// SIGPIPE (which a shell reports as 141).
+// Every write is checked: a full disk is an error and exit 3; a reader that
+// went away (`| head -1`) ends the command quietly, not by SIGPIPE (which a
+// shell reports as 141), with the status of what it found (1: findings).
 TEST_F(OutputFileTest, FailedWritesAreErrorsAndAClosedPipeIsNot) {
     fs::path err = dir_ / "stderr";
     const std::string replay = std::string(LOCKWATCH_BINARY) +
@@ -140,7 +157,7 @@ TEST_F(OutputFileTest, FailedWritesAreErrorsAndAClosedPipeIsNot) {
     };
     for (const char *args :
          {" >/dev/full", " --format json >/dev/full", " --json /dev/full >/dev/null"}) {
-        EXPECT_EQ(run(replay + args), 1) << args;
+        EXPECT_EQ(run(replay + args), 3) << args;
         EXPECT_EQ(slurp(err), "lockwatch replay: write failed: No space left on device\n") << args;
     }
     // 400 ABBA findings, far more than a pipe holds: the reader is gone
@@ -158,7 +175,7 @@ TEST_F(OutputFileTest, FailedWritesAreErrorsAndAClosedPipeIsNot) {
     const std::string replay_many = std::string(LOCKWATCH_BINARY) + " replay " + many.string();
     EXPECT_EQ(run(replay_many + " | wc -l"), 0);
     for (const char *reader : {" | head -1 >/dev/null", " --format json | head -c 1 >/dev/null"}) {
-        EXPECT_EQ(run(replay_many + reader + "; exit ${PIPESTATUS[0]}"), 0) << reader;
+        EXPECT_EQ(run(replay_many + reader + "; exit ${PIPESTATUS[0]}"), 1) << reader;
         EXPECT_EQ(slurp(err), "") << reader;
     }
 }

@@ -77,10 +77,11 @@ class GuestHost : public ::testing::Test {
         return shell_quote(LOCKWATCH_SOURCE_DIR "/tools/vm/run-vm.sh") + " --accel tcg --kernel " +
                shell_quote((dir_ / "bzImage").string());
     }
-    std::string lockwatch_vm() const {
+    // json: where --json goes (default: findings.jsonl in the test's directory).
+    std::string lockwatch_vm(const std::string &json = "") const {
         return shell_quote(LOCKWATCH_BINARY) + " vm --vmlinux none --timeout 120 --kernel " +
                shell_quote((dir_ / "bzImage").string()) + " --json " +
-               shell_quote((dir_ / "findings.jsonl").string()) +
+               shell_quote(json.empty() ? (dir_ / "findings.jsonl").string() : json) +
                " --bin /bin/true --run-arg=--classes -- sh -c true";
     }
 
@@ -184,6 +185,72 @@ TEST_F(GuestHost, ForgedMarkersAndFindingsChangeNoExitStatus) {
         lockwatch_vm());
     EXPECT_EQ(r.exit_status, kVmExitNoFinding) << r.err;
     EXPECT_EQ(r.out, "") << "no finding";
+}
+
+// lockwatch vm's part of the exit-status contract (exit_status.h), one case
+// per status, with the guest's markers as fake-qemu.sh plays them.
+TEST_F(GuestHost, EveryExitStatusOfTheContract) {
+    const std::vector<std::string> start = {"C LOCKWATCH-VM-START"};
+    auto plan = [&](std::vector<std::string> lines) {
+        lines.insert(lines.begin(), start.begin(), start.end());
+        return lines;
+    };
+    EXPECT_EQ(run(plan({"C LOCKWATCH-VM-COMMAND-EXIT 0", "C LOCKWATCH-VM-TRACER-EXIT 0",
+                        "C LOCKWATCH-VM-EXIT 0"}),
+                  lockwatch_vm())
+                  .exit_status,
+              0);
+    EXPECT_EQ(run(plan({"C " + kFinding, "C LOCKWATCH-VM-COMMAND-EXIT 0",
+                        "C LOCKWATCH-VM-TRACER-EXIT 0", "C LOCKWATCH-VM-EXIT 0"}),
+                  lockwatch_vm())
+                  .exit_status,
+              1);
+    EXPECT_EQ(run(plan({"C LOCKWATCH-VM-COMMAND-EXIT 0", "C LOCKWATCH-VM-TRACER-EXIT 3",
+                        "C LOCKWATCH-VM-EXIT 0"}),
+                  lockwatch_vm())
+                  .exit_status,
+              3);
+    EXPECT_EQ(run(plan({"C LOCKWATCH-VM-COMMAND-EXIT 7", "C LOCKWATCH-VM-TRACER-EXIT 0",
+                        "C LOCKWATCH-VM-EXIT 0"}),
+                  lockwatch_vm())
+                  .exit_status,
+              4);
+    HostRun no_exit = run(plan({"R the guest hangs and qemu ends"}), lockwatch_vm());
+    EXPECT_EQ(no_exit.exit_status, 5) << no_exit.err;
+    HostRun usage = run({}, shell_quote(LOCKWATCH_BINARY) + " vm --timeout -1 -- true");
+    EXPECT_EQ(usage.exit_status, 2) << usage.err;
+    HostRun no_tools = run(
+        {}, "LOCKWATCH_TOOLS_DIR=" + shell_quote((dir_ / "none").string()) + " " + lockwatch_vm());
+    EXPECT_EQ(no_tools.exit_status, 3) << no_tools.err;
+    EXPECT_NE(no_tools.err.find("run-vm.sh: No such file or directory; reinstall lockwatch"),
+              std::string::npos)
+        << no_tools.err;
+}
+
+// --json -: standard output carries the JSON lines and nothing else; the
+// report's text goes to standard error.
+TEST_F(GuestHost, JsonOnStandardOutputAlone) {
+    HostRun r = run({"C LOCKWATCH-VM-START", "C " + kFinding, "C LOCKWATCH-VM-COMMAND-EXIT 0",
+                     "C LOCKWATCH-VM-TRACER-EXIT 0", "C LOCKWATCH-VM-EXIT 0"},
+                    lockwatch_vm("-"));
+    EXPECT_EQ(r.exit_status, 1) << r.err;
+    EXPECT_EQ(count(r.out, "\n"), 1u) << r.out;
+    nlohmann::json line = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(line.is_object()) << r.out;
+    EXPECT_EQ(line["kind"], "irq_safe_to_unsafe");
+    EXPECT_NE(r.err.find("WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"),
+              std::string::npos)
+        << r.err;
+    // The line a VM's finding makes, against the schema (docs/json-schema.json).
+    if (access("/usr/bin/python3", X_OK) == 0 &&
+        std::system("/usr/bin/python3 -c 'import jsonschema' 2>/dev/null") == 0) {
+        std::ofstream(dir_ / "vm.jsonl") << r.out;
+        std::string check = LOCKWATCH_SOURCE_DIR "/tools/check-json-schema.py " LOCKWATCH_SOURCE_DIR
+                                                 "/docs/json-schema.json " +
+                            shell_quote((dir_ / "vm.jsonl").string()) + " >" +
+                            shell_quote((dir_ / "check.txt").string());
+        EXPECT_EQ(std::system(check.c_str()), 0) << slurp(dir_ / "check.txt");
+    }
 }
 
 }  // namespace

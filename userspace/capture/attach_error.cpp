@@ -1,5 +1,7 @@
 #include "capture/attach_error.h"
 
+#include "capture/preflight.h"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,7 +21,7 @@ constexpr int kKernelENOTSUPP = 524;
 
 TracingEnvironment read_tracing_environment() {
     TracingEnvironment env;
-    env.is_root = geteuid() == 0;
+    env.is_root = can_load_bpf(effective_capabilities());  // capabilities, not the uid
     std::ifstream lockdown("/sys/kernel/security/lockdown");
     if (lockdown) {
         std::stringstream text;
@@ -59,7 +61,9 @@ std::string explain_tracing_failure(std::string_view what, int error,
             "this kernel has no BTF (/sys/kernel/btf/vmlinux), which fentry programs need; "
             "it is not supported";
     } else if ((error == EPERM || error == EACCES) && !env.is_root) {
-        why = "lockwatch needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)";
+        why =
+            "lockwatch lacks CAP_SYS_ADMIN: run it as root or give it CAP_SYS_ADMIN and "
+            "CAP_SYSLOG ('lockwatch check' lists what it needs)";
     } else if (error == EPERM || error == EACCES) {
         if (auto mode = active_lockdown_mode(env)) {
             why = fmt::format(

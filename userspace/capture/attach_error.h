@@ -9,6 +9,8 @@
 namespace lockwatch {
 
 struct TracingEnvironment {
+    // CAP_SYS_ADMIN in the effective set (can_load_bpf(); the name is older
+    // than the capability check).
     bool is_root = false;
     // Contents of /sys/kernel/security/lockdown, e.g. "none [integrity] confidentiality";
     // nullopt when the file does not exist.

@@ -13,7 +13,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "capture/preflight.h"
 #include "engine/finding_names.h"
+#include "output/host_info.h"
 #include "output/journald.h"
 #include "output/json.h"
 #include "output/output_file.h"
@@ -46,6 +48,13 @@ LiveRun::LiveRun(const RunOptions &options)
     : options_(options),
       engine_(
           engine::EngineOptions{.kernel_ident = kernel_release(), .nmi_graph = options.nmi_graph}) {
+    // What is known to fail is said before anything is loaded, by name.
+    if (auto failed = first_failure(preflight_rows(read_preflight_inputs()), options.backend)) {
+        throw std::runtime_error(fmt::format(
+            "cannot trace this kernel: {}: {}. 'lockwatch check' lists every requirement; "
+            "trace a test VM instead: lockwatch vm --kernel debian -- COMMAND",
+            failed->name, failed->detail));
+    }
     if (!options.vmlinux.empty()) {
         debuginfo_ = open_running_kernel_debuginfo(options.vmlinux);
     }
@@ -73,7 +82,9 @@ bool LiveRun::open_outputs() {
     // Lockdep-format text and every other report on stdout (stderr when JSON
     // takes stdout), JSON lines, journald.
     text_out_ = options_.json_out == "-" ? stderr : stdout;
-    sinks_.add(std::make_unique<output::TextSink>(text_out_));
+    if (options_.text) {
+        sinks_.add(std::make_unique<output::TextSink>(text_out_));
+    }
     if (!options_.json_out.empty()) {
         std::string error;
         json_file_ = output::open_output_file(options_.json_out, &error);
@@ -87,8 +98,10 @@ bool LiveRun::open_outputs() {
             // shares the guest's results port with the traced command).
             std::setvbuf(stdout, nullptr, _IONBF, 0);
         }
-        auto json = std::make_unique<output::JsonLinesSink>(json_file_.get());
+        auto json = std::make_unique<output::JsonLinesSink>(json_file_.get(), output::host_fields(),
+                                                            options_.json_brief);
         json->set_line_prefix(options_.json_line_prefix);
+        json_sink_ = json.get();
         sinks_.add(std::move(json));
     }
     if (options_.journal) {
@@ -188,7 +201,28 @@ void LiveRun::on_record(const lw_record &record) {
     }
 }
 
-void LiveRun::trace(const std::atomic<bool> &stop) {
+bool LiveRun::reopen_json() {
+    if (!json_sink_ || json_file_.get() == stdout) {
+        return true;
+    }
+    json_sink_->flush();
+    std::string error;
+    output::OutputFile reopened = output::open_output_file(options_.json_out, &error);
+    if (!reopened) {
+        fmt::print(stderr,
+                   "lockwatch: reopening --json after SIGHUP: {}; findings still go to "
+                   "the old file\n",
+                   error);
+        return false;
+    }
+    json_sink_->set_file(reopened.get());
+    json_file_ = std::move(reopened);  // closes the old one
+    fmt::print(text_out_, "lockwatch: reopened {} (SIGHUP)\n", options_.json_out);
+    std::fflush(text_out_);
+    return true;
+}
+
+void LiveRun::trace(const std::atomic<bool> &stop, std::atomic<bool> *reopen) {
     using clock = std::chrono::steady_clock;
     start_ = clock::now();
     auto next_tick = start_ + std::chrono::duration<double>(options_.interval_s);
@@ -197,6 +231,9 @@ void LiveRun::trace(const std::atomic<bool> &stop) {
     while (!stop) {
         if (options_.duration_s > 0 && seconds_since_start() >= options_.duration_s) {
             break;
+        }
+        if (reopen && reopen->exchange(false)) {
+            reopen_json();
         }
         auto until_tick =
             std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - clock::now());

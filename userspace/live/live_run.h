@@ -16,6 +16,7 @@
 #include "live/class_names.h"
 #include "engine/engine.h"
 #include "output/output_file.h"
+#include "output/json.h"
 #include "output/sink.h"
 #include "live/fact_decoder.h"
 #include "debuginfo/kernel_debuginfo.h"
@@ -36,6 +37,8 @@ struct RunOptions {
     // Starts every JSON line (lockwatch vm: the boot's token, tools/vm/README.md).
     std::string json_line_prefix;
     bool journal = false;
+    bool text = true;         // findings as lockdep's text (--no-text: JSON and journal only)
+    bool json_brief = false;  // --json-brief: JSON lines without "text" and "paths"
     bool list_classes = false;
     bool alloc_sites = true;  // see CaptureOptions
     std::string ready_file;   // created once every hook is attached
@@ -59,14 +62,21 @@ class LiveRun {
     bool open_outputs();
     // The kernel, backend, coverage and focus lines; creates --ready-file.
     void announce() const;
-    // Reads records until --duration, SIGINT/SIGTERM or SIGUSR1 (`stop`).
-    void trace(const std::atomic<bool> &stop);
+    // Reads records until --duration, SIGINT/SIGTERM or SIGUSR1 (`stop`);
+    // reopens --json FILE whenever `reopen` is set (SIGHUP), and clears it.
+    void trace(const std::atomic<bool> &stop, std::atomic<bool> *reopen = nullptr);
+    // --json FILE closed and opened again (appending): after logrotate moved
+    // it. False, said on stderr, when it cannot be; findings keep going to
+    // the other outputs then.
+    bool reopen_json();
     // The per-function table, losses, costs and graph size (and --classes).
     void print_summary() const;
     // Detaches and prints how long it took; returns the exit status.
     int detach(bool stopped_by_signal);
     // Findings a sink could not write (each said so on stderr).
     std::uint64_t sink_failures() const { return sinks_.failures(); }
+    // Findings reported so far.
+    std::uint64_t findings() const { return findings_; }
     // Leaves every program attached until killed (a VM powering off next).
     [[noreturn]] void stay_attached();
 
@@ -95,6 +105,7 @@ class LiveRun {
     std::FILE *text_out_ = stdout;
     output::MultiSink sinks_;
     output::OutputFile json_file_;
+    output::JsonLinesSink *json_sink_ = nullptr;  // in sinks_, for reopen_json()
 
     std::vector<DecodedRecord> decoded_;
     std::vector<engine::EdgeFact> edges_seen_;  // for --classes

@@ -1,7 +1,9 @@
 // Findings to the systemd journal, one entry each.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/finding.h"
@@ -9,12 +11,25 @@
 
 namespace lockwatch::output {
 
-// One journal entry per finding: MESSAGE is the text (text.h), PRIORITY
-// warning (4), and structured fields LOCKWATCH_KIND, LOCKWATCH_IRQ,
+// The longest MESSAGE: one line that journalctl's views show whole.
+inline constexpr std::size_t kMaxJournalMessageBytes = 512;
+
+// The MESSAGE_ID of a kind's entries (32 hex digits), each explained in
+// packaging/lockwatch.catalog.
+std::string_view journal_message_id(engine::FindingKind kind);
+// MESSAGE: one line, the title, the kind and the locks, e.g.
+// "possible deadlock in io_submit_one: SOFTIRQ-safe -> SOFTIRQ-unsafe
+// (kioctx.ctx_lock -> pid.wait_pidfd.lock)", at most kMaxJournalMessageBytes.
+std::string journal_message(const engine::Finding &finding);
+
+// One journal entry per finding: MESSAGE (journal_message()), MESSAGE_ID,
+// PRIORITY warning (4), the whole report (text.h) in LOCKWATCH_REPORT,
+// LOCKWATCH_VERSION, and structured fields LOCKWATCH_KIND, LOCKWATCH_IRQ,
 // LOCKWATCH_TITLE, LOCKWATCH_SIGNATURE, LOCKWATCH_LOCKS, LOCKWATCH_CHAIN,
 // LOCKWATCH_TASK, LOCKWATCH_PID, LOCKWATCH_CPU, LOCKWATCH_TIME_NS,
 // LOCKWATCH_HARDIRQ_STATE_INFERRED, so that
-// `journalctl LOCKWATCH_KIND=irq_safe_to_unsafe` finds them.
+// `journalctl LOCKWATCH_KIND=irq_safe_to_unsafe` finds them. No CODE_FILE,
+// CODE_LINE or CODE_FUNC.
 class JournaldSink : public Sink {
   public:
     // extra_fields: more "KEY=value" fields for every entry.

@@ -1,5 +1,6 @@
 #include "output/json.h"
 
+#include "output/host_info.h"
 #include "output/text.h"
 
 namespace lockwatch::output {
@@ -186,8 +187,15 @@ json finding_to_json(const Finding &f) {
     return j;
 }
 
+json brief_json(json full) {
+    full.erase("text");
+    full.erase("paths");
+    return full;
+}
+
 bool JsonLinesSink::write(const Finding &f) {
-    json j = finding_to_json(f);
+    json j = brief_ ? brief_json(finding_to_json(f)) : finding_to_json(f);
+    j["wall_time"] = wall_time_now();
     j.update(extra_);
     // One string: on an unbuffered stream (lockwatch run --json -) that is
     // one write(), which a tty shared with other writers keeps whole. Invalid

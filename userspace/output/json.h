@@ -39,14 +39,22 @@ std::optional<engine::Finding> finding_from_json(const nlohmann::json &j,
                                                  std::string *error = nullptr,
                                                  const JsonReadLimits &limits = {});
 
-// One JSON object per line.
+// The brief form (--json-brief): the finding without "text" and "paths",
+// the two parts that make a line tens of KB.
+nlohmann::json brief_json(nlohmann::json full);
+
+// One JSON object per line, each with "wall_time" (when it was written,
+// host_info.h) and the fields of `extra`.
 class JsonLinesSink : public StreamSink {
   public:
-    // extra: more fields for every line (`lockwatch vm` adds "vm_kernel").
-    explicit JsonLinesSink(std::ostream &out, nlohmann::json extra = nlohmann::json::object())
-        : StreamSink(out), extra_(std::move(extra)) {}
-    explicit JsonLinesSink(std::FILE *file, nlohmann::json extra = nlohmann::json::object())
-        : StreamSink(file), extra_(std::move(extra)) {}
+    // extra: more fields for every line (host_fields(); `lockwatch vm` adds
+    // "vm_kernel"). brief: brief_json() lines.
+    explicit JsonLinesSink(std::ostream &out, nlohmann::json extra = nlohmann::json::object(),
+                           bool brief = false)
+        : StreamSink(out), extra_(std::move(extra)), brief_(brief) {}
+    explicit JsonLinesSink(std::FILE *file, nlohmann::json extra = nlohmann::json::object(),
+                           bool brief = false)
+        : StreamSink(file), extra_(std::move(extra)), brief_(brief) {}
     bool write(const engine::Finding &finding) override;
     // Written before every line's JSON: `lockwatch vm` marks its guest's
     // own lines with the boot's token this way.
@@ -54,6 +62,7 @@ class JsonLinesSink : public StreamSink {
 
   private:
     nlohmann::json extra_;
+    bool brief_ = false;
     std::string prefix_;
 };
 

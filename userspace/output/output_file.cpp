@@ -21,7 +21,7 @@ OutputFile open_output_file(const std::string &path, std::string *error) {
     if (path == "-") {
         return OutputFile(stdout);
     }
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         const int open_errno = errno;
         struct stat st {};
@@ -32,7 +32,7 @@ OutputFile open_output_file(const std::string &path, std::string *error) {
         }
         return nullptr;
     }
-    std::FILE *file = ::fdopen(fd, "w");
+    std::FILE *file = ::fdopen(fd, "a");
     if (!file) {
         *error = fmt::format("cannot write {}: {}", path, std::strerror(errno));
         ::close(fd);

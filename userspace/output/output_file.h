@@ -1,6 +1,7 @@
 // The file a command writes findings to (--json FILE). lockwatch runs as
-// root, often in world-writable directories: it creates or truncates the
-// file itself and never follows a symbolic link planted in its place.
+// root, often in world-writable directories: it creates the file itself or
+// appends to it (a restarted daemon keeps the findings of its earlier runs),
+// and never follows a symbolic link planted in its place.
 #pragma once
 
 #include <cstdio>
@@ -15,8 +16,8 @@ struct OutputFileCloser {
 };
 using OutputFile = std::unique_ptr<std::FILE, OutputFileCloser>;
 
-// Standard output for "-"; else PATH opened for writing (created with mode
-// 0644, or truncated), close-on-exec. Null when it cannot be, and then
+// Standard output for "-"; else PATH opened for appending (created with
+// mode 0644 if missing), close-on-exec. Null when it cannot be, and then
 // *error is one line: "refusing to write PATH: it is a symbolic link",
 // "cannot write PATH: Permission denied", ...
 OutputFile open_output_file(const std::string &path, std::string *error);

@@ -41,6 +41,8 @@ class Sink {
 class StreamSink : public Sink {
   public:
     bool flush() override;
+    // From now on, write to `file` (a FILE sink's output reopened: SIGHUP).
+    void set_file(std::FILE *file) { file_ = file; }
 
   protected:
     explicit StreamSink(std::ostream &out) : out_(&out) {}

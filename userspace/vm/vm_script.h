@@ -22,16 +22,18 @@
 #include <vector>
 
 #include "engine/finding.h"
+#include "exit_status.h"
 #include "output/json.h"
 
 namespace lockwatch {
 
-inline constexpr int kVmExitNoFinding = 0;
-inline constexpr int kVmExitFindings = 1;
-inline constexpr int kVmExitUsage = 2;
-inline constexpr int kVmExitTracerFailed = 3;
-inline constexpr int kVmExitCommandFailed = 4;
-inline constexpr int kVmExitVmFailed = 5;
+// lockwatch vm's statuses: the contract of every command (exit_status.h).
+inline constexpr int kVmExitNoFinding = kExitNoFinding;
+inline constexpr int kVmExitFindings = kExitFindings;
+inline constexpr int kVmExitUsage = kExitUsage;
+inline constexpr int kVmExitTracerFailed = kExitCannotTrace;
+inline constexpr int kVmExitCommandFailed = kExitCommandFailed;
+inline constexpr int kVmExitVmFailed = kExitVmFailed;
 
 // The longest line taken from a guest, either channel. lockwatch's largest
 // lines are findings with every stack and dependency path: the seed bug's
