@@ -93,7 +93,8 @@ size_t plan(hook_floor_bpf *skel, lockwatch::Backend backend) {
 int main(int argc, char **argv) {
     Options options;
     if (!parse(argc, argv, options)) {
-        fmt::print(stderr, "usage: hook-floor [--backend auto|fentry|kprobe] [--ready-file FILE]\n");
+        fmt::print(stderr,
+                   "usage: hook-floor [--backend auto|fentry|kprobe] [--ready-file FILE]\n");
         return 2;
     }
     hook_floor_bpf *skel = hook_floor_bpf__open();
