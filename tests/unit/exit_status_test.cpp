@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "temp_dir.h"
 #include "vm/vm_script.h"
 
 namespace lockwatch {
@@ -28,19 +29,7 @@ struct Ran {
 
 class ExitStatus : public ::testing::Test {
   protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/lockwatch-exit-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-
-    static std::string slurp(const fs::path &p) {
-        std::ifstream in(p, std::ios::binary);
-        std::stringstream s;
-        s << in.rdbuf();
-        return s.str();
-    }
+    static std::string slurp(const fs::path &p) { return test_support::read_file(p); }
     // `lockwatch ARGS`, run by sh, with `prefix` before it (env, setpriv).
     Ran lockwatch(const std::string &args, const std::string &prefix = "") {
         std::string cmd = prefix + shell_quote(LOCKWATCH_BINARY) + " " + args + " >" +
@@ -57,7 +46,8 @@ class ExitStatus : public ::testing::Test {
                    : "";
     }
 
-    fs::path dir_;
+    test_support::TempDir tmp_{"exit"};
+    const fs::path dir_ = tmp_.path();
     const std::string seed_trace = LOCKWATCH_TRACE_DIR "/seed_000_softirq_safe_to_unsafe.jsonl";
 };
 

@@ -18,6 +18,8 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir.h"
+
 #include "debuginfo/kernel_debuginfo.h"
 
 namespace lockwatch {
@@ -67,14 +69,9 @@ std::vector<unsigned char> make_bzimage(const std::vector<unsigned char> &payloa
 class KernelImageTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/lockwatch-kimage-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
         fixture_id_ = KernelDebugInfo::open(DEBUGINFO_FIXTURE)->build_id();
         ASSERT_EQ(fixture_id_.size(), 40u);
     }
-    void TearDown() override { fs::remove_all(dir_); }
-
     // The fixture compressed by `compress` (reading stdin, writing stdout)
     // inside a bzImage at `image`; false when that compressor is missing.
     bool bzimage_of_fixture(const std::string &compress, const fs::path &image) {
@@ -88,7 +85,8 @@ class KernelImageTest : public ::testing::Test {
         return true;
     }
 
-    fs::path dir_;
+    test_support::TempDir tmp_{"kimage"};
+    const fs::path dir_ = tmp_.path();
     std::string fixture_id_;
 };
 

@@ -2,6 +2,7 @@
 // appended to, and a symbolic link in its place is refused; and the commands
 // that write files a user names refuse one too.
 #include "output/output_file.h"
+#include "temp_dir.h"
 #include "vm/vm_script.h"
 
 #include <sys/stat.h>
@@ -24,19 +25,9 @@ namespace fs = std::filesystem;
 
 class OutputFileTest : public ::testing::Test {
   protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/lockwatch-output-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-    }
-    void TearDown() override { fs::remove_all(dir_); }
-    std::string slurp(const fs::path &p) {
-        std::ifstream in(p);
-        std::stringstream s;
-        s << in.rdbuf();
-        return s.str();
-    }
-    fs::path dir_;
+    static std::string slurp(const fs::path &p) { return lockwatch::test_support::read_file(p); }
+    lockwatch::test_support::TempDir tmp_{"output"};
+    const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(OutputFileTest, DashIsStandardOutputAndStaysOpen) {

@@ -17,6 +17,8 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -25,10 +27,7 @@ constexpr const char *kVersion = "6.1.0-99-cloud-amd64";
 constexpr uid_t kNobody = 65534;
 
 std::string slurp(const fs::path &p) {
-    std::ifstream in(p);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
+    return lockwatch::test_support::read_file(p);
 }
 
 void spit(const fs::path &p, const std::string &text,
@@ -69,9 +68,6 @@ echo 'kernel/drivers/fake.ko:' >"$base/lib/modules/$1/modules.dep"
 class ScriptSafety : public ::testing::Test {
   protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/lockwatch-scripts-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
         cache_ = dir_ / "cache";
         victim_ = dir_ / "victim";
         spit(victim_, "precious\n");
@@ -84,7 +80,6 @@ class ScriptSafety : public ::testing::Test {
     void TearDown() override {
         // A test may have given the cache away.
         [[maybe_unused]] int rc = ::chown(cache_.c_str(), ::geteuid(), ::getegid());
-        fs::remove_all(dir_);
     }
 
     // `cmd` run by bash in the scratch directory with the stand-ins first in
@@ -156,7 +151,9 @@ class ScriptSafety : public ::testing::Test {
         return !s.empty() && s.find('\n') == s.size() - 1;
     }
 
-    fs::path dir_, cache_, victim_;
+    lockwatch::test_support::TempDir tmp_{"scripts"};
+    const fs::path dir_ = tmp_.path();
+    fs::path cache_, victim_;
     std::string fake_sha_ = std::string(64, '0');
 };
 

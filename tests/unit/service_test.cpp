@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir.h"
 #include "vm/vm_script.h"
 
 namespace lockwatch {
@@ -28,9 +29,6 @@ namespace fs = std::filesystem;
 class NotifySocket : public ::testing::Test {
   protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/lockwatch-notify-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
         path_ = (dir_ / "notify").string();
         fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         ASSERT_GE(fd_, 0);
@@ -43,7 +41,6 @@ class NotifySocket : public ::testing::Test {
     void TearDown() override {
         unsetenv("NOTIFY_SOCKET");
         close(fd_);
-        fs::remove_all(dir_);
     }
     // Every datagram that has arrived, in order.
     std::vector<std::string> received() {
@@ -56,7 +53,8 @@ class NotifySocket : public ::testing::Test {
         return out;
     }
 
-    fs::path dir_;
+    test_support::TempDir tmp_{"notify"};
+    const fs::path dir_ = tmp_.path();
     std::string path_;
     int fd_ = -1;
 };
@@ -95,16 +93,7 @@ TEST_F(NotifySocket, ARefusedRunSaysWhyAndIsNeverReady) {
 }
 
 std::string slurp(const fs::path &p) {
-    std::string text;
-    if (FILE *f = fopen(p.c_str(), "r")) {
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-            text.append(buf, n);
-        }
-        fclose(f);
-    }
-    return text;
+    return test_support::read_file(p);
 }
 
 // The unit as cmake --install writes it, checked by systemd's own parser
@@ -115,9 +104,8 @@ TEST(Unit, SystemdAnalyzeVerifiesIt) {
     if (access("/usr/bin/systemd-analyze", X_OK) != 0) {
         GTEST_SKIP() << "no systemd-analyze";
     }
-    char tmpl[] = "/tmp/lockwatch-unit-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    fs::path dir = tmpl;
+    test_support::TempDir tmp("unit");
+    const fs::path &dir = tmp.path();
     std::string install = "DESTDIR=" + shell_quote((dir / "root").string()) + " cmake --install " +
                           shell_quote(LOCKWATCH_BUILD_DIR) + " --prefix /usr >" +
                           shell_quote((dir / "install.log").string()) + " 2>&1";
@@ -144,7 +132,6 @@ TEST(Unit, SystemdAnalyzeVerifiesIt) {
     std::system(verify.c_str());
     EXPECT_NE(slurp(dir / "verify.log").find("ProtectSystm"), std::string::npos)
         << "verify does not look at the options";
-    fs::remove_all(dir);
 }
 
 }  // namespace

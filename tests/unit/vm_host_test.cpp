@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include "temp_dir.h"
+
 #include "output/json.h"
 #include "sample_finding.h"
 #include "vm/vm_script.h"
@@ -29,10 +31,7 @@ struct HostRun {
 };
 
 std::string slurp(const fs::path &path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
+    return lockwatch::test_support::read_file(path);
 }
 
 std::size_t count(const std::string &text, const std::string &what) {
@@ -45,13 +44,7 @@ std::size_t count(const std::string &text, const std::string &what) {
 
 class GuestHost : public ::testing::Test {
   protected:
-    void SetUp() override {
-        char tmpl[] = "/tmp/lockwatch-hosttest-XXXXXX";
-        ASSERT_NE(mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
-        std::ofstream(dir_ / "bzImage") << "not a kernel";
-    }
-    void TearDown() override { fs::remove_all(dir_); }
+    void SetUp() override { std::ofstream(dir_ / "bzImage") << "not a kernel"; }
 
     // Runs `command` (a shell command line) with fake-qemu.sh playing `plan`.
     HostRun run(const std::vector<std::string> &plan, const std::string &command) {
@@ -85,7 +78,8 @@ class GuestHost : public ::testing::Test {
                " --bin /bin/true --run-arg=--classes -- sh -c true";
     }
 
-    fs::path dir_;
+    lockwatch::test_support::TempDir tmp_{"hosttest"};
+    const fs::path dir_ = tmp_.path();
 };
 
 const std::string kFinding = output::finding_to_json(sample_finding()).dump();
