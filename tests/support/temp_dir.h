@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
@@ -44,5 +45,19 @@ class TempDir {
   private:
     std::filesystem::path path_;
 };
+
+// A shell command's exit status and what it wrote to each stream.
+struct ShellRun {
+    int status = -1;
+    std::string out, err;
+};
+
+// Runs `command` with std::system (sh), its stdout and stderr in the files
+// `out` and `err` of `dir`, and reads them back.
+inline ShellRun run_shell(const std::string &command, const std::filesystem::path &dir) {
+    std::string out = (dir / "out").string(), err = (dir / "err").string();
+    int rc = std::system((command + " >'" + out + "' 2>'" + err + "'").c_str());
+    return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, read_file(out), read_file(err)};
+}
 
 }  // namespace lockwatch::test_support

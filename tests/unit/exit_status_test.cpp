@@ -22,21 +22,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Ran {
-    int status = -1;
-    std::string out, err;
-};
+using Ran = test_support::ShellRun;
 
 class ExitStatus : public ::testing::Test {
   protected:
     static std::string slurp(const fs::path &p) { return test_support::read_file(p); }
     // `lockwatch ARGS`, run by sh, with `prefix` before it (env, setpriv).
     Ran lockwatch(const std::string &args, const std::string &prefix = "") {
-        std::string cmd = prefix + shell_quote(LOCKWATCH_BINARY) + " " + args + " >" +
-                          shell_quote((dir_ / "out").string()) + " 2>" +
-                          shell_quote((dir_ / "err").string()) + " </dev/null";
-        int rc = std::system(cmd.c_str());
-        return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(dir_ / "out"), slurp(dir_ / "err")};
+        return test_support::run_shell(
+            prefix + shell_quote(LOCKWATCH_BINARY) + " " + args + " </dev/null", dir_);
     }
     // A process with no capability at all, as root or not: setpriv(1)
     // clears the bounding set before lockwatch is executed.

@@ -41,10 +41,7 @@ unsigned mode_of(const fs::path &p) {
     return ::lstat(p.c_str(), &st) == 0 ? (st.st_mode & 07777) : ~0u;
 }
 
-struct ScriptRun {
-    int status = -1;
-    std::string out, err;
-};
+using ScriptRun = lockwatch::test_support::ShellRun;
 
 // Stand-ins for the Debian tools fetch-kernel.sh runs. apt-get download
 // copies $FAKE_DEB and logs the call; apt-cache answers with $FAKE_SHA.
@@ -89,14 +86,8 @@ class ScriptSafety : public ::testing::Test {
             "cd '" + dir_.string() + "' && export PATH='" + (dir_ / "bin").string() +
             "':$PATH LOCKWATCH_CACHE='" + cache_.string() + "' FAKE_LOG='" +
             (dir_ / "apt.log").string() + "' FAKE_DEB='" + (dir_ / "fake.deb").string() +
-            "' FAKE_VERSION=" + kVersion + " FAKE_SHA=" + fake_sha_ + " && { " + cmd + "; } >'" +
-            (dir_ / "out").string() + "' 2>'" + (dir_ / "err").string() + "'";
-        int rc = std::system(("bash -c " + quote(script)).c_str());
-        ScriptRun r;
-        r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-        r.out = slurp(dir_ / "out");
-        r.err = slurp(dir_ / "err");
-        return r;
+            "' FAKE_VERSION=" + kVersion + " FAKE_SHA=" + fake_sha_ + " && { " + cmd + "; }";
+        return lockwatch::test_support::run_shell("bash -c " + quote(script), dir_);
     }
     static std::string quote(const std::string &s) {
         std::string q = "'";

@@ -25,10 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct HostRun {
-    int exit_status = -1;
-    std::string out, err;
-};
+using HostRun = lockwatch::test_support::ShellRun;
 
 std::string slurp(const fs::path &path) {
     return lockwatch::test_support::read_file(path);
@@ -56,14 +53,8 @@ class GuestHost : public ::testing::Test {
         std::string cmd =
             "LOCKWATCH_QEMU=" + shell_quote(LOCKWATCH_SOURCE_DIR "/tests/unit/fake-qemu.sh") +
             " FAKE_GUEST_PLAN=" + shell_quote((dir_ / "plan").string()) +
-            " TMPDIR=" + shell_quote(dir_.string()) + " " + command + " >" +
-            shell_quote((dir_ / "out").string()) + " 2>" + shell_quote((dir_ / "err").string());
-        HostRun r;
-        int status = std::system(cmd.c_str());
-        r.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        r.out = slurp(dir_ / "out");
-        r.err = slurp(dir_ / "err");
-        return r;
+            " TMPDIR=" + shell_quote(dir_.string()) + " " + command;
+        return lockwatch::test_support::run_shell(cmd, dir_);
     }
 
     std::string run_vm_sh() const {
@@ -97,7 +88,7 @@ TEST_F(GuestHost, RunVmTakesTheExitStatusOnlyWithTheToken) {
             "C LOCKWATCH-VM-EXIT 3",
         },
         run_vm_sh() + " -- true");
-    EXPECT_EQ(r.exit_status, 3) << r.err;
+    EXPECT_EQ(r.status, 3) << r.err;
     EXPECT_EQ(r.out, "LOCKWATCH-VM-EXIT 7\nhello\n") << "the guest's output, as it was";
     EXPECT_NE(r.err.find("rejected 2 lines of the control port (the first: 'LOCKWATCH-VM-EXIT 9')"),
               std::string::npos)
@@ -137,7 +128,7 @@ TEST_F(GuestHost, LockwatchVmTakesFindingsOnlyFromTheControlPort) {
             "C LOCKWATCH-VM-EXIT 0",
         },
         lockwatch_vm());
-    EXPECT_EQ(r.exit_status, kVmExitFindings) << r.err.substr(0, 4000);
+    EXPECT_EQ(r.status, kVmExitFindings) << r.err.substr(0, 4000);
     EXPECT_EQ(count(r.out, "WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"), 1u)
         << r.out;
     EXPECT_EQ(count(slurp(dir_ / "findings.jsonl"), "\n"), 1u);
@@ -177,7 +168,7 @@ TEST_F(GuestHost, ForgedMarkersAndFindingsChangeNoExitStatus) {
             "C LOCKWATCH-VM-EXIT 0",
         },
         lockwatch_vm());
-    EXPECT_EQ(r.exit_status, kVmExitNoFinding) << r.err;
+    EXPECT_EQ(r.status, kVmExitNoFinding) << r.err;
     EXPECT_EQ(r.out, "") << "no finding";
 }
 
@@ -192,30 +183,30 @@ TEST_F(GuestHost, EveryExitStatusOfTheContract) {
     EXPECT_EQ(run(plan({"C LOCKWATCH-VM-COMMAND-EXIT 0", "C LOCKWATCH-VM-TRACER-EXIT 0",
                         "C LOCKWATCH-VM-EXIT 0"}),
                   lockwatch_vm())
-                  .exit_status,
+                  .status,
               0);
     EXPECT_EQ(run(plan({"C " + kFinding, "C LOCKWATCH-VM-COMMAND-EXIT 0",
                         "C LOCKWATCH-VM-TRACER-EXIT 0", "C LOCKWATCH-VM-EXIT 0"}),
                   lockwatch_vm())
-                  .exit_status,
+                  .status,
               1);
     EXPECT_EQ(run(plan({"C LOCKWATCH-VM-COMMAND-EXIT 0", "C LOCKWATCH-VM-TRACER-EXIT 3",
                         "C LOCKWATCH-VM-EXIT 0"}),
                   lockwatch_vm())
-                  .exit_status,
+                  .status,
               3);
     EXPECT_EQ(run(plan({"C LOCKWATCH-VM-COMMAND-EXIT 7", "C LOCKWATCH-VM-TRACER-EXIT 0",
                         "C LOCKWATCH-VM-EXIT 0"}),
                   lockwatch_vm())
-                  .exit_status,
+                  .status,
               4);
     HostRun no_exit = run(plan({"R the guest hangs and qemu ends"}), lockwatch_vm());
-    EXPECT_EQ(no_exit.exit_status, 5) << no_exit.err;
+    EXPECT_EQ(no_exit.status, 5) << no_exit.err;
     HostRun usage = run({}, shell_quote(LOCKWATCH_BINARY) + " vm --timeout -1 -- true");
-    EXPECT_EQ(usage.exit_status, 2) << usage.err;
+    EXPECT_EQ(usage.status, 2) << usage.err;
     HostRun no_tools = run(
         {}, "LOCKWATCH_TOOLS_DIR=" + shell_quote((dir_ / "none").string()) + " " + lockwatch_vm());
-    EXPECT_EQ(no_tools.exit_status, 3) << no_tools.err;
+    EXPECT_EQ(no_tools.status, 3) << no_tools.err;
     EXPECT_NE(no_tools.err.find("run-vm.sh: No such file or directory; reinstall lockwatch"),
               std::string::npos)
         << no_tools.err;
@@ -227,7 +218,7 @@ TEST_F(GuestHost, JsonOnStandardOutputAlone) {
     HostRun r = run({"C LOCKWATCH-VM-START", "C " + kFinding, "C LOCKWATCH-VM-COMMAND-EXIT 0",
                      "C LOCKWATCH-VM-TRACER-EXIT 0", "C LOCKWATCH-VM-EXIT 0"},
                     lockwatch_vm("-"));
-    EXPECT_EQ(r.exit_status, 1) << r.err;
+    EXPECT_EQ(r.status, 1) << r.err;
     EXPECT_EQ(count(r.out, "\n"), 1u) << r.out;
     nlohmann::json line = nlohmann::json::parse(r.out, nullptr, false);
     ASSERT_TRUE(line.is_object()) << r.out;
