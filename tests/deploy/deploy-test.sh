@@ -88,14 +88,18 @@ inside dpkg -i /lwtest/lockwatch.deb >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg
 version=$(inside lockwatch --version) || fail "lockwatch --version"
 echo "$version"
 [[ $version == "lockwatch "* ]] || fail "lockwatch --version said '$version'"
-inside lockwatch vm --help | grep -q "Boot a test VM" || fail "lockwatch vm --help"
+# grep -q stops reading at the first match; under pipefail the writer's
+# SIGPIPE would fail the pipeline, so each output is read whole first.
+vm_help=$(inside lockwatch vm --help)
+grep -q "Boot a test VM" <<<"$vm_help" || fail "lockwatch vm --help"
 inside man -w lockwatch >/dev/null 2>&1 || inside test -f /usr/share/man/man8/lockwatch.8 || fail "no man page"
 # The VM scripts are found beside the install: a missing kernel is the VM's
 # failure (5), not missing tools (3).
 out=$(inside lockwatch vm --kernel /nonexistent/bzImage --vmlinux none -- true 2>&1); rc=$?
 [[ $rc == 5 ]] || fail "lockwatch vm without a kernel exited $rc: $out"
 grep -q 'reinstall lockwatch' <<<"$out" && fail "the installed lockwatch did not find its tools: $out"
-inside journalctl --list-catalog 2>/dev/null | grep -q '^f49a2bfbd86d4734a09e121b011b5a88 lockwatch' ||
+catalog=$(inside journalctl --list-catalog 2>/dev/null)
+grep -q '^f49a2bfbd86d4734a09e121b011b5a88 lockwatch' <<<"$catalog" ||
     fail "the catalog entries are not in the journal's catalog"
 
 echo "== systemctl start lockwatch"
@@ -111,7 +115,8 @@ if [[ $can_trace == 0 ]]; then
     [[ $(show StatusText) == tracing ]] || fail "no READY=1 with STATUS=tracing"
     inside systemctl stop lockwatch.service || fail "systemctl stop"
     [[ $(show Result) == success ]] || fail "stopped with Result=$(show Result)"
-    inside journalctl -u lockwatch.service --no-pager | grep -q 'detached' || fail "no detach in the journal"
+    journal=$(inside journalctl -u lockwatch.service --no-pager)
+    grep -q 'detached' <<<"$journal" || fail "no detach in the journal"
 else
     [[ $start_rc != 0 ]] || fail "a kernel lockwatch cannot trace, and systemctl start succeeded"
     [[ $(show ExecMainStatus) == 3 ]] || fail "exit status $(show ExecMainStatus), not 3"
