@@ -175,12 +175,11 @@ void Engine::process(const Event &event) {
 
 void Engine::add_class(const ClassFact &fact) {
     ++stats_.events;
-    auto it = class_by_id_.find(fact.id);
-    if (it != class_by_id_.end()) {
+    if (std::uint32_t known = find_class_index(fact.id); known != kNoClass) {
         // A re-announced class (the BPF class cache was evicted): keep the
         // graph, take the newer name only if the first was a placeholder.
-        if (classes_[it->second].name.empty()) {
-            classes_[it->second].name = fact.name;
+        if (classes_[known].name.empty()) {
+            classes_[known].name = fact.name;
         }
         return;
     }
@@ -207,11 +206,12 @@ std::uint32_t Engine::class_index(ClassId id, bool *created) {
         *created = false;
     }
     if (classes_.size() >= options_.max_classes) {
-        const std::uint32_t *known = find_class_index(id);
-        stats_.classes_over_limit += !known;
-        return known ? *known : kNoClass;
+        const std::uint32_t known = find_class_index(id);
+        stats_.classes_over_limit += known == kNoClass;
+        return known;
     }
-    auto [it, inserted] = class_by_id_.try_emplace(id, static_cast<std::uint32_t>(classes_.size()));
+    auto [idx, inserted] =
+        class_by_id_.try_emplace(id, static_cast<std::uint32_t>(classes_.size()));
     if (created) {
         *created = inserted;
     }
@@ -220,38 +220,37 @@ std::uint32_t Engine::class_index(ClassId id, bool *created) {
         c.id = id;
         c.topo = static_cast<std::uint32_t>(topo_order_.size());
         classes_.push_back(std::move(c));
-        topo_order_.push_back(it->second);
+        topo_order_.push_back(idx);
     }
-    return it->second;
+    return idx;
 }
 
-const std::uint32_t *Engine::find_class_index(ClassId id) const {
-    auto it = class_by_id_.find(id);
-    return it == class_by_id_.end() ? nullptr : &it->second;
+std::uint32_t Engine::find_class_index(ClassId id) const {
+    return class_by_id_.find(id);
 }
 
 std::optional<std::string> Engine::class_name(ClassId id) const {
-    const std::uint32_t *idx = find_class_index(id);
-    if (!idx) {
+    const std::uint32_t idx = find_class_index(id);
+    if (idx == kNoClass) {
         return std::nullopt;
     }
-    return report_class_name(classes_[*idx].name, classes_[*idx].id);
+    return report_class_name(classes_[idx].name, classes_[idx].id);
 }
 
 std::string Engine::usage_string(ClassId id) const {
-    const std::uint32_t *idx = find_class_index(id);
-    return idx ? usage_chars(classes_[*idx].usage_mask) : std::string();
+    const std::uint32_t idx = find_class_index(id);
+    return idx != kNoClass ? usage_chars(classes_[idx].usage_mask) : std::string();
 }
 
 bool Engine::has_usage(ClassId id, UsageBit bit) const {
-    const std::uint32_t *idx = find_class_index(id);
-    return idx && (classes_[*idx].usage_mask & lock_flag(bit));
+    const std::uint32_t idx = find_class_index(id);
+    return idx != kNoClass && (classes_[idx].usage_mask & lock_flag(bit));
 }
 
 bool Engine::has_edge(ClassId prev, ClassId next) const {
-    const std::uint32_t *p = find_class_index(prev);
-    const std::uint32_t *n = find_class_index(next);
-    return p && n && edge_by_pair_.count(edge_key(*p, *n));
+    const std::uint32_t p = find_class_index(prev);
+    const std::uint32_t n = find_class_index(next);
+    return p != kNoClass && n != kNoClass && edge_by_pair_.find(edge_key(p, n)) != IndexMap::kNone;
 }
 
 std::size_t Engine::held_depth(std::uint32_t cpu, Context ctx) const {
@@ -270,13 +269,7 @@ std::size_t Engine::graph_bytes() const {
     b += edges_.capacity() * sizeof(Edge);
     b += usage_records_.capacity() * sizeof(UsageRecord);
     b += topo_order_.capacity() * sizeof(std::uint32_t);
-    // unordered_map: one node (key, value, next pointer, cached hash) per
-    // entry plus the bucket array.
-    b += class_by_id_.size() * (sizeof(void *) * 2 + sizeof(ClassId) + sizeof(std::uint32_t)) +
-         class_by_id_.bucket_count() * sizeof(void *);
-    b += edge_by_pair_.size() *
-             (sizeof(void *) * 2 + sizeof(std::uint64_t) + sizeof(std::uint32_t)) +
-         edge_by_pair_.bucket_count() * sizeof(void *);
+    b += class_by_id_.bytes() + edge_by_pair_.bytes();
     return b;
 }
 
@@ -375,9 +368,9 @@ void Engine::validate_chain(const HeldLock &next, const AcquireEvent &ev, Acquir
     // trylocked ones above the newest non-trylock, in this context only.
     const auto &held = cpu.held[ctx];
     for (auto it = held.rbegin(); it != held.rend(); ++it) {
-        auto found = edge_by_pair_.find(edge_key(it->cls, next.cls));
+        const std::uint32_t found = edge_by_pair_.find(edge_key(it->cls, next.cls));
         std::uint8_t dep = calc_dep(it->read, next.read);
-        if (found == edge_by_pair_.end() || !(edges_[found->second].dep & dep)) {
+        if (found == IndexMap::kNone || !(edges_[found].dep & dep)) {
             check_prev_add(*it, next, check.with_held(), ev.cpu, ev.time_ns);
         }
         if (!it->trylock) {
@@ -534,9 +527,9 @@ void Engine::add_edge(const EdgeFact &fact) {
     if (p == kNoClass || n == kNoClass) {
         return;
     }
-    auto found = edge_by_pair_.find(edge_key(p, n));
+    const std::uint32_t found = edge_by_pair_.find(edge_key(p, n));
     std::uint8_t dep = calc_dep(fact.prev_read, fact.next_read);
-    if (found != edge_by_pair_.end() && (edges_[found->second].dep & dep)) {
+    if (found != IndexMap::kNone && (edges_[found].dep & dep)) {
         return;
     }
     HeldLock prev;
@@ -706,8 +699,8 @@ void Engine::check_prev_add(const HeldLock &prev, const HeldLock &next, const Or
     const std::uint32_t p = prev.cls;
     const std::uint32_t n = next.cls;
     const std::uint8_t dep = calc_dep(prev.read, next.read);
-    auto found = edge_by_pair_.find(edge_key(p, n));
-    const bool is_new = found == edge_by_pair_.end();
+    const std::uint32_t found = edge_by_pair_.find(edge_key(p, n));
+    const bool is_new = found == IndexMap::kNone;
     if (is_new && edges_.size() >= options_.max_edges) {
         ++stats_.edges_over_limit;  // neither kept nor checked
         return;
@@ -742,7 +735,7 @@ void Engine::check_prev_add(const HeldLock &prev, const HeldLock &next, const Or
         e.task = origin.task;
         std::uint32_t id = static_cast<std::uint32_t>(edges_.size());
         edges_.push_back(e);
-        edge_by_pair_.emplace(edge_key(p, n), id);
+        edge_by_pair_.try_emplace(edge_key(p, n), id);
         classes_[p].after.push_back(id);
         classes_[n].before.push_back(id);
         ++stats_.edges;
@@ -752,7 +745,7 @@ void Engine::check_prev_add(const HeldLock &prev, const HeldLock &next, const Or
         propagate_fwd(p, classes_[n].fwd_mask);
         propagate_bwd(n, classes_[p].bwd_mask);
     } else {
-        edges_[found->second].dep |= dep;
+        edges_[found].dep |= dep;
     }
 }
 

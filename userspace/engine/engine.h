@@ -25,6 +25,7 @@
 
 #include "engine/events.h"
 #include "engine/finding.h"
+#include "engine/index_map.h"
 #include "engine/stack_table.h"
 
 namespace lockwatch::engine {
@@ -57,7 +58,6 @@ struct EngineOptions {
     // Distinct findings kept (and their signatures, for deduplication).
     std::size_t max_findings = 4096;
 };
-
 
 struct EngineStats {
     std::uint64_t events = 0;
@@ -210,9 +210,9 @@ class Engine {
 
     // The class's index, created on first sight; kNoClass (counted) when
     // max_classes are already known.
-    static constexpr std::uint32_t kNoClass = UINT32_MAX;
+    static constexpr std::uint32_t kNoClass = IndexMap::kNone;
     std::uint32_t class_index(ClassId id, bool *created = nullptr);
-    const std::uint32_t *find_class_index(ClassId id) const;
+    std::uint32_t find_class_index(ClassId id) const;  // kNoClass if unknown
     bool mark_lock(std::uint32_t cls, UsageBit bit, std::uint8_t read, const UsageRecord &rec,
                    const Origin &origin, const HeldLock *this_lock);
     void mark_lock_irq(std::uint32_t cls, UsageBit bit, std::uint8_t read, const Origin &origin,
@@ -250,9 +250,9 @@ class Engine {
     FindingHandler handler_;
     StackTable stacks_;
     std::vector<LockClass> classes_;
-    std::unordered_map<ClassId, std::uint32_t> class_by_id_;
+    IndexMap class_by_id_;
     std::vector<Edge> edges_;
-    std::unordered_map<std::uint64_t, std::uint32_t> edge_by_pair_;
+    IndexMap edge_by_pair_;  // edge_key(prev, next) -> edge
     std::vector<UsageRecord> usage_records_;
     std::vector<CpuState> cpus_;
     std::vector<Finding> findings_;
