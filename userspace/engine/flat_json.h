@@ -3,10 +3,11 @@
 // lockwatch writes (read_flat_object()) or from nlohmann::json's DOM
 // (read_dom_object()), which reads everything else.
 //
-// Why two readers: through the DOM alone a 110-byte acquire record cost
-// about 5 us (a std::map node and a heap string per member; perf on
-// bench/engine_bench BM_TraceReplay: the DOM's parser, allocations and
-// frees were most of the time). The flat reader makes no allocation and
+// Why two readers: through the DOM alone a 110-byte record cost about
+// 2.4 us of CPU (bench/engine_bench BM_TraceReplay: 27.6 s for 10 M events,
+// the engine's share under 4 s; perf: the DOM's parser, its std::map node
+// and heap string per member and their frees were most of it); read flat,
+// about 0.3 us. The flat reader makes no allocation and
 // accepts only what it can read exactly like the DOM does; on anything
 // else (an escape, a non-ASCII byte, a float, a negative number, a nested
 // object, any syntax error) it refuses and the DOM decides, so values and
