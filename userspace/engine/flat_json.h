@@ -14,8 +14,6 @@
 // error messages are the DOM's. fuzz/trace_fuzz.cpp checks that both agree.
 #pragma once
 
-#include <array>
-#include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -42,9 +40,6 @@ class FlatObject {
 
     // A new member, Null until its value is set.
     FlatValue &add(std::string_view key) {
-        const std::size_t b = bucket(key);
-        next_.push_back(head_[b]);
-        head_[b] = static_cast<std::uint32_t>(members_.size() + 1);
         // Built in place: perf showed the copy of a FlatValue made aside
         // stalling on its byte-wide stores.
         Member &m = members_.emplace_back();
@@ -54,36 +49,25 @@ class FlatObject {
     void clear() {
         members_.clear();
         elements.clear();
-        next_.clear();
-        head_.fill(0);
     }
     // The member named key; the last one if the key repeats (the DOM keeps
-    // the last too). nullptr if none. A record's fields are looked up a dozen
-    // times each: by scanning, comparing the keys was a sixth of reading a
-    // trace (perf); a bucket by length and end bytes is one compare.
+    // the last too). nullptr if none. A scan: records have a dozen members,
+    // and an index by key made reading a trace no cheaper (callgrind).
     const FlatValue *find(std::string_view key) const {
-        for (std::uint32_t i = head_[bucket(key)]; i; i = next_[i - 1]) {
-            if (members_[i - 1].key == key) {
-                return &members_[i - 1].value;
+        for (auto it = members_.rbegin(); it != members_.rend(); ++it) {
+            if (it->key == key) {
+                return &it->value;
             }
         }
         return nullptr;
     }
 
   private:
-    static constexpr std::size_t kBuckets = 32;
-    static std::size_t bucket(std::string_view key) {
-        const auto front = key.empty() ? 0u : static_cast<unsigned char>(key.front());
-        const auto back = key.empty() ? 0u : static_cast<unsigned char>(key.back());
-        return (key.size() * 7 + front + 3 * back) % kBuckets;
-    }
     struct Member {
         std::string_view key;
         FlatValue value;
     };
-    std::vector<Member> members_;                 // in order
-    std::array<std::uint32_t, kBuckets> head_{};  // 1 + the newest member of a bucket; 0: none
-    std::vector<std::uint32_t> next_;             // 1 + the member before it in its bucket
+    std::vector<Member> members_;  // in order
 };
 
 // One JSON object, nothing after it but whitespace, whose values are
