@@ -8,10 +8,13 @@
 //     BPF records decoded into events).
 //   BM_TraceReplay: the same workload as JSON-lines trace text, parsed and
 //     replayed (the `lockwatch replay` path), streamed so the text is never
-//     held in memory.
+//     held in memory. Writing the text is not timed: the writer builds a
+//     nlohmann::json DOM per record and costs more than reading it.
 // Counters: events per second, bytes per class and bytes per edge measured
-// from the allocator (mallinfo2) around the phases that add classes and edges.
+// from the allocator (mallinfo2) around the phases that add classes and edges,
+// and the process's peak resident set so far (peak_rss_mb).
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <cstdint>
 #include <istream>
@@ -137,6 +140,12 @@ class Workload {
     std::uint32_t pending_release_ = 0;
 };
 
+double peak_rss_mb() {
+    struct rusage ru {};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB
+}
+
 // Small blocks (uordblks) and mmapped large ones (hblkhd, e.g. the edge vector).
 std::size_t heap_in_use() {
     struct mallinfo2 mi = mallinfo2();
@@ -185,6 +194,7 @@ void report(benchmark::State &state, const Engine &eng, std::size_t class_bytes,
     state.counters["bytes_per_edge"] =
         eng.edge_count() ? static_cast<double>(edge_bytes) / eng.edge_count() : 0.0;
     state.counters["graph_bytes_accounted"] = static_cast<double>(eng.graph_bytes());
+    state.counters["peak_rss_mb"] = peak_rss_mb();
 }
 
 void BM_EngineReplay(benchmark::State &state) {
@@ -218,7 +228,7 @@ BENCHMARK(BM_EngineReplay)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime
 // Streams the workload as trace text: header, classes, stacks, events.
 class TraceStreamBuf : public std::streambuf {
   public:
-    TraceStreamBuf() {
+    explicit TraceStreamBuf(benchmark::State &state) : state_(state) {
         pending_ = trace_header_line() + "\n";
         for (std::uint32_t c = 0; c < kClasses; ++c) {
             pending_ +=
@@ -243,6 +253,7 @@ class TraceStreamBuf : public std::streambuf {
         if (gptr() < egptr()) {
             return traits_type::to_int_type(*gptr());
         }
+        state_.PauseTiming();
         pending_.clear();
         Event ev;
         while (pending_.size() < 64 * 1024 && w_.next(&ev)) {
@@ -250,6 +261,7 @@ class TraceStreamBuf : public std::streambuf {
             pending_ += '\n';
             ++events_;
         }
+        state_.ResumeTiming();
         if (pending_.empty()) {
             return traits_type::eof();
         }
@@ -259,6 +271,7 @@ class TraceStreamBuf : public std::streambuf {
     }
 
   private:
+    benchmark::State &state_;
     Workload w_;
     std::string pending_;
     std::uint64_t events_ = 0;
@@ -267,7 +280,9 @@ class TraceStreamBuf : public std::streambuf {
 
 void BM_TraceReplay(benchmark::State &state) {
     for (auto _ : state) {
-        TraceStreamBuf buf;
+        state.PauseTiming();
+        TraceStreamBuf buf(state);  // the header, classes and stacks
+        state.ResumeTiming();
         std::istream in(&buf);
         Engine eng(bench_options());
         TraceReader reader(in);
@@ -283,6 +298,7 @@ void BM_TraceReplay(benchmark::State &state) {
             benchmark::Counter(static_cast<double>(buf.events()), benchmark::Counter::kIsRate);
         state.counters["trace_bytes"] = static_cast<double>(buf.bytes());
         state.counters["findings"] = static_cast<double>(eng.findings().size());
+        state.counters["peak_rss_mb"] = peak_rss_mb();
     }
 }
 BENCHMARK(BM_TraceReplay)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();

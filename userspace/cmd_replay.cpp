@@ -7,6 +7,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -84,7 +85,17 @@ int replay(const ReplayOptions &opts) {
     std::ifstream file;
     std::istream *in = &std::cin;
     std::string source = opts.file == "-" ? std::string("<stdin>") : opts.file;
-    if (opts.file != "-") {
+    // The trace reader takes what the stream has buffered. Standard input
+    // kept in step with stdio has no buffer of its own and gave one byte a
+    // call: ten times the CPU time of the same trace from a file. A file's
+    // default 8 KiB buffer meant 27,000 read() calls for a 220 MB trace.
+    std::vector<char> file_buffer;
+    if (opts.file == "-") {
+        std::ios::sync_with_stdio(false);  // nothing here uses C++ streams for output
+    } else {
+        file_buffer.resize(std::size_t{1} << 20);
+        file.rdbuf()->pubsetbuf(file_buffer.data(),
+                                static_cast<std::streamsize>(file_buffer.size()));
         file.open(opts.file, std::ios::binary);
         if (!file) {
             std::fprintf(stderr, "lockwatch replay: cannot open %s: %s\n", opts.file.c_str(),

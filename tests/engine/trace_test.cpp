@@ -1,6 +1,7 @@
 // The trace format: round trips, and one clear error with a position for
 // every kind of bad input.
 #include <sstream>
+#include <string_view>
 
 #include <gtest/gtest.h>
 
@@ -212,6 +213,79 @@ TEST(Trace, OverlongLineIsAnError) {
     std::string err = read_all_error(big);
     EXPECT_NE(err.find("t.jsonl:2:"), std::string::npos);
     EXPECT_NE(err.find("longer than"), std::string::npos);
+}
+
+// A line of exactly the bound reads; one byte more is the error, at the
+// column past the bound, wherever the stream's chunks end.
+TEST(Trace, LineBoundIsExact) {
+    const std::string prefix = "{\"t\":\"class\",\"id\":1,\"name\":\"";
+    const std::string suffix = "\"}";
+    const std::size_t fill = kTraceMaxLineBytes - prefix.size() - suffix.size();
+    EXPECT_EQ(read_all_error(kHeader + prefix + std::string(fill, 'a') + suffix + "\n"),
+              "t.jsonl:2: field \"name\": longer than 1024 characters");
+    EXPECT_EQ(read_all_error(kHeader + prefix + std::string(fill + 1, 'a') + suffix + "\n"),
+              "t.jsonl:2:" + std::to_string(kTraceMaxLineBytes + 1) + ": line longer than " +
+                  std::to_string(kTraceMaxLineBytes) + " bytes");
+}
+
+// Records go through a reader of the flat shape lockwatch writes, and
+// through nlohmann::json's DOM when they have anything else. Both must give
+// the same event or the same error, for the shapes on either side of the
+// line between them.
+TEST(Trace, RecordReaderAgreesWithTheDom) {
+    constexpr char kNulInside[] = "{\"t\":\"release\",\"cpu\":1,\"lock\":16}\0 x";
+    const std::string_view lines[] = {
+        R"({"t":"acquire","cpu":1,"lock":16,"class":2,"flags":["irq","read"],"stack":3})",
+        R"( { "t" : "release" , "cpu" : 1 , "lock" : "0x10" , "ctx" : "softirq" } )",
+        "{\"t\":\"release\",\t\"cpu\":1,\r\"lock\":16}",
+        R"({"t":"class","id":18446744073709551615,"name":"a.b"})",
+        R"({"t":"class","id":18446744073709551616,"name":"a.b"})",
+        R"({"t":"class","id":1,"name":"esc\"aped\u00e9"})",
+        "{\"t\":\"class\",\"id\":1,\"name\":\"caf\xc3\xa9\"}",
+        "{\"t\":\"class\",\"id\":1,\"name\":\"bad\xc3\"}",
+        "{\"t\":\"class\",\"id\":1,\"name\":\"ctl\x01\"}",
+        R"({"t":"class","id":1,"name":"del)"
+        "\x7f"
+        R"("})",
+        R"({"t":"class","id":1,"id":2,"name":"dup","name":"last"})",
+        R"({"t":"class","id":1,"name":"x","t":"release","cpu":0,"lock":1})",
+        R"({"t":"class","id":-0,"name":"x"})",
+        R"({"t":"class","id":-1,"name":"x"})",
+        R"({"t":"class","id":01,"name":"x"})",
+        R"({"t":"class","id":1.0,"name":"x"})",
+        R"({"t":"class","id":1e2,"name":"x"})",
+        R"({"t":"class","id":1,"name":null})",
+        R"({"t":"class","id":1,"name":"x","extra":{"a":[1,{}]}})",
+        R"({"t":"acquire","cpu":1,"lock":1,"class":1,"pid":2147483648})",
+        R"({"t":"acquire","cpu":1,"lock":1,"class":1,"pid":-5})",
+        R"({"t":"acquire","cpu":1,"lock":1,"class":1,"flags":[]})",
+        R"({"t":"acquire","cpu":1,"lock":1,"class":1,"flags":["irq",1]})",
+        R"({"t":"acquire","cpu":1,"lock":1,"class":1,"flags":[["irq"]]})",
+        R"({"t":"acquire","cpu":1,"lock":1,"class":1,"hardirqs_enabled":tru})",
+        R"({"t":"acquire","cpu":1,"lock":1,"class":1,"hardirqs_enabled":truex})",
+        R"({"t":"acquire","cpu":1,"lock":1,"class":1,"hardirqs_enabled":false,})",
+        R"({"t":"stack","id":2,"frames":["f+0x1/0x2 a.c:3",{"sym":"g","off":"0x4"}]})",
+        R"({"t":"stack","id":2,"frames":["f+0x1/0x2 a.c:3","(unknown) [elsewhere]"]})",
+        R"({"t":"stack","id":2,"frames":[3]})",
+        R"({"t":"usage","class":1,"bit":"USED_IN_HARDIRQ","read":2})",
+        R"({"t":"edge","prev":1,"next":2,"ctx":"hardirq","next_read":2} x)",
+        std::string_view(kNulInside, sizeof kNulInside - 1),
+        "{}",
+        "[]",
+        "{\"t\":\"irqs_on\",\"cpu\":1,\"hardirqs_enabled\":true}",
+        "{\"t\":\"irqs_on\",\"cpu\":1,\"hardirqs_enabled\":true",
+    };
+    for (std::string_view line : lines) {
+        std::optional<TraceError> error;
+        std::optional<TraceError> reference_error;
+        auto ev = parse_trace_record(line, 7, &error);
+        auto reference = parse_trace_record_reference(line, 7, &reference_error);
+        EXPECT_EQ(ev, reference) << line;
+        ASSERT_EQ(error.has_value(), reference_error.has_value()) << line;
+        if (error) {
+            EXPECT_EQ(error->format("x"), reference_error->format("x")) << line;
+        }
+    }
 }
 
 }  // namespace

@@ -175,12 +175,11 @@ void Engine::process(const Event &event) {
 
 void Engine::add_class(const ClassFact &fact) {
     ++stats_.events;
-    auto it = class_by_id_.find(fact.id);
-    if (it != class_by_id_.end()) {
+    if (std::uint32_t known = find_class_index(fact.id); known != kNoClass) {
         // A re-announced class (the BPF class cache was evicted): keep the
         // graph, take the newer name only if the first was a placeholder.
-        if (classes_[it->second].name.empty()) {
-            classes_[it->second].name = fact.name;
+        if (classes_[known].name.empty()) {
+            classes_[known].name = fact.name;
         }
         return;
     }
@@ -207,11 +206,12 @@ std::uint32_t Engine::class_index(ClassId id, bool *created) {
         *created = false;
     }
     if (classes_.size() >= options_.max_classes) {
-        const std::uint32_t *known = find_class_index(id);
-        stats_.classes_over_limit += !known;
-        return known ? *known : kNoClass;
+        const std::uint32_t known = find_class_index(id);
+        stats_.classes_over_limit += known == kNoClass;
+        return known;
     }
-    auto [it, inserted] = class_by_id_.try_emplace(id, static_cast<std::uint32_t>(classes_.size()));
+    auto [idx, inserted] =
+        class_by_id_.try_emplace(id, static_cast<std::uint32_t>(classes_.size()));
     if (created) {
         *created = inserted;
     }
@@ -220,38 +220,38 @@ std::uint32_t Engine::class_index(ClassId id, bool *created) {
         c.id = id;
         c.topo = static_cast<std::uint32_t>(topo_order_.size());
         classes_.push_back(std::move(c));
-        topo_order_.push_back(it->second);
+        usage_.push_back(0);
+        topo_order_.push_back(idx);
     }
-    return it->second;
+    return idx;
 }
 
-const std::uint32_t *Engine::find_class_index(ClassId id) const {
-    auto it = class_by_id_.find(id);
-    return it == class_by_id_.end() ? nullptr : &it->second;
+std::uint32_t Engine::find_class_index(ClassId id) const {
+    return class_by_id_.find(id);
 }
 
 std::optional<std::string> Engine::class_name(ClassId id) const {
-    const std::uint32_t *idx = find_class_index(id);
-    if (!idx) {
+    const std::uint32_t idx = find_class_index(id);
+    if (idx == kNoClass) {
         return std::nullopt;
     }
-    return report_class_name(classes_[*idx].name, classes_[*idx].id);
+    return report_class_name(classes_[idx].name, classes_[idx].id);
 }
 
 std::string Engine::usage_string(ClassId id) const {
-    const std::uint32_t *idx = find_class_index(id);
-    return idx ? usage_chars(classes_[*idx].usage_mask) : std::string();
+    const std::uint32_t idx = find_class_index(id);
+    return idx != kNoClass ? usage_chars(usage_[idx]) : std::string();
 }
 
 bool Engine::has_usage(ClassId id, UsageBit bit) const {
-    const std::uint32_t *idx = find_class_index(id);
-    return idx && (classes_[*idx].usage_mask & lock_flag(bit));
+    const std::uint32_t idx = find_class_index(id);
+    return idx != kNoClass && (usage_[idx] & lock_flag(bit));
 }
 
 bool Engine::has_edge(ClassId prev, ClassId next) const {
-    const std::uint32_t *p = find_class_index(prev);
-    const std::uint32_t *n = find_class_index(next);
-    return p && n && edge_by_pair_.count(edge_key(*p, *n));
+    const std::uint32_t p = find_class_index(prev);
+    const std::uint32_t n = find_class_index(next);
+    return p != kNoClass && n != kNoClass && edge_by_pair_.find(edge_key(p, n)) != IndexMap::kNone;
 }
 
 std::size_t Engine::held_depth(std::uint32_t cpu, Context ctx) const {
@@ -267,16 +267,11 @@ std::size_t Engine::graph_bytes() const {
         b += c.name.capacity() > 15 ? c.name.capacity() + 1 : 0;
         b += (c.after.capacity() + c.before.capacity()) * sizeof(std::uint32_t);
     }
-    b += edges_.capacity() * sizeof(Edge);
+    b += usage_.capacity() * sizeof(std::uint16_t);
+    b += edges_.capacity() * sizeof(Edge) + edge_dep_.capacity();
     b += usage_records_.capacity() * sizeof(UsageRecord);
     b += topo_order_.capacity() * sizeof(std::uint32_t);
-    // unordered_map: one node (key, value, next pointer, cached hash) per
-    // entry plus the bucket array.
-    b += class_by_id_.size() * (sizeof(void *) * 2 + sizeof(ClassId) + sizeof(std::uint32_t)) +
-         class_by_id_.bucket_count() * sizeof(void *);
-    b += edge_by_pair_.size() *
-             (sizeof(void *) * 2 + sizeof(std::uint64_t) + sizeof(std::uint32_t)) +
-         edge_by_pair_.bucket_count() * sizeof(void *);
+    b += class_by_id_.bytes() + edge_by_pair_.bytes();
     return b;
 }
 
@@ -349,12 +344,14 @@ void Engine::mark_usage(const HeldLock &next, const AcquireEvent &ev, AcquireChe
     const unsigned mask =
         lw_usage_mask(flags, static_cast<unsigned>(ev.context), check.origin.flags.hardirqs_enabled,
                       check.origin.flags.softirqs_enabled);
+    if (!(mask & ~usage_[next.cls])) {
+        return;  // nothing new: the steady state
+    }
     const UsageRecord rec{ev.stack, ev.task, ev.cpu, ev.time_ns, ev.hardirq_state_inferred};
     for (unsigned i = 0; i < LW_USAGE_BITS; ++i) {
         const auto bit = static_cast<UsageBit>(lw_usage_bit_at(i));
-        if (!(mask & (1u << static_cast<unsigned>(bit))) ||
-            (classes_[next.cls].usage_mask & lock_flag(bit))) {
-            continue;  // not set by this acquire, or nothing new (the fast path)
+        if (!(mask & (1u << static_cast<unsigned>(bit))) || (usage_[next.cls] & lock_flag(bit))) {
+            continue;  // not set by this acquire, or not new
         }
         mark_lock(next.cls, bit, next.read, rec, check.with_held(), &next);
     }
@@ -375,10 +372,10 @@ void Engine::validate_chain(const HeldLock &next, const AcquireEvent &ev, Acquir
     // trylocked ones above the newest non-trylock, in this context only.
     const auto &held = cpu.held[ctx];
     for (auto it = held.rbegin(); it != held.rend(); ++it) {
-        auto found = edge_by_pair_.find(edge_key(it->cls, next.cls));
+        const std::uint32_t found = edge_by_pair_.find(edge_key(it->cls, next.cls));
         std::uint8_t dep = calc_dep(it->read, next.read);
-        if (found == edge_by_pair_.end() || !(edges_[found->second].dep & dep)) {
-            check_prev_add(*it, next, check.with_held(), ev.cpu, ev.time_ns);
+        if ((found == IndexMap::kNone || !(edge_dep_[found] & dep)) && !refuse_new_edge(found)) {
+            check_prev_add(*it, next, found, check.with_held(), ev.cpu, ev.time_ns);
         }
         if (!it->trylock) {
             break;
@@ -503,7 +500,7 @@ void Engine::add_usage(const UsageFact &fact) {
     if (created) {
         ++stats_.unknown_classes;
     }
-    if (cls == kNoClass || classes_[cls].usage_mask & lock_flag(fact.bit)) {
+    if (cls == kNoClass || usage_[cls] & lock_flag(fact.bit)) {
         return;
     }
     int bit = static_cast<int>(fact.bit);
@@ -534,9 +531,9 @@ void Engine::add_edge(const EdgeFact &fact) {
     if (p == kNoClass || n == kNoClass) {
         return;
     }
-    auto found = edge_by_pair_.find(edge_key(p, n));
+    const std::uint32_t found = edge_by_pair_.find(edge_key(p, n));
     std::uint8_t dep = calc_dep(fact.prev_read, fact.next_read);
-    if (found != edge_by_pair_.end() && (edges_[found->second].dep & dep)) {
+    if (found != IndexMap::kNone && (edge_dep_[found] & dep)) {
         return;
     }
     HeldLock prev;
@@ -566,7 +563,9 @@ void Engine::add_edge(const EdgeFact &fact) {
             return;
         }
     }
-    check_prev_add(prev, next, origin, fact.cpu, fact.time_ns);
+    if (!refuse_new_edge(found)) {
+        check_prev_add(prev, next, found, origin, fact.cpu, fact.time_ns);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -575,14 +574,14 @@ void Engine::add_edge(const EdgeFact &fact) {
 // O(1) for a bit the class has; a new irq bit runs mark_lock_irq().
 bool Engine::mark_lock(std::uint32_t cls, UsageBit bit, std::uint8_t read, const UsageRecord &rec,
                        const Origin &origin, const HeldLock *this_lock) {
-    LockClass &c = classes_[cls];
     const std::uint16_t f = lock_flag(bit);
-    if (c.usage_mask & f) {
+    if (usage_[cls] & f) {
         return false;
     }
-    c.usage_mask |= f;
+    usage_[cls] |= f;
     usage_records_.push_back(rec);
-    c.usage_rec[static_cast<int>(bit)] = static_cast<std::uint32_t>(usage_records_.size());
+    classes_[cls].usage_rec[static_cast<int>(bit)] =
+        static_cast<std::uint32_t>(usage_records_.size());
     ++stats_.usages;
     if (static_cast<int>(bit) < kNumIrqUsageBits) {
         propagate_fwd(cls, static_cast<std::uint8_t>(f));
@@ -622,11 +621,11 @@ void Engine::mark_lock_irq(std::uint32_t cls, UsageBit new_bit_e, std::uint8_t r
         fill_common(f, origin);
         emit(std::move(f));
     };
-    if (classes_[cls].usage_mask & lock_flag(excl_bit)) {
+    if (usage_[cls] & lock_flag(excl_bit)) {
         usage_bug(excl_bit);
         return;
     }
-    if (!is_read && (classes_[cls].usage_mask & lock_flag(excl_bit + kUsageReadMask))) {
+    if (!is_read && (usage_[cls] & lock_flag(excl_bit + kUsageReadMask))) {
         usage_bug(excl_bit + kUsageReadMask);
         return;
     }
@@ -639,7 +638,7 @@ void Engine::mark_lock_irq(std::uint32_t cls, UsageBit new_bit_e, std::uint8_t r
     }
     const bool root_only_xr = dir ? read != 0 : read == 2;
     auto match = [&](const BfsEntry &e) {
-        std::uint16_t usage = classes_[e.cls].usage_mask;
+        std::uint16_t usage = usage_[e.cls];
         if (e.only_xr) {
             usage &= kLockfIrq;
         }
@@ -651,7 +650,7 @@ void Engine::mark_lock_irq(std::uint32_t cls, UsageBit new_bit_e, std::uint8_t r
     }
     const std::uint32_t other = bfs_nodes_[target].cls;
     const int other_bit =
-        (classes_[other].usage_mask & lock_flag(excl_bit)) ? excl_bit : excl_bit + kUsageReadMask;
+        (usage_[other] & lock_flag(excl_bit)) ? excl_bit : excl_bit + kUsageReadMask;
 
     Finding f;
     f.kind = FindingKind::IrqInversion;
@@ -698,20 +697,23 @@ void Engine::mark_lock_irq(std::uint32_t cls, UsageBit new_bit_e, std::uint8_t r
 // ---------------------------------------------------------------------------
 // Dependencies: check_prev_add().
 
+bool Engine::refuse_new_edge(std::uint32_t found) {
+    if (found != IndexMap::kNone || edges_.size() < options_.max_edges) {
+        return false;
+    }
+    ++stats_.edges_over_limit;  // neither kept nor checked
+    return true;
+}
+
 // O(1) for a known dependency; a new one costs topo_insert(), at most one
 // bfs() each for check_noncircular() and check_irq_usage(), and the mask
 // propagation: O(max_classes + max_edges) in all.
-void Engine::check_prev_add(const HeldLock &prev, const HeldLock &next, const Origin &origin,
-                            std::uint32_t cpu, std::uint64_t time_ns) {
+void Engine::check_prev_add(const HeldLock &prev, const HeldLock &next, std::uint32_t found,
+                            const Origin &origin, std::uint32_t cpu, std::uint64_t time_ns) {
     const std::uint32_t p = prev.cls;
     const std::uint32_t n = next.cls;
     const std::uint8_t dep = calc_dep(prev.read, next.read);
-    auto found = edge_by_pair_.find(edge_key(p, n));
-    const bool is_new = found == edge_by_pair_.end();
-    if (is_new && edges_.size() >= options_.max_edges) {
-        ++stats_.edges_over_limit;  // neither kept nor checked
-        return;
-    }
+    const bool is_new = found == IndexMap::kNone;
 
     // check_noncircular(): can next already reach prev? With an acyclic graph
     // and a topological order, only when the order has to change; the
@@ -733,7 +735,6 @@ void Engine::check_prev_add(const HeldLock &prev, const HeldLock &next, const Or
         Edge e;
         e.prev = p;
         e.next = n;
-        e.dep = dep;
         e.inferred = origin.inferred;
         e.stack = next.stack;
         e.prev_stack = prev.stack;
@@ -742,7 +743,8 @@ void Engine::check_prev_add(const HeldLock &prev, const HeldLock &next, const Or
         e.task = origin.task;
         std::uint32_t id = static_cast<std::uint32_t>(edges_.size());
         edges_.push_back(e);
-        edge_by_pair_.emplace(edge_key(p, n), id);
+        edge_dep_.push_back(dep);
+        edge_by_pair_.try_emplace(edge_key(p, n), id);
         classes_[p].after.push_back(id);
         classes_[n].before.push_back(id);
         ++stats_.edges;
@@ -752,7 +754,7 @@ void Engine::check_prev_add(const HeldLock &prev, const HeldLock &next, const Or
         propagate_fwd(p, classes_[n].fwd_mask);
         propagate_bwd(n, classes_[p].bwd_mask);
     } else {
-        edges_[found->second].dep |= dep;
+        edge_dep_[found] |= dep;
     }
 }
 
@@ -779,7 +781,7 @@ bool Engine::check_noncircular(const HeldLock &prev, const HeldLock &next, const
         const BfsEntry &e = bfs_nodes_[idx];
         PathEntry pe;
         pe.name = report_class_name(classes_[e.cls].name, classes_[e.cls].id);
-        pe.usage = usage_chars(classes_[e.cls].usage_mask);
+        pe.usage = usage_chars(usage_[e.cls]);
         pe.acquired_at = stacks_.get(e.edge == UINT32_MAX ? next.stack : edges_[e.edge].stack);
         f.path.push_back(std::move(pe));
     }
@@ -829,7 +831,7 @@ bool Engine::check_irq_usage(const HeldLock &prev, const HeldLock &next, const O
     // Step 1: accumulate the irq usages backwards from prev.
     std::uint16_t usage_mask = 0;
     bfs(prev.cls, prev.read != 0, /*forwards=*/false, [&](const BfsEntry &e) {
-        std::uint16_t u = classes_[e.cls].usage_mask;
+        std::uint16_t u = usage_[e.cls];
         usage_mask |= e.only_xr ? (u & kLockfIrq) : u;
         return false;
     });
@@ -841,7 +843,7 @@ bool Engine::check_irq_usage(const HeldLock &prev, const HeldLock &next, const O
     std::uint16_t forward_mask = exclusive_mask(usage_mask);
     auto usage_match = [&](std::uint16_t m) {
         return [this, m](const BfsEntry &e) {
-            std::uint16_t u = classes_[e.cls].usage_mask;
+            std::uint16_t u = usage_[e.cls];
             if (e.only_xr) {
                 u &= kLockfIrq;
             }
@@ -861,7 +863,7 @@ bool Engine::check_irq_usage(const HeldLock &prev, const HeldLock &next, const O
     std::vector<PathEntry> unsafe_path = print_path(t1, origin.stack);
 
     // Step 3: the backward lock whose usage the forward one excludes.
-    std::uint16_t backward_mask = exclusive_mask(classes_[unsafe].usage_mask & kLockfEnabledIrqAll);
+    std::uint16_t backward_mask = exclusive_mask(usage_[unsafe] & kLockfEnabledIrqAll);
     std::int32_t t = bfs(prev.cls, prev.read != 0, /*forwards=*/false, usage_match(backward_mask));
     if (t < 0) {
         return false;
@@ -870,8 +872,7 @@ bool Engine::check_irq_usage(const HeldLock &prev, const HeldLock &next, const O
     // Step 4: the pair of incompatible bits.
     int backward_bit = 0;
     int forward_bit = 0;
-    if (!find_exclusive_match(classes_[safe].usage_mask, classes_[unsafe].usage_mask, &backward_bit,
-                              &forward_bit)) {
+    if (!find_exclusive_match(usage_[safe], usage_[unsafe], &backward_bit, &forward_bit)) {
         return false;
     }
     Finding f;
@@ -952,7 +953,7 @@ void Engine::verify_lock_unused(std::uint32_t cls, const AcquireEvent &ev) {
         return;
     }
     const std::uint8_t read = held_lock_of(ev, cls).read;
-    const std::uint16_t mask = classes_[cls].usage_mask;
+    const std::uint16_t mask = usage_[cls];
     UsageBit prev = UsageBit::Used;
     if (!(mask & lock_flag(UsageBit::Used))) {
         if (read || !(mask & lock_flag(UsageBit::UsedRead))) {
@@ -1014,9 +1015,9 @@ std::int32_t Engine::bfs(std::uint32_t root, bool root_only_xr, bool forwards, M
         const auto &list = forwards ? classes_[cls].after : classes_[cls].before;
         for (std::uint32_t eid : list) {
             const Edge &e = edges_[eid];
-            bfs_nodes_.push_back(BfsEntry{forwards ? e.next : e.prev,
-                                          static_cast<std::int32_t>(head), eid,
-                                          forwards ? e.dep : dep_backwards(e.dep), false});
+            bfs_nodes_.push_back(
+                BfsEntry{forwards ? e.next : e.prev, static_cast<std::int32_t>(head), eid,
+                         forwards ? edge_dep_[eid] : dep_backwards(edge_dep_[eid]), false});
         }
     }
     return -1;
@@ -1185,7 +1186,7 @@ bool Engine::topo_insert(std::uint32_t prev, std::uint32_t next) {
 LockRef Engine::lock_ref(std::uint32_t cls, StackId at, std::uint8_t read) const {
     LockRef r;
     r.name = report_class_name(classes_[cls].name, classes_[cls].id);
-    r.usage = usage_chars(classes_[cls].usage_mask);
+    r.usage = usage_chars(usage_[cls]);
     r.at = stacks_.get(at);
     r.read = read;
     return r;
@@ -1209,9 +1210,9 @@ UsageTrace Engine::usage_trace(std::uint32_t cls, UsageBit bit) const {
 PathEntry Engine::path_entry(std::uint32_t cls, StackId acquired_at) const {
     PathEntry pe;
     pe.name = report_class_name(classes_[cls].name, classes_[cls].id);
-    pe.usage = usage_chars(classes_[cls].usage_mask);
+    pe.usage = usage_chars(usage_[cls]);
     for (int bit = 0; bit < kNumUsageBits; ++bit) {
-        if (classes_[cls].usage_mask & lock_flag(bit)) {
+        if (usage_[cls] & lock_flag(bit)) {
             pe.usages.push_back(usage_trace(cls, static_cast<UsageBit>(bit)));
         }
     }

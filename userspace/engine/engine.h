@@ -25,6 +25,7 @@
 
 #include "engine/events.h"
 #include "engine/finding.h"
+#include "engine/index_map.h"
 #include "engine/stack_table.h"
 
 namespace lockwatch::engine {
@@ -57,7 +58,6 @@ struct EngineOptions {
     // Distinct findings kept (and their signatures, for deduplication).
     std::size_t max_findings = 4096;
 };
-
 
 struct EngineStats {
     std::uint64_t events = 0;
@@ -136,7 +136,6 @@ class Engine {
     struct LockClass {
         ClassId id = 0;
         std::string name;
-        std::uint16_t usage_mask = 0;
         // OR of the 8 irq usage bits of every class reachable forwards /
         // backwards (self included), ignoring the read-path rule: a superset
         // of what __bfs() can find, so an empty intersection proves that no
@@ -151,7 +150,6 @@ class Engine {
     struct Edge {
         std::uint32_t prev = 0;
         std::uint32_t next = 0;
-        std::uint8_t dep = 0;  // DEP_{SR,ER,SN,EN}_MASK of calc_dep()
         bool inferred = false;
         StackId stack = kNoStack;       // where next was acquired with prev held
         StackId prev_stack = kNoStack;  // where prev was acquired
@@ -210,16 +208,20 @@ class Engine {
 
     // The class's index, created on first sight; kNoClass (counted) when
     // max_classes are already known.
-    static constexpr std::uint32_t kNoClass = UINT32_MAX;
+    static constexpr std::uint32_t kNoClass = IndexMap::kNone;
     std::uint32_t class_index(ClassId id, bool *created = nullptr);
-    const std::uint32_t *find_class_index(ClassId id) const;
+    std::uint32_t find_class_index(ClassId id) const;  // kNoClass if unknown
     bool mark_lock(std::uint32_t cls, UsageBit bit, std::uint8_t read, const UsageRecord &rec,
                    const Origin &origin, const HeldLock *this_lock);
     void mark_lock_irq(std::uint32_t cls, UsageBit bit, std::uint8_t read, const Origin &origin,
                        const HeldLock *this_lock);
-    // Adds or extends prev -> next; runs the checks when something is new.
-    void check_prev_add(const HeldLock &prev, const HeldLock &next, const Origin &origin,
-                        std::uint32_t edge_task_cpu, std::uint64_t time_ns);
+    // A new dependency (found: the pair's edge, or IndexMap::kNone) past
+    // max_edges: counted, and the caller neither keeps nor checks it.
+    bool refuse_new_edge(std::uint32_t found);
+    // Adds prev -> next (found is kNone) or extends its edge `found`; runs
+    // the checks when something is new. The caller looked the pair up.
+    void check_prev_add(const HeldLock &prev, const HeldLock &next, std::uint32_t found,
+                        const Origin &origin, std::uint32_t edge_task_cpu, std::uint64_t time_ns);
     bool check_noncircular(const HeldLock &prev, const HeldLock &next, const Origin &origin);
     bool check_irq_usage(const HeldLock &prev, const HeldLock &next, const Origin &origin);
     void check_deadlock(const HeldLock &next, const Origin &origin);
@@ -250,9 +252,15 @@ class Engine {
     FindingHandler handler_;
     StackTable stacks_;
     std::vector<LockClass> classes_;
-    std::unordered_map<ClassId, std::uint32_t> class_by_id_;
+    // Per class, its usage bits; per edge, its DEP_{SR,ER,SN,EN}_MASK bits
+    // (calc_dep()). Apart from the rest because every acquire reads them: in
+    // LockClass and Edge they were a cache miss each (50,000 classes of 136
+    // bytes do not stay in cache); here 2 bytes a class and 1 an edge do.
+    std::vector<std::uint16_t> usage_;
+    std::vector<std::uint8_t> edge_dep_;
+    IndexMap class_by_id_;
     std::vector<Edge> edges_;
-    std::unordered_map<std::uint64_t, std::uint32_t> edge_by_pair_;
+    IndexMap edge_by_pair_;  // edge_key(prev, next) -> edge
     std::vector<UsageRecord> usage_records_;
     std::vector<CpuState> cpus_;
     std::vector<Finding> findings_;

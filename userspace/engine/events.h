@@ -161,12 +161,14 @@ inline std::uint8_t read_level(std::uint32_t flags, Context context) {
 struct ClassFact {
     ClassId id = 0;
     std::string name;
+    bool operator==(const ClassFact &) const = default;
 };
 
 // A stack, sent once, referenced by id afterwards. Id 0 means "no stack".
 struct StackFact {
     StackId id = kNoStack;
     Stack frames;
+    bool operator==(const StackFact &) const = default;
 };
 
 // (a) A lock acquisition (after it succeeded, for trylocks).
@@ -185,6 +187,7 @@ struct AcquireEvent {
     // read from EFLAGS: findings that depend on it say so.
     bool hardirq_state_inferred = false;
     StackId stack = kNoStack;
+    bool operator==(const AcquireEvent &) const = default;
 };
 
 // (a) A lock release. Matched to the acquire by (cpu, context, lock).
@@ -194,6 +197,7 @@ struct ReleaseEvent {
     Task task;
     Context context = Context::Task;
     LockId lock = 0;
+    bool operator==(const ReleaseEvent &) const = default;
 };
 
 // (b) A class gained a usage bit (first time only; BPF deduplicates).
@@ -208,6 +212,7 @@ struct UsageFact {
     // lockdep's held_lock->read of the acquisition that set the bit:
     // 0 write, 1 read, 2 recursive read.
     std::uint8_t read = 0;
+    bool operator==(const UsageFact &) const = default;
 };
 
 // (b) A new dependency prev -> next: next was acquired (not a trylock) while
@@ -227,6 +232,7 @@ struct EdgeFact {
     std::uint32_t cpu = 0;
     std::uint64_t time_ns = 0;
     bool hardirq_state_inferred = false;
+    bool operator==(const EdgeFact &) const = default;
 };
 
 // (a) Interrupts came back on while this CPU's context still holds locks:
@@ -243,6 +249,7 @@ struct IrqsEnabledEvent {
     bool hardirqs_enabled = true;
     bool softirqs_enabled = false;
     StackId stack = kNoStack;
+    bool operator==(const IrqsEnabledEvent &) const = default;
 };
 
 using Event = std::variant<ClassFact, StackFact, AcquireEvent, ReleaseEvent, UsageFact, EdgeFact,

@@ -1,10 +1,15 @@
 #include "engine/trace.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "engine/flat_json.h"
 
 namespace lockwatch::engine {
 namespace {
@@ -20,15 +25,17 @@ struct FieldError {
     throw FieldError{std::move(msg)};
 }
 
-const json *field(const json &obj, const char *name, bool required) {
-    auto it = obj.find(name);
-    if (it == obj.end() || it->is_null()) {
+using Kind = FlatValue::Kind;
+
+const FlatValue *field(const FlatObject &obj, std::string_view name, bool required) {
+    const FlatValue *v = obj.find(name);
+    if (!v || v->kind == Kind::Null) {
         if (required) {
             fail(fmt::format("missing field \"{}\"", name));
         }
         return nullptr;
     }
-    return &*it;
+    return v;
 }
 
 bool parse_hex_or_dec(std::string_view s, std::uint64_t *out) {
@@ -46,19 +53,20 @@ bool parse_hex_or_dec(std::string_view s, std::uint64_t *out) {
 
 // Unsigned integers: a JSON number or a "0x..." string (64-bit ids and
 // offsets read better in hex and survive tools that use doubles).
-std::uint64_t get_u64(const json &obj, const char *name, bool required, std::uint64_t def = 0,
+std::uint64_t get_u64(const FlatObject &obj, std::string_view name, bool required,
+                      std::uint64_t def = 0,
                       std::uint64_t max = std::numeric_limits<std::uint64_t>::max()) {
-    const json *v = field(obj, name, required);
+    const FlatValue *v = field(obj, name, required);
     if (!v) {
         return def;
     }
     std::uint64_t out = 0;
-    if (v->is_number_unsigned()) {
-        out = v->get<std::uint64_t>();
-    } else if (v->is_number_integer() && v->get<std::int64_t>() >= 0) {
-        out = static_cast<std::uint64_t>(v->get<std::int64_t>());
-    } else if (v->is_string()) {
-        if (!parse_hex_or_dec(v->get_ref<const std::string &>(), &out)) {
+    if (v->kind == Kind::Unsigned) {
+        out = v->number;
+    } else if (v->kind == Kind::Integer && static_cast<std::int64_t>(v->number) >= 0) {
+        out = v->number;  // -0
+    } else if (v->kind == Kind::String) {
+        if (!parse_hex_or_dec(v->text, &out)) {
             fail(fmt::format("field \"{}\": not an unsigned integer", name));
         }
     } else {
@@ -70,42 +78,49 @@ std::uint64_t get_u64(const json &obj, const char *name, bool required, std::uin
     return out;
 }
 
-std::int32_t get_pid(const json &obj) {
-    const json *v = field(obj, "pid", false);
+std::int32_t get_pid(const FlatObject &obj) {
+    const FlatValue *v = field(obj, "pid", false);
     if (!v) {
         return 0;
     }
-    if (!v->is_number_integer() || v->get<std::int64_t>() < 0 ||
-        v->get<std::int64_t>() > std::numeric_limits<std::int32_t>::max()) {
+    const auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max());
+    const bool non_negative =
+        v->kind == Kind::Unsigned ||
+        (v->kind == Kind::Integer && static_cast<std::int64_t>(v->number) >= 0);
+    if (!non_negative || v->number > max) {
         fail("field \"pid\": expected a pid");
     }
-    return static_cast<std::int32_t>(v->get<std::int64_t>());
+    return static_cast<std::int32_t>(v->number);
 }
 
-bool get_bool(const json &obj, const char *name, bool def) {
-    const json *v = field(obj, name, false);
+bool get_bool(const FlatObject &obj, std::string_view name, bool def) {
+    const FlatValue *v = field(obj, name, false);
     if (!v) {
         return def;
     }
-    if (!v->is_boolean()) {
+    if (v->kind != Kind::Bool) {
         fail(fmt::format("field \"{}\": expected true or false", name));
     }
-    return v->get<bool>();
+    return v->boolean;
 }
 
-std::string get_string(const json &obj, const char *name, bool required) {
-    const json *v = field(obj, name, required);
+std::string_view get_text(const FlatObject &obj, std::string_view name, bool required) {
+    const FlatValue *v = field(obj, name, required);
     if (!v) {
         return {};
     }
-    if (!v->is_string()) {
+    if (v->kind != Kind::String) {
         fail(fmt::format("field \"{}\": expected a string", name));
     }
-    return v->get<std::string>();
+    return v->text;
 }
 
-Context get_context(const json &obj, const char *name) {
-    std::string s = get_string(obj, name, false);
+std::string get_string(const FlatObject &obj, std::string_view name, bool required) {
+    return std::string(get_text(obj, name, required));
+}
+
+Context get_context(const FlatObject &obj, std::string_view name) {
+    std::string_view s = get_text(obj, name, false);
     if (s.empty() || s == "task") {
         return Context::Task;
     }
@@ -122,18 +137,18 @@ Context get_context(const json &obj, const char *name) {
         fmt::format("field \"{}\": unknown context \"{}\" (task, softirq, hardirq, nmi)", name, s));
 }
 
-Task get_task(const json &obj) {
+Task get_task(const FlatObject &obj) {
     Task t;
     t.pid = get_pid(obj);
-    t.set_comm(get_string(obj, "comm", false));
+    t.set_comm(get_text(obj, "comm", false));
     return t;
 }
 
-std::uint8_t get_read(const json &obj, const char *name) {
+std::uint8_t get_read(const FlatObject &obj, std::string_view name) {
     return static_cast<std::uint8_t>(get_u64(obj, name, false, 0, 2));
 }
 
-StackId get_stack(const json &obj, const char *name) {
+StackId get_stack(const FlatObject &obj, std::string_view name) {
     return static_cast<StackId>(get_u64(obj, name, false, 0, std::numeric_limits<StackId>::max()));
 }
 
@@ -147,26 +162,28 @@ void check_frame_sizes(const Frame &f) {
     }
 }
 
-Frame get_frame(const json &v) {
+Frame get_frame(const FlatValue &v) {
     Frame f;
-    if (v.is_string()) {
+    if (v.kind == Kind::String) {
         std::string err;
-        if (!parse_frame_text(v.get_ref<const std::string &>(), &f, &err)) {
+        if (!parse_frame_text(v.text, &f, &err)) {
             fail("frame: " + err);
         }
         check_frame_sizes(f);
         return f;
     }
-    if (!v.is_object()) {
+    if (v.kind != Kind::Object) {
         fail("frame: expected a string or an object");
     }
-    f.symbol = get_string(v, "sym", true);
-    f.offset = get_u64(v, "off", false);
-    f.size = get_u64(v, "size", false);
-    f.module = get_string(v, "mod", false);
-    f.file = get_string(v, "file", false);
-    f.line = static_cast<std::uint32_t>(get_u64(v, "line", false, 0, 0xffffffffu));
-    f.inlined = get_bool(v, "inline", false);
+    FlatObject obj;
+    read_dom_object(*v.object, &obj);
+    f.symbol = get_string(obj, "sym", true);
+    f.offset = get_u64(obj, "off", false);
+    f.size = get_u64(obj, "size", false);
+    f.module = get_string(obj, "mod", false);
+    f.file = get_string(obj, "file", false);
+    f.line = static_cast<std::uint32_t>(get_u64(obj, "line", false, 0, 0xffffffffu));
+    f.inlined = get_bool(obj, "inline", false);
     if (f.symbol.empty() && (f.inlined || f.size)) {
         fail("frame: empty \"sym\" (an unnamed frame has an offset and a region only)");
     }
@@ -174,20 +191,21 @@ Frame get_frame(const json &v) {
     return f;
 }
 
-std::uint32_t get_flags(const json &obj) {
-    const json *v = field(obj, "flags", false);
+std::uint32_t get_flags(const FlatObject &obj) {
+    const FlatValue *v = field(obj, "flags", false);
     if (!v) {
         return 0;
     }
-    if (!v->is_array()) {
+    if (v->kind != Kind::Array) {
         fail("field \"flags\": expected an array of strings");
     }
     std::uint32_t flags = 0;
-    for (const json &f : *v) {
-        if (!f.is_string()) {
+    for (std::uint32_t i = v->first; i < v->first + v->count; ++i) {
+        const FlatValue &f = obj.elements[i];
+        if (f.kind != Kind::String) {
             fail("field \"flags\": expected an array of strings");
         }
-        const std::string &s = f.get_ref<const std::string &>();
+        const std::string_view s = f.text;
         if (s == "read") {
             flags |= acquire_flags::kRead;
         } else if (s == "trylock") {
@@ -207,7 +225,7 @@ std::uint32_t get_flags(const json &obj) {
     return flags;
 }
 
-ClassFact parse_class(const json &j) {
+ClassFact parse_class(const FlatObject &j) {
     ClassFact c;
     c.id = get_u64(j, "id", true);
     c.name = get_string(j, "name", true);
@@ -217,30 +235,27 @@ ClassFact parse_class(const json &j) {
     return c;
 }
 
-StackFact parse_stack(const json &j) {
+StackFact parse_stack(const FlatObject &j) {
     StackFact s;
     s.id = get_stack(j, "id");
     if (s.id == kNoStack) {
         fail("field \"id\": stack ids start at 1");
     }
-    const json *frames = field(j, "frames", true);
-    if (!frames->is_array()) {
+    const FlatValue *frames = field(j, "frames", true);
+    if (frames->kind != Kind::Array) {
         fail("field \"frames\": expected an array");
     }
-    if (frames->size() > kTraceMaxFrames) {
+    if (frames->count > kTraceMaxFrames) {
         fail(fmt::format("field \"frames\": more than {} frames", kTraceMaxFrames));
     }
-    for (const json &f : *frames) {
-        s.frames.push_back(get_frame(f));
+    for (std::uint32_t i = frames->first; i < frames->first + frames->count; ++i) {
+        s.frames.push_back(get_frame(j.elements[i]));
     }
     return s;
 }
 
-Event parse_object(const json &j) {
-    if (!j.is_object()) {
-        fail("a record must be a JSON object");
-    }
-    const std::string t = get_string(j, "t", true);
+Event parse_object(const FlatObject &j) {
+    const std::string_view t = get_text(j, "t", true);
     if (t == "class") {
         return parse_class(j);
     }
@@ -274,7 +289,7 @@ Event parse_object(const json &j) {
     if (t == "usage") {
         UsageFact u;
         u.cls = get_u64(j, "class", true);
-        std::string bit = get_string(j, "bit", true);
+        std::string_view bit = get_text(j, "bit", true);
         if (!parse_usage_bit_name(bit, &u.bit) || u.bit == UsageBit::InNmi) {
             fail(fmt::format("field \"bit\": unknown usage bit \"{}\"", bit));
         }
@@ -462,8 +477,12 @@ std::string TraceError::format(std::string_view source) const {
     return fmt::format("{}:{}: {}", source, line, message);
 }
 
-std::optional<Event> parse_trace_record(std::string_view text, std::size_t line,
-                                        std::optional<TraceError> *error) {
+namespace {
+
+// The record in text through nlohmann::json's DOM: every record the flat
+// reader refuses, and the reference it is checked against.
+std::optional<Event> parse_dom_record(std::string_view text, std::size_t line,
+                                      std::optional<TraceError> *error) {
     json j;
     try {
         j = json::parse(text.begin(), text.end());
@@ -479,14 +498,112 @@ std::optional<Event> parse_trace_record(std::string_view text, std::size_t line,
         *error = TraceError{line, 0, std::string("invalid JSON: ") + e.what()};
         return std::nullopt;
     }
+    if (!j.is_object()) {
+        *error = TraceError{line, 0, "a record must be a JSON object"};
+        return std::nullopt;
+    }
     try {
-        return parse_object(j);
+        FlatObject obj;
+        read_dom_object(j, &obj);
+        return parse_object(obj);
     } catch (const FieldError &e) {
         *error = TraceError{line, 0, e.message};
     } catch (const json::exception &e) {
         *error = TraceError{line, 0, e.what()};
     }
     return std::nullopt;
+}
+
+// The flat reader first, the DOM for what it refuses; obj is scratch space.
+std::optional<Event> parse_record(std::string_view text, std::size_t line,
+                                  std::optional<TraceError> *error, FlatObject *obj) {
+    if (!read_flat_object(text, obj)) {
+        return parse_dom_record(text, line, error);
+    }
+    try {
+        return parse_object(*obj);
+    } catch (const FieldError &e) {
+        *error = TraceError{line, 0, e.message};
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Event> parse_trace_record(std::string_view text, std::size_t line,
+                                        std::optional<TraceError> *error) {
+    FlatObject obj;
+    return parse_record(text, line, error, &obj);
+}
+
+std::optional<Event> parse_trace_record_reference(std::string_view text, std::size_t line,
+                                                  std::optional<TraceError> *error) {
+    return parse_dom_record(text, line, error);
+}
+
+// The input is read in the chunks its stream buffer holds: a file's 8 KiB
+// reads, a string stream's whole text, a pipe's records as they arrive.
+// Reading it a character at a time through std::istream::get() cost more
+// than the parsing (perf: istream::get, its sentry and string::push_back).
+struct TraceReader::Input {
+    static constexpr std::size_t kChunk = 64 * 1024;
+    std::vector<char> buf = std::vector<char>(kChunk);
+    std::size_t pos = 0;
+    std::size_t end = 0;
+    std::string line;  // a line that crosses two chunks
+    FlatObject record;
+};
+
+TraceReader::TraceReader(std::istream &in) : in_(in), input_(std::make_unique<Input>()) {}
+TraceReader::~TraceReader() = default;
+
+bool TraceReader::refill() {
+    Input &in = *input_;
+    in.pos = in.end = 0;
+    std::streambuf *sb = in_.rdbuf();
+    if (!in_ || !sb || sb->sgetc() == std::char_traits<char>::eof()) {
+        return false;
+    }
+    const std::streamsize buffered = sb->in_avail();
+    const auto want = static_cast<std::streamsize>(std::clamp<std::size_t>(
+        buffered > 0 ? static_cast<std::size_t>(buffered) : 1, 1, in.buf.size()));
+    in.end = static_cast<std::size_t>(std::max<std::streamsize>(sb->sgetn(in.buf.data(), want), 0));
+    return in.end > 0;
+}
+
+// Bounded getline: a line longer than the limit is an error, not an
+// allocation the size of the input. False with nothing read at the end of
+// the input, and on that error (error_ set).
+bool TraceReader::read_line(std::string_view *text, bool *newline) {
+    Input &in = *input_;
+    in.line.clear();
+    *newline = false;
+    bool got = false;
+    while (in.pos < in.end || refill()) {
+        got = true;
+        const char *start = in.buf.data() + in.pos;
+        const std::size_t avail = in.end - in.pos;
+        const auto *nl = static_cast<const char *>(std::memchr(start, '\n', avail));
+        const std::size_t n = nl ? static_cast<std::size_t>(nl - start) : avail;
+        if (in.line.size() + n > kTraceMaxLineBytes) {
+            error_ = TraceError{line_ + 1, kTraceMaxLineBytes + 1,
+                                fmt::format("line longer than {} bytes", kTraceMaxLineBytes)};
+            return false;
+        }
+        in.pos += n + (nl ? 1 : 0);
+        if (nl && in.line.empty()) {
+            *text = std::string_view(start, n);  // the common case: no copy
+            *newline = true;
+            return true;
+        }
+        in.line.append(start, n);
+        if (nl) {
+            *newline = true;
+            break;
+        }
+    }
+    *text = in.line;
+    return got;
 }
 
 bool TraceReader::read_header(std::string_view text) {
@@ -531,38 +648,20 @@ std::optional<Event> TraceReader::next() {
     if (error_) {
         return std::nullopt;
     }
-    std::string text;
     while (true) {
-        text.clear();
-        // Bounded getline: a line longer than the limit is an error, not an
-        // allocation the size of the input.
-        bool got = false;
+        std::string_view text;
         bool newline = false;
-        char c;
-        while (in_.get(c)) {
-            got = true;
-            if (c == '\n') {
-                newline = true;
-                break;
-            }
-            if (text.size() >= kTraceMaxLineBytes) {
-                error_ = TraceError{line_ + 1, text.size() + 1,
-                                    fmt::format("line longer than {} bytes", kTraceMaxLineBytes)};
-                return std::nullopt;
-            }
-            text.push_back(c);
-        }
-        if (!got) {
-            if (version_ == 0) {
+        if (!read_line(&text, &newline)) {
+            if (!error_ && version_ == 0) {
                 error_ = TraceError{line_ + 1, 0, "empty trace: no header line"};
             }
             return std::nullopt;
         }
         ++line_;
         if (!text.empty() && text.back() == '\r') {
-            text.pop_back();
+            text.remove_suffix(1);
         }
-        if (text.find_first_not_of(" \t") == std::string::npos) {
+        if (text.find_first_not_of(" \t") == std::string_view::npos) {
             if (!newline) {
                 return std::nullopt;
             }
@@ -574,7 +673,7 @@ std::optional<Event> TraceReader::next() {
             }
             continue;
         }
-        std::optional<Event> ev = parse_trace_record(text, line_, &error_);
+        std::optional<Event> ev = parse_record(text, line_, &error_, &input_->record);
         if (!ev && error_ && !newline) {
             error_->message += " (the trace looks truncated: its last line has no newline)";
         }

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <istream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,7 +40,8 @@ struct TraceError {
 
 class TraceReader {
   public:
-    TraceReader(std::istream &in) : in_(in) {}
+    TraceReader(std::istream &in);
+    ~TraceReader();
     // The next event; nullopt at the end or on error (then error() is set).
     std::optional<Event> next();
     const std::optional<TraceError> &error() const { return error_; }
@@ -47,8 +49,12 @@ class TraceReader {
     int version() const { return version_; }
 
   private:
+    struct Input;
+    bool refill();
+    bool read_line(std::string_view *text, bool *newline);
     bool read_header(std::string_view text);
     std::istream &in_;
+    std::unique_ptr<Input> input_;
     std::size_t line_ = 0;
     int version_ = 0;
     std::optional<TraceError> error_;
@@ -57,6 +63,10 @@ class TraceReader {
 // Parses one record line (not the header).
 std::optional<Event> parse_trace_record(std::string_view text, std::size_t line,
                                         std::optional<TraceError> *error);
+// The same through nlohmann::json's DOM alone: the reference the fast path
+// is checked against (fuzz/trace_fuzz.cpp, tests/engine/trace_test.cpp).
+std::optional<Event> parse_trace_record_reference(std::string_view text, std::size_t line,
+                                                  std::optional<TraceError> *error);
 
 // The header line and one record line, without the trailing newline.
 std::string trace_header_line();
