@@ -5,8 +5,9 @@
 # under lockwatch with kernel.bpf_stats_enabled, for the cost per program.
 #
 # Usage: cost-guest.sh ROUNDS RUNS "CONFIG..." "STATS_BACKEND..."
-#   CONFIG: none, floor-BACKEND or lockwatch-BACKEND (BACKEND: auto, fentry,
-#   kprobe; lockdep too for lockwatch on a lockdep kernel)
+#   CONFIG: none, floor-BACKEND (empty programs), held-BACKEND (programs
+#   that only keep held-lock stacks) or lockwatch-BACKEND (BACKEND: auto,
+#   fentry, kprobe; lockdep too for lockwatch on a lockdep kernel)
 # Prints, for cost.sh to read:
 #   cost-run CONFIG N SECONDS           one run's total (lock-workload's)
 #   cost-phase CONFIG N PHASE SECONDS   its loops
@@ -28,6 +29,7 @@ start_tracer() {  # CONFIG: starts what it names, waits until attached
     case $1 in
         none) tracer=; return 0 ;;
         floor-*) hook-floor --backend "${1#floor-}" --ready-file $ready >$log 2>&1 & ;;
+        held-*) hook-floor --backend "${1#held-}" --held-stack --ready-file $ready >$log 2>&1 & ;;
         lockwatch-*) lockwatch run --backend "${1#lockwatch-}" --ready-file $ready >$log 2>&1 & ;;
         *) echo "cost-error unknown configuration $1"; return 1 ;;
     esac

@@ -33,8 +33,8 @@ END {
         if (c == "seed" || c == "lockdep") continue
         m = median(total[c]); added = m - base
         floor = ""
-        if (c ~ /^lockwatch-/) {
-            f = "floor-" substr(c, 11)
+        if (c ~ /^(lockwatch|held)-/) {
+            f = "floor-" substr(c, index(c, "-") + 1)
             if (f in total) floor = sprintf("%.1fx", added / (median(total[f]) - base))
         }
         line = sprintf("%-20s %9.3f %9s %9s %9s  ", c, m, c == "none" ? "-" : sprintf("%.3f", added), c == "none" ? "-" : pct(added, base), floor)

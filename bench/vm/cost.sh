@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # What lockwatch costs a kernel: a lock-heavy workload (lock-workload.c) in a
 # test VM with no tracer, under empty programs on the same hooks (hook-floor,
-# the floor of this design) and under `lockwatch run` on each backend, all in
-# one boot of Debian's stock kernel; then the same workload on the seed tree
-# without and with lockdep, for reference. Prints one table.
+# the floor of this design), under programs that only keep held-lock stacks
+# (hook-floor --held-stack: the least a lockdep-like tracker does) and under
+# `lockwatch run` on each backend, all in one boot of Debian's stock kernel;
+# then the same workload on the seed tree without and with lockdep, for
+# reference. Prints one table.
 #
 # Usage: bench/vm/cost.sh [--mode icount|wall] [--runs N] [--rounds N]
 #            [--backends "auto fentry kprobe"] [--no-lockdep] [--out DIR]
@@ -86,7 +88,7 @@ boot() {
 failed=0
 configs=none
 for backend in $backends; do
-    configs+=" floor-$backend lockwatch-$backend"
+    configs+=" floor-$backend held-$backend lockwatch-$backend"
 done
 boot debian debian "$configs" "$backends"
 if ((lockdep)); then

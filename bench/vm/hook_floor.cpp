@@ -3,7 +3,10 @@
 // or SIGTERM. bench/vm/cost.sh runs its workload under it to measure what
 // the hooks alone cost.
 //
-// Usage: hook-floor [--backend auto|fentry|kprobe] [--ready-file FILE]
+// Usage: hook-floor [--backend auto|fentry|kprobe] [--held-stack] [--ready-file FILE]
+//   --held-stack: the programs keep per-CPU held-lock stacks (push on an
+//   acquire, pop on a release) instead of returning at once: the least a
+//   lockdep-like tracker does.
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
@@ -32,11 +35,17 @@ void on_signal(int) {
 struct Options {
     lockwatch::Backend backend = lockwatch::Backend::Auto;
     std::string ready_file;
+    bool held_stack = false;
 };
 
 bool parse(int argc, char **argv, Options &options) {
     for (int i = 1; i < argc; i += 2) {
         std::string arg = argv[i];
+        if (arg == "--held-stack") {
+            options.held_stack = true;
+            --i;
+            continue;
+        }
         if (i + 1 >= argc || (arg != "--backend" && arg != "--ready-file")) {
             return false;
         }
@@ -94,7 +103,8 @@ int main(int argc, char **argv) {
     Options options;
     if (!parse(argc, argv, options)) {
         fmt::print(stderr,
-                   "usage: hook-floor [--backend auto|fentry|kprobe] [--ready-file FILE]\n");
+                   "usage: hook-floor [--backend auto|fentry|kprobe] [--held-stack] "
+                   "[--ready-file FILE]\n");
         return 2;
     }
     hook_floor_bpf *skel = hook_floor_bpf__open();
@@ -104,6 +114,7 @@ int main(int argc, char **argv) {
     }
     try {
         size_t planned = plan(skel, options.backend);
+        skel->rodata->track_held = options.held_stack;
         int err = hook_floor_bpf__load(skel);
         if (!err) {
             err = hook_floor_bpf__attach(skel);
@@ -111,8 +122,8 @@ int main(int argc, char **argv) {
         if (err) {
             throw std::runtime_error(fmt::format("load or attach: {}", std::strerror(-err)));
         }
-        fmt::print("hook-floor: empty programs on {} lock functions and the kmalloc tracepoint\n",
-                   planned);
+        fmt::print("hook-floor: {} programs on {} lock functions and the kmalloc tracepoint\n",
+                   options.held_stack ? "held-stack" : "empty", planned);
     } catch (const std::exception &e) {
         fmt::print(stderr, "hook-floor: {}\n", e.what());
         hook_floor_bpf__destroy(skel);
