@@ -36,6 +36,16 @@ struct lockdep_map___lw {
     __u8 lock_type;
 } __attribute__((preserve_access_index));
 extern int hardirqs_enabled __ksym __weak;
+/* lockdep's master switch: debug_locks_off() clears it at lockdep's first
+ * report, and from then on lockdep_hardirqs_on()/_off() return early, so
+ * hardirqs_enabled keeps whatever it last held. Not in BTF (only per-CPU
+ * variables are): read as memory. */
+extern const void debug_locks __ksym __weak;
+/* The irq tracer's per-CPU "hardirqs are off" flag (kernel/trace/
+ * trace_preemptirq.c), kept by trace_hardirqs_on()/_off() and the entry
+ * code beside lockdep's own calls, whatever debug_locks says. Built
+ * wherever lockdep tracks irqs (TRACE_IRQFLAGS). */
+extern int tracing_irq_cpu __ksym __weak;
 
 /* A statically initialized lock has no key until lockdep registers its
  * class, and then the key is the lock's own lockdep_map: lockdep's rule for
@@ -1427,12 +1437,49 @@ static __always_inline __u32 lockdep_acquire_flags(int trylock, int read)
     return flags;
 }
 
-/* lockdep's own per-CPU record of the hardirq state. */
-static __always_inline enum lw_hardirq_state lockdep_hardirq_state(void)
+/* Set (atomically, once) by the first program that sees debug_locks at 0:
+ * lockdep does not turn itself back on. 64-bit for cmpxchg without
+ * -mcpu=v3. */
+__u64 lockdep_turned_off = 0;
+
+/* True once lockdep has turned itself off; the program that first sees it
+ * sends LW_RECORD_LOCKDEP_OFF. */
+static __always_inline bool lockdep_is_off(void *ctx)
+{
+    struct lw_record *rec;
+    int on = 1;
+
+    if (lockdep_turned_off)
+        return true;
+    if (!&debug_locks)
+        return false;
+    bpf_probe_read_kernel(&on, sizeof(on), &debug_locks);
+    if (on)
+        return false;
+    if (__sync_val_compare_and_swap(&lockdep_turned_off, 0, 1) != 0)
+        return true;
+    rec = new_record(ctx, LW_RECORD_LOCKDEP_OFF, LW_FN_LOCKDEP, LW_CTX_TASK);
+    if (rec) {
+        rec->irq_flags = &tracing_irq_cpu ? 0 : LW_IRQ_STATE_INFERRED;
+        bpf_ringbuf_submit(rec, 0);
+    }
+    return true;
+}
+
+/* lockdep's own per-CPU record of the hardirq state while lockdep runs;
+ * once it has turned itself off that record is stale (see debug_locks), and
+ * the irq tracer's flag, kept by the same irq-state hooks, is read instead.
+ * lock_acquire() fires its tracepoint before it disables interrupts, so
+ * either shows the caller's state. */
+static __always_inline enum lw_hardirq_state lockdep_hardirq_state(void *ctx)
 {
     if (!&hardirqs_enabled)
         return HARDIRQS_UNKNOWN;
-    return *(int *)bpf_this_cpu_ptr(&hardirqs_enabled) ? HARDIRQS_ON : HARDIRQS_OFF;
+    if (!lockdep_is_off(ctx))
+        return *(int *)bpf_this_cpu_ptr(&hardirqs_enabled) ? HARDIRQS_ON : HARDIRQS_OFF;
+    if (!&tracing_irq_cpu)
+        return HARDIRQS_UNKNOWN; /* inferred from the held locks, and flagged so */
+    return *(int *)bpf_this_cpu_ptr(&tracing_irq_cpu) ? HARDIRQS_OFF : HARDIRQS_ON;
 }
 
 /*
@@ -1482,7 +1529,7 @@ int lockdep_lock_op(__u64 *ctx)
         .function = LW_FN_LOCKDEP,
         .flags = lockdep_acquire_flags(trylock, read),
         .lock = (__u64)map,
-        .hardirqs = lockdep_hardirq_state(),
+        .hardirqs = lockdep_hardirq_state(ctx),
         .subclass = (__u32)second,
         .site_from = SITE_LOCKDEP_IP,
     };

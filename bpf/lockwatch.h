@@ -105,6 +105,11 @@ enum lw_record_type {
      * usage_bit is a mask of the ENABLED_* bits that are new for the class.
      * lockdep's mark_held_locks(). */
     LW_RECORD_HELD_IRQS_ON = 8,
+    /* lockdep backend: lockdep has turned itself off (debug_locks is 0, after
+     * its first report). Sent once. From here on the hardirq state is read
+     * from the irq tracer's per-CPU flag (irq_flags: LW_IRQ_STATE_INFERRED
+     * when the kernel has none and the state is inferred instead). */
+    LW_RECORD_LOCKDEP_OFF = 9,
 };
 
 /* State of the CPU at the acquire that produced a fact. */

@@ -102,7 +102,8 @@ TEST(JournalMessage, OneLinePerKindWithinItsBound) {
     EXPECT_EQ(cut.find('\n'), std::string::npos);
 }
 
-// Every kind has its own MESSAGE_ID, and the catalog has an entry for each
+// Every kind (and the lockdep-off notice) has its own MESSAGE_ID, and the
+// catalog has an entry for each
 // that journalctl reads (journalctl --update-catalog into a scratch root).
 TEST(JournalCatalog, AnEntryForEveryKind) {
     std::string catalog =
@@ -116,6 +117,11 @@ TEST(JournalCatalog, AnEntryForEveryKind) {
         EXPECT_TRUE(ids.insert(id).second) << "two kinds share " << id;
         EXPECT_NE(catalog.find("-- " + id + "\n"), std::string::npos) << id;
     }
+    // The notices that are not findings have entries too.
+    std::string notice(output::kLockdepOffMessageId);
+    EXPECT_EQ(notice.size(), 32u);
+    EXPECT_TRUE(ids.insert(notice).second) << "a finding kind shares " << notice;
+    EXPECT_NE(catalog.find("-- " + notice + "\n"), std::string::npos) << notice;
     if (access("/usr/bin/journalctl", X_OK) != 0 && access("/bin/journalctl", X_OK) != 0) {
         GTEST_SKIP() << "no journalctl to compile the catalog";
     }

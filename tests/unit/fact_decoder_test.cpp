@@ -8,6 +8,7 @@
 
 #include "capture/kallsyms.h"
 #include "engine/engine.h"
+#include "live/run_summary.h"
 #include "output/text.h"
 
 namespace lockwatch {
@@ -231,7 +232,7 @@ TEST_F(FactDecoderTest, LockdepClassesKeepLockdepsNamesVersionsAndSubclasses) {
 // Every record type the BPF side can send decodes to something: a new type
 // added to lockwatch.h without its case fails this test (and -Wswitch-enum).
 TEST_F(FactDecoderTest, EveryRecordTypeIsDecoded) {
-    for (uint32_t type = LW_RECORD_FIRST_CALL; type <= LW_RECORD_HELD_IRQS_ON; ++type) {
+    for (uint32_t type = LW_RECORD_FIRST_CALL; type <= LW_RECORD_LOCKDEP_OFF; ++type) {
         lw_record r = record(type);
         r.class_id = 2;
         r.prev_class_id = 1;
@@ -249,7 +250,7 @@ TEST_F(FactDecoderTest, EveryRecordTypeIsDecoded) {
 
 TEST_F(FactDecoderTest, RecordsItCannotUnderstandAreCountedNotDropped) {
     std::vector<DecodedRecord> out;
-    decoder_.decode(record(LW_RECORD_HELD_IRQS_ON + 1), out);
+    decoder_.decode(record(LW_RECORD_LOCKDEP_OFF + 1), out);
     lw_record usage = record(LW_RECORD_USAGE);
     usage.usage_bit = LW_USAGE_BITS;
     decoder_.decode(usage, out);
@@ -261,6 +262,29 @@ TEST_F(FactDecoderTest, RecordsItCannotUnderstandAreCountedNotDropped) {
     decoder_.decode(held, out);
     EXPECT_TRUE(out.empty());
     EXPECT_EQ(decoder_.malformed_records(), 4u);
+}
+
+// lockdep turned itself off: when, and whether the irq tracer's flag or an
+// inference gives the hardirq state from then on.
+TEST_F(FactDecoderTest, LockdepOffSaysWhereTheHardirqStateComesFrom) {
+    lw_record r = record(LW_RECORD_LOCKDEP_OFF);
+    r.time_ns = 12'500'000'000;
+    r.cpu = 1;
+    std::vector<DecodedRecord> out;
+    decoder_.decode(r, out);
+    r.irq_flags = LW_IRQ_STATE_INFERRED;
+    decoder_.decode(r, out);
+    ASSERT_EQ(out.size(), 2u);
+    const auto *traced = std::get_if<LockdepOff>(&out[0]);
+    const auto *inferred = std::get_if<LockdepOff>(&out[1]);
+    ASSERT_TRUE(traced && inferred);
+    EXPECT_EQ(traced->time_ns, 12'500'000'000u);
+    EXPECT_EQ(traced->cpu, 1u);
+    EXPECT_TRUE(traced->tracer_flag);
+    EXPECT_FALSE(inferred->tracer_flag);
+    EXPECT_NE(format_lockdep_off(12.5, true).find("at 12.500 s since boot"), std::string::npos);
+    EXPECT_NE(format_lockdep_off(12.5, true).find("tracing_irq_cpu"), std::string::npos);
+    EXPECT_NE(format_lockdep_off(12.5, false).find("inferred"), std::string::npos);
 }
 
 // Interrupts back on with a lock held: one usage fact per new ENABLED bit,

@@ -31,26 +31,8 @@ std::string names_of(const std::vector<Scenario> &scenarios) {
 // Runs every scenario while lockwatch runs, then prints its findings
 // ("json: ...") and the module's lines of the kernel log.
 std::string lockwatch_guest_script() {
-    return R"SH(
-lockwatch run --json /tmp/findings.json --ready-file /tmp/ready &
-lw=$!
-while [ ! -e /tmp/ready ] && kill -0 $lw 2>/dev/null; do sleep 0.2; done
-insmod /lockwatch/lockwatch_scenarios.ko || echo "insmod failed"
-echo "scenarios: $(cat /sys/module/lockwatch_scenarios/parameters/run)"
-for s in )SH" +
-           names_of(table()) +
-           R"SH(; do
-    echo $s > /sys/module/lockwatch_scenarios/parameters/run
-    echo "scenario $s: exit $?"
-    sleep 0.3
-done
-sleep 1
-kill -USR1 $lw
-i=0; while [ -e /tmp/ready ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
-[ -e /tmp/ready ] && echo "lockwatch-exit=124" || echo "lockwatch-exit=0"
-sed 's/^/json: /' /tmp/findings.json
-dmesg | grep lockwatch_scenarios
-)SH";
+    return scenarios_under_lockwatch_script(names_of(table())) +
+           "dmesg | grep lockwatch_scenarios\n";
 }
 
 struct LiveRun {

@@ -75,6 +75,28 @@ std::string irq_class_after(const std::vector<std::string> &lines, size_t from) 
 
 }  // namespace
 
+std::string scenarios_under_lockwatch_script(const std::string &names) {
+    return R"SH(lockwatch run --json /tmp/findings.json --ready-file /tmp/ready >/tmp/lw.txt 2>&1 &
+lw=$!
+while [ ! -e /tmp/ready ] && kill -0 $lw 2>/dev/null; do sleep 0.2; done
+insmod /lockwatch/lockwatch_scenarios.ko || echo "insmod failed"
+echo "scenarios: $(cat /sys/module/lockwatch_scenarios/parameters/run)"
+for s in )SH" +
+           names +
+           R"SH(; do
+    echo $s > /sys/module/lockwatch_scenarios/parameters/run
+    echo "scenario $s: exit $?"
+    sleep 0.3
+done
+sleep 1
+kill -USR1 $lw
+i=0; while [ -e /tmp/ready ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
+[ -e /tmp/ready ] && echo "lockwatch-exit=124" || echo "lockwatch-exit=0"
+sed 's/^/lw: /' /tmp/lw.txt
+sed 's/^/json: /' /tmp/findings.json
+)SH";
+}
+
 Verdict first_lockdep_verdict(const std::string &kernel_log) {
     auto lines = lines_of(kernel_log);
     for (size_t i = 0; i < lines.size(); i++) {

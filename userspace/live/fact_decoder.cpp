@@ -226,6 +226,9 @@ void FactDecoder::decode(const lw_record &r, std::vector<DecodedRecord> &out) {
             return decode_nmi_acquire(r, out);
         case LW_RECORD_HELD_IRQS_ON:
             return decode_held_irqs_on(r, out);
+        case LW_RECORD_LOCKDEP_OFF:
+            out.push_back(LockdepOff{r.time_ns, r.cpu, !(r.irq_flags & LW_IRQ_STATE_INFERRED)});
+            return;
     }
     ++malformed_records_;  // a type this build does not know
 }

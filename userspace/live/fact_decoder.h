@@ -61,7 +61,16 @@ struct ClassPair {
     std::string derived_name;   // as a class of that type would be named
 };
 
-using DecodedRecord = std::variant<engine::Event, FirstCall, ClassPair>;
+// LW_RECORD_LOCKDEP_OFF (lockdep backend): lockdep turned itself off after
+// its first report; from here on the hardirq state comes from the irq
+// tracer's flag, or (tracer_flag false) is inferred from the held locks.
+struct LockdepOff {
+    uint64_t time_ns = 0;  // since boot
+    uint32_t cpu = 0;
+    bool tracer_flag = true;
+};
+
+using DecodedRecord = std::variant<engine::Event, FirstCall, ClassPair, LockdepOff>;
 
 class FactDecoder {
   public:

@@ -193,11 +193,29 @@ void LiveRun::on_record(const lw_record &record) {
         } else if (const auto *pair = std::get_if<ClassPair>(&item)) {
             agreement_.add(pair->lockdep_class, pair->derived_class, pair->derived_type,
                            pair->derived_name);
+        } else if (const auto *off = std::get_if<LockdepOff>(&item)) {
+            on_lockdep_off(*off);
         } else if (const auto *first = std::get_if<FirstCall>(&item)) {
             fmt::print(text_out_, "first {}: cpu {} pid {} ({}) in {} context, called from {}\n",
                        lock_functions()[first->function].symbol, first->cpu, first->pid,
                        first->comm, to_string(first->context), first->caller);
         }
+    }
+}
+
+// Said once, where a reader of each output looks: the live output, the
+// journal (with --journal) and the summary.
+void LiveRun::on_lockdep_off(const LockdepOff &off) {
+    if (lockdep_off_) {
+        return;
+    }
+    lockdep_off_ = off;
+    std::string line = format_lockdep_off(off.time_ns / 1e9, off.tracer_flag);
+    fmt::print(text_out_, "lockwatch: {}\n", line);
+    std::fflush(text_out_);
+    std::string error;
+    if (options_.journal && !output::journal_notice(output::kLockdepOffMessageId, line, &error)) {
+        fmt::print(stderr, "lockwatch: the journal refused a notice: {}\n", error);
     }
 }
 
@@ -297,6 +315,10 @@ void LiveRun::print_summary() const {
             return name ? *name : std::string("?");
         }));
         print_address_class_findings();
+        fmt::print(text_out_, "  lockdep: {}\n",
+                   lockdep_off_
+                       ? format_lockdep_off(lockdep_off_->time_ns / 1e9, lockdep_off_->tracer_flag)
+                       : "on throughout (debug_locks never read as 0)");
     } else {
         fmt::print(text_out_, "{}",
                    format_summary(elapsed, capture_->hooks(), capture_->read_calls()));

@@ -83,6 +83,7 @@ class LiveRun {
   private:
     void on_record(const lw_record &record);
     void on_finding(const engine::Finding &finding);
+    void on_lockdep_off(const LockdepOff &off);
     void print_interval(std::array<uint64_t, LW_FN_COUNT> &previous);
     void print_classes() const;
     void print_costs() const;
@@ -115,6 +116,7 @@ class LiveRun {
     ClassAgreement agreement_;
     uint64_t findings_ = 0;
     uint64_t losses_at_last_finding_ = 0;
+    std::optional<LockdepOff> lockdep_off_;  // lockdep backend, once lockdep turned off
     std::chrono::steady_clock::time_point start_;
 };
 

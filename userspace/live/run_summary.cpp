@@ -72,6 +72,17 @@ std::string format_summary(double elapsed_s, const std::vector<HookStatus> &hook
     return text + "\n";
 }
 
+std::string format_lockdep_off(double since_boot_s, bool tracer_flag) {
+    return fmt::format(
+        "lockdep turned itself off at {:.3f} s since boot (debug_locks 0, after its first "
+        "report); lockwatch keeps checking, with the hardirq state {}",
+        since_boot_s,
+        tracer_flag ? "from the irq tracer's per-CPU flag (tracing_irq_cpu), as lockdep's own "
+                      "no longer changes"
+                    : "inferred from the held locks (this kernel has no tracing_irq_cpu), as "
+                      "lockdep's own no longer changes");
+}
+
 std::string format_losses(const CaptureLosses &losses) {
     std::string text = "losses:";
     for (size_t i = 0; i < losses.bpf.size(); ++i) {

@@ -29,6 +29,11 @@ std::string format_summary(double elapsed_s, const std::vector<HookStatus> &hook
 // Every loss counter and every note, on one line.
 std::string format_losses(const CaptureLosses &losses);
 
+// lockdep backend: the one line said when lockdep has turned itself off
+// (`tracer_flag`: the irq tracer's per-CPU flag gives the hardirq state from
+// then on; else it is inferred from the held locks, and findings say so).
+std::string format_lockdep_off(double since_boot_s, bool tracer_flag);
+
 // How often the symbol table was read again for module code loaded since
 // the start: "module symbols: 2 re-reads of /proc/kallsyms (1 deferred, 0 failed)".
 std::string format_symbol_rereads(uint64_t reloads, uint64_t deferred, uint64_t failed);

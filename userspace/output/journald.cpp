@@ -107,6 +107,36 @@ std::string journal_message(const Finding &f) {
                kMaxJournalMessageBytes);
 }
 
+namespace {
+
+bool send_fields(std::vector<std::string> fields, std::string *error) {
+    std::vector<struct iovec> iov(fields.size());
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        iov[i].iov_base = fields[i].data();
+        iov[i].iov_len = fields[i].size();
+    }
+    int r = sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
+    if (r < 0) {
+        *error = fmt::format("sd_journal_sendv: {}", std::strerror(-r));
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool journal_notice(std::string_view message_id, std::string_view message, std::string *error) {
+    return send_fields(
+        {
+            "MESSAGE=" + std::string(message),
+            "MESSAGE_ID=" + std::string(message_id),
+            "PRIORITY=5",  // LOG_NOTICE
+            "SYSLOG_IDENTIFIER=lockwatch",
+            "LOCKWATCH_VERSION=" + host_info().version,
+        },
+        error);
+}
+
 JournaldSink::JournaldSink(std::vector<std::string> extra_fields)
     : extra_(std::move(extra_fields)) {}
 
@@ -135,18 +165,7 @@ std::vector<std::string> JournaldSink::fields(const Finding &f) const {
 }
 
 bool JournaldSink::write(const Finding &f) {
-    std::vector<std::string> fs = fields(f);
-    std::vector<struct iovec> iov(fs.size());
-    for (std::size_t i = 0; i < fs.size(); ++i) {
-        iov[i].iov_base = fs[i].data();
-        iov[i].iov_len = fs[i].size();
-    }
-    int r = sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
-    if (r < 0) {
-        error_ = fmt::format("sd_journal_sendv: {}", std::strerror(-r));
-        return false;
-    }
-    return true;
+    return send_fields(fields(f), &error_);
 }
 
 }  // namespace lockwatch::output

@@ -30,6 +30,14 @@ std::string journal_message(const engine::Finding &finding);
 // LOCKWATCH_HARDIRQ_STATE_INFERRED, so that
 // `journalctl LOCKWATCH_KIND=irq_safe_to_unsafe` finds them. No CODE_FILE,
 // CODE_LINE or CODE_FUNC.
+// The MESSAGE_ID of the entry that says lockdep turned itself off.
+inline constexpr std::string_view kLockdepOffMessageId = "5d1e0c2b7a9f4e36b8c41f0a6e2d9b73";
+
+// One journal entry that is not a finding: MESSAGE, MESSAGE_ID, PRIORITY
+// notice (5), SYSLOG_IDENTIFIER and LOCKWATCH_VERSION. False, with the
+// error in *error, when the journal refused it.
+bool journal_notice(std::string_view message_id, std::string_view message, std::string *error);
+
 class JournaldSink : public Sink {
   public:
     // extra_fields: more "KEY=value" fields for every entry.
