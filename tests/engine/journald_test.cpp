@@ -68,6 +68,24 @@ TEST_F(Journald, OneEntryPerFindingWithStructuredFields) {
     EXPECT_EQ(entry["LOCKWATCH_CHAIN"], "kioctx.ctx_lock -> pid.wait_pidfd.lock");
 }
 
+// A notice that is not a finding (lockdep turned itself off): its own
+// MESSAGE_ID, priority notice, no report fields.
+TEST_F(Journald, NoticeHasItsMessageIdAndPriority) {
+    std::random_device rd;
+    std::string run = std::to_string(rd()) + std::to_string(getpid());
+    std::string error;
+    ASSERT_TRUE(output::journal_notice(output::kLockdepOffMessageId, "lockdep turned itself off",
+                                       &error, {"LOCKWATCH_TEST_RUN=" + run}))
+        << error;
+    auto found = testsupport::ScopedJournald::entries("LOCKWATCH_TEST_RUN=" + run);
+    ASSERT_EQ(found.size(), 1u) << "the notice did not show up in journalctl";
+    EXPECT_EQ(found[0]["MESSAGE"], "lockdep turned itself off");
+    EXPECT_EQ(found[0]["MESSAGE_ID"], std::string(output::kLockdepOffMessageId));
+    EXPECT_EQ(found[0]["PRIORITY"], "5");
+    EXPECT_EQ(found[0]["SYSLOG_IDENTIFIER"], "lockwatch");
+    EXPECT_FALSE(found[0].contains("LOCKWATCH_REPORT"));
+}
+
 // MESSAGE: one line per kind, cut to its bound without splitting a character.
 TEST(JournalMessage, OneLinePerKindWithinItsBound) {
     Finding f;

@@ -125,16 +125,17 @@ bool send_fields(std::vector<std::string> fields, std::string *error) {
 
 }  // namespace
 
-bool journal_notice(std::string_view message_id, std::string_view message, std::string *error) {
-    return send_fields(
-        {
-            "MESSAGE=" + std::string(message),
-            "MESSAGE_ID=" + std::string(message_id),
-            "PRIORITY=5",  // LOG_NOTICE
-            "SYSLOG_IDENTIFIER=lockwatch",
-            "LOCKWATCH_VERSION=" + host_info().version,
-        },
-        error);
+bool journal_notice(std::string_view message_id, std::string_view message, std::string *error,
+                    const std::vector<std::string> &extra_fields) {
+    std::vector<std::string> fields = {
+        "MESSAGE=" + std::string(message),
+        "MESSAGE_ID=" + std::string(message_id),
+        "PRIORITY=5",  // LOG_NOTICE
+        "SYSLOG_IDENTIFIER=lockwatch",
+        "LOCKWATCH_VERSION=" + host_info().version,
+    };
+    fields.insert(fields.end(), extra_fields.begin(), extra_fields.end());
+    return send_fields(std::move(fields), error);
 }
 
 JournaldSink::JournaldSink(std::vector<std::string> extra_fields)

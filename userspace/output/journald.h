@@ -34,9 +34,11 @@ std::string journal_message(const engine::Finding &finding);
 inline constexpr std::string_view kLockdepOffMessageId = "5d1e0c2b7a9f4e36b8c41f0a6e2d9b73";
 
 // One journal entry that is not a finding: MESSAGE, MESSAGE_ID, PRIORITY
-// notice (5), SYSLOG_IDENTIFIER and LOCKWATCH_VERSION. False, with the
-// error in *error, when the journal refused it.
-bool journal_notice(std::string_view message_id, std::string_view message, std::string *error);
+// notice (5), SYSLOG_IDENTIFIER, LOCKWATCH_VERSION and `extra_fields`
+// ("KEY=value"). False, with the error in *error, when the journal refused
+// it.
+bool journal_notice(std::string_view message_id, std::string_view message, std::string *error,
+                    const std::vector<std::string> &extra_fields = {});
 
 class JournaldSink : public Sink {
   public:
