@@ -18,6 +18,7 @@
 #include "debuginfo/kernel_debuginfo.h"
 #include "output/host_info.h"
 #include "output/journald.h"
+#include "output/dot.h"
 #include "output/json.h"
 #include "output/output_file.h"
 #include "output/text.h"
@@ -30,6 +31,7 @@ struct ReplayOptions {
     std::string file;
     std::string format = "text";
     std::string json_out;
+    std::string graph_out;
     bool journald = false;
     bool stats = false;
     bool exit_code = false;
@@ -150,6 +152,13 @@ int replay(const ReplayOptions &opts) {
     if (opts.stats) {
         print_stats(eng, reader);
     }
+    std::string graph_error;
+    if (!opts.graph_out.empty() &&
+        !output::replace_file(opts.graph_out, output::render_dot(eng.graph_view(), eng.findings()),
+                              &graph_error)) {
+        std::fprintf(stderr, "lockwatch replay: %s\n", graph_error.c_str());
+        return kExitCannotTrace;
+    }
     if (reader.error()) {
         std::fprintf(stderr, "lockwatch replay: %s\n", reader.error()->format(source).c_str());
         return kExitCannotTrace;
@@ -177,6 +186,10 @@ CommandRunner add_replay_command(CLI::App &app) {
     sub->add_flag("--json-brief", opts->json_brief,
                   "JSON lines (--format json, --json) without the report's text and its "
                   "dependency paths");
+    sub->add_option("--graph", opts->graph_out,
+                    "Also write the lock graph as Graphviz dot to FILE (replaced): classes "
+                    "filled by their usage, dependencies with their report counts, the "
+                    "findings' chains in red; render with dot -Tsvg FILE > graph.svg");
     sub->add_flag("--journald", opts->journald, "Also send each finding to the systemd journal");
     sub->add_flag("--stats", opts->stats, "Print engine statistics to standard error at the end");
     // Findings exit 1 with or without it now (lockwatch --help); kept so

@@ -78,11 +78,12 @@ int run(const RunOptions &options) {
     live->trace(g_stop, &g_reopen);
     notify_stopping(fmt::format("stopping after {} findings", live->findings()));
     live->print_summary();
+    const bool graph_written = live->write_graph();
     if (g_stay_attached) {
         live->stay_attached();
     }
     int status = live->detach(g_stop);
-    if (status != 0 || live->sink_failures()) {
+    if (status != 0 || live->sink_failures() || !graph_written) {
         return kExitCannotTrace;  // a finding that reached no output is not a clean run
     }
     return live->findings() ? kExitFindings : kExitNoFinding;
@@ -117,6 +118,10 @@ CommandRunner add_run_command(CLI::App &app) {
                     "Also write findings as JSON lines (docs/json-schema.md) to FILE, appended; "
                     "SIGHUP reopens it (logrotate). '-' puts them on standard output and "
                     "everything else lockwatch prints on standard error");
+    cmd->add_option("--graph", options->graph_out,
+                    "At the end, write the lock graph as Graphviz dot to FILE (replaced): "
+                    "classes filled by their usage, dependencies with their report counts, "
+                    "the findings' chains in red; render with dot -Tsvg FILE > graph.svg");
     cmd->add_flag("--json-brief", options->json_brief,
                   "JSON lines without the report's text and its dependency paths (a few KB "
                   "instead of tens)");

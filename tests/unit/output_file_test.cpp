@@ -133,6 +133,42 @@ TEST_F(OutputFileTest, CommandsRefuseALinkForTheirJsonFile) {
     EXPECT_EQ(slurp(target), "precious\n") << "the link's target was touched";
 }
 
+// --graph FILE is replaced whole: a link planted there is replaced, its
+// target untouched; no temporary file is left behind.
+TEST_F(OutputFileTest, ReplaceFileReplacesALinkNeverItsTarget) {
+    fs::path target = dir_ / "shadow";
+    std::ofstream(target) << "precious\n";
+    fs::path link = dir_ / "graph.dot";
+    fs::create_symlink(target, link);
+    std::string error;
+    ASSERT_TRUE(replace_file(link, "digraph {}\n", &error)) << error;
+    EXPECT_FALSE(fs::is_symlink(link));
+    EXPECT_EQ(slurp(link), "digraph {}\n");
+    EXPECT_EQ(slurp(target), "precious\n");
+    EXPECT_EQ(fs::status(link).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                  fs::perms::others_read);
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 2);
+    EXPECT_FALSE(replace_file(dir_ / "missing" / "g.dot", "x", &error));
+    EXPECT_EQ(error, "cannot write " + (dir_ / "missing" / "g.dot").string() +
+                         ": No such file or directory");
+}
+
+// replay --graph: the seed's graph, its finding's edge in red.
+TEST_F(OutputFileTest, ReplayWritesTheGraph) {
+    fs::path graph = dir_ / "seed.dot";
+    std::string cmd = std::string(LOCKWATCH_BINARY) +
+                      " replay " LOCKWATCH_TRACE_DIR
+                      "/seed_000_softirq_safe_to_unsafe.jsonl "
+                      "--format none --graph '" +
+                      graph.string() + "'";
+    int rc = std::system(cmd.c_str());
+    EXPECT_EQ(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, 1);  // 1: findings
+    std::string dot = slurp(graph);
+    EXPECT_EQ(dot.rfind("digraph lockwatch {", 0), 0u) << dot;
+    EXPECT_NE(dot.find("c0 -> c1 [label=\"1\", color=red"), std::string::npos) << dot;
+}
+
 // Every write is checked: a full disk is an error and exit 3; a reader that
 // went away (`| head -1`) ends the command quietly, not by SIGPIPE (which a
 // shell reports as 141), with the status of what it found (1: findings).

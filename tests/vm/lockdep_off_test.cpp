@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <regex>
 #include <sstream>
 
 #include "scenario_table.h"
@@ -45,7 +46,11 @@ std::string guest_script(const std::vector<Scenario> &order) {
     for (const Scenario &s : order) {
         names += (names.empty() ? "" : " ") + s.name;
     }
-    return scenarios_under_lockwatch_script(names) + "dmesg\n";
+    // The graph's red lines only: the findings' classes and chains.
+    return scenarios_under_lockwatch_script(names, "--graph /tmp/graph.dot") +
+           "echo \"graph: $(grep -c -- ' -> ' /tmp/graph.dot) dependencies\"\n"
+           "grep 'color=red' /tmp/graph.dot | sed 's/^/graph: /'\n"
+           "dmesg\n";
 }
 
 struct OffRun {
@@ -136,6 +141,17 @@ TEST_F(LockdepOff, EachBugIsReportedAsLockdepWould) {
             EXPECT_EQ(f.irq, s.irq) << s.name << ": " << f.title;
         }
     }
+}
+
+// run --graph: the first bug's two locks and the edge between them in red.
+TEST_F(LockdepOff, TheGraphShowsTheFindingsInRed) {
+    const std::string &out = run_->guest.output;
+    EXPECT_TRUE(std::regex_search(out, std::regex(R"(graph: \d+ dependencies)"))) << out;
+    EXPECT_TRUE(std::regex_search(out, std::regex(R"(graph: +c\d+ \[label="hsu_safe\\n)")));
+    EXPECT_TRUE(std::regex_search(out, std::regex(R"(graph: +c\d+ \[label="hsu_unsafe\\n)")));
+    EXPECT_TRUE(
+        std::regex_search(out, std::regex(R"(graph: +c\d+ -> c\d+ \[label="\d+", color=red)")))
+        << out;
 }
 
 // No finding on a healthy scenario's locks, nor on the kernel's own (a

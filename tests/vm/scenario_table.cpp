@@ -75,8 +75,9 @@ std::string irq_class_after(const std::vector<std::string> &lines, size_t from) 
 
 }  // namespace
 
-std::string scenarios_under_lockwatch_script(const std::string &names) {
-    return R"SH(lockwatch run --json /tmp/findings.json --ready-file /tmp/ready >/tmp/lw.txt 2>&1 &
+std::string scenarios_under_lockwatch_script(const std::string &names, const std::string &options) {
+    return "lockwatch run --json /tmp/findings.json --ready-file /tmp/ready " + options +
+           R"SH( >/tmp/lw.txt 2>&1 &
 lw=$!
 while [ ! -e /tmp/ready ] && kill -0 $lw 2>/dev/null; do sleep 0.2; done
 insmod /lockwatch/lockwatch_scenarios.ko || echo "insmod failed"

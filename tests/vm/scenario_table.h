@@ -41,12 +41,13 @@ Verdict first_lockdep_verdict(const std::string &kernel_log);
 bool names_scenario_lock(const std::string &lock_name, const Scenario &s);
 
 // Guest shell that, with `lockwatch run --json /tmp/findings.json
-// --ready-file /tmp/ready` started as $lw (its output in /tmp/lw.txt),
+// --ready-file /tmp/ready OPTIONS` started as $lw (its output in /tmp/lw.txt),
 // waits until it is attached, loads the
 // scenario module, runs `names` (space-separated) 0.3 s apart, stops
 // lockwatch with SIGUSR1 and prints "lockwatch-exit=0" (124: it did not
 // stop), its output as "lw: " lines and its findings as "json: " lines.
-std::string scenarios_under_lockwatch_script(const std::string &names);
+std::string scenarios_under_lockwatch_script(const std::string &names,
+                                             const std::string &options = "");
 
 // A finding of lockwatch's JSON output, reduced to what the tests compare.
 struct LiveFinding {

@@ -261,6 +261,20 @@ std::size_t Engine::held_depth(std::uint32_t cpu, Context ctx) const {
     return cpus_[cpu].held[static_cast<int>(ctx)].size();
 }
 
+GraphView Engine::graph_view() const {
+    GraphView view;
+    view.classes.reserve(classes_.size());
+    for (std::size_t i = 0; i < classes_.size(); ++i) {
+        view.classes.push_back(
+            {classes_[i].id, report_class_name(classes_[i].name, classes_[i].id), usage_[i]});
+    }
+    view.dependencies.reserve(edges_.size());
+    for (const Edge &e : edges_) {
+        view.dependencies.push_back({e.prev, e.next, e.reports});
+    }
+    return view;
+}
+
 std::size_t Engine::graph_bytes() const {
     std::size_t b = classes_.capacity() * sizeof(LockClass);
     for (const auto &c : classes_) {
@@ -533,8 +547,11 @@ void Engine::add_edge(const EdgeFact &fact) {
     }
     const std::uint32_t found = edge_by_pair_.find(edge_key(p, n));
     std::uint8_t dep = calc_dep(fact.prev_read, fact.next_read);
-    if (found != IndexMap::kNone && (edge_dep_[found] & dep)) {
-        return;
+    if (found != IndexMap::kNone) {
+        edges_[found].reports += edges_[found].reports < UINT32_MAX;
+        if (edge_dep_[found] & dep) {
+            return;
+        }
     }
     HeldLock prev;
     prev.cls = p;

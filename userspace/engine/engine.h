@@ -25,6 +25,7 @@
 
 #include "engine/events.h"
 #include "engine/finding.h"
+#include "engine/graph_view.h"
 #include "engine/index_map.h"
 #include "engine/stack_table.h"
 
@@ -124,6 +125,8 @@ class Engine {
     // Bytes the graph holds (classes, edges, usage records, indexes), by
     // container capacity; stacks are counted separately by StackTable.
     std::size_t graph_bytes() const;
+    // Every class and dependency, copied for a renderer: O(classes + edges).
+    GraphView graph_view() const;
 
   private:
     struct UsageRecord {
@@ -155,6 +158,7 @@ class Engine {
         StackId prev_stack = kNoStack;  // where prev was acquired
         std::uint32_t cpu = 0;
         std::uint64_t time_ns = 0;
+        std::uint32_t reports = 1;  // facts that named it (GraphView::Dependency)
         Task task;
     };
     struct HeldLock {

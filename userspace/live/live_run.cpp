@@ -16,6 +16,7 @@
 #include "capture/preflight.h"
 #include "engine/finding_names.h"
 #include "output/host_info.h"
+#include "output/dot.h"
 #include "output/journald.h"
 #include "output/json.h"
 #include "output/output_file.h"
@@ -346,6 +347,23 @@ void LiveRun::print_summary() const {
     // Out now, not with the detach's first line: a script watching a log
     // file tells the report's time from the detach's.
     std::fflush(text_out_);
+}
+
+bool LiveRun::write_graph() const {
+    if (options_.graph_out.empty()) {
+        return true;
+    }
+    engine::GraphView graph = engine_.graph_view();
+    std::string error;
+    if (!output::replace_file(options_.graph_out, output::render_dot(graph, engine_.findings()),
+                              &error)) {
+        fmt::print(stderr, "lockwatch: --graph: {}\n", error);
+        return false;
+    }
+    fmt::print(text_out_, "lockwatch: lock graph ({} classes, {} dependencies) written to {}\n",
+               graph.classes.size(), graph.dependencies.size(), options_.graph_out);
+    std::fflush(text_out_);
+    return true;
 }
 
 void LiveRun::print_classes() const {

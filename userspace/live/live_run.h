@@ -33,7 +33,8 @@ struct RunOptions {
     bool stats = false;
     bool rates = false;
     std::string backend_name = "auto";
-    std::string json_out;  // "-" for standard output
+    std::string json_out;   // "-" for standard output
+    std::string graph_out;  // --graph FILE: the lock graph as dot, written at the end
     // Starts every JSON line (lockwatch vm: the boot's token, tools/vm/README.md).
     std::string json_line_prefix;
     bool journal = false;
@@ -71,6 +72,9 @@ class LiveRun {
     bool reopen_json();
     // The per-function table, losses, costs and graph size (and --classes).
     void print_summary() const;
+    // --graph FILE: the lock graph as Graphviz dot. False (and a printed
+    // error) when the file cannot be written; true without --graph.
+    bool write_graph() const;
     // Detaches and prints how long it took; returns the exit status.
     int detach(bool stopped_by_signal);
     // Findings a sink could not write (each said so on stderr).

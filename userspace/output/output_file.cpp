@@ -41,4 +41,31 @@ OutputFile open_output_file(const std::string &path, std::string *error) {
     return OutputFile(file);
 }
 
+bool replace_file(const std::string &path, const std::string &content, std::string *error) {
+    std::string temp = path + ".XXXXXX";
+    int fd = ::mkostemp(temp.data(), O_CLOEXEC);
+    if (fd < 0) {
+        *error = fmt::format("cannot write {}: {}", path, std::strerror(errno));
+        return false;
+    }
+    bool written = ::fchmod(fd, 0644) == 0;
+    for (std::size_t done = 0; written && done < content.size();) {
+        ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        written = n > 0;
+        done += written ? static_cast<std::size_t>(n) : 0;
+    }
+    const int write_errno = errno;
+    written = ::close(fd) == 0 && written;
+    if (!written || ::rename(temp.c_str(), path.c_str()) != 0) {
+        *error =
+            fmt::format("cannot write {}: {}", path, std::strerror(written ? errno : write_errno));
+        ::unlink(temp.c_str());
+        return false;
+    }
+    return true;
+}
+
 }  // namespace lockwatch::output

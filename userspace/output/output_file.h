@@ -22,4 +22,10 @@ using OutputFile = std::unique_ptr<std::FILE, OutputFileCloser>;
 // "cannot write PATH: Permission denied", ...
 OutputFile open_output_file(const std::string &path, std::string *error);
 
+// Replaces PATH with `content` (--graph FILE): written to a new file beside
+// it (created exclusively, mode 0644), then renamed over it, so that a
+// reader never sees half a file and a symbolic link at PATH is replaced,
+// never followed. False, with one line in *error, when it cannot be.
+bool replace_file(const std::string &path, const std::string &content, std::string *error);
+
 }  // namespace lockwatch::output

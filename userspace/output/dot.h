@@ -1,0 +1,23 @@
+// The lock graph as Graphviz dot (--graph FILE.dot): classes as nodes
+// filled by their usage bits, dependencies as edges labelled with how often
+// they were reported, and every finding's chain in red. Render with
+// `dot -Tsvg FILE.dot > graph.svg`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/finding.h"
+#include "engine/graph_view.h"
+
+namespace lockwatch::output {
+
+// A dot string literal's contents: quotes and backslashes escaped, control
+// characters as '?'.
+std::string dot_escape(const std::string &text);
+
+// The whole graph, O(classes + dependencies + the findings' chains).
+std::string render_dot(const engine::GraphView &graph,
+                       const std::vector<engine::Finding> &findings);
+
+}  // namespace lockwatch::output
