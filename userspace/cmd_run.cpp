@@ -78,7 +78,7 @@ int run(const RunOptions &options) {
     live->trace(g_stop, &g_reopen);
     notify_stopping(fmt::format("stopping after {} findings", live->findings()));
     live->print_summary();
-    const bool graph_written = live->write_graph();
+    const bool graph_written = live->write_graph() && live->finish_record();
     if (g_stay_attached) {
         live->stay_attached();
     }
@@ -118,6 +118,11 @@ CommandRunner add_run_command(CLI::App &app) {
                     "Also write findings as JSON lines (docs/json-schema.md) to FILE, appended; "
                     "SIGHUP reopens it (logrotate). '-' puts them on standard output and "
                     "everything else lockwatch prints on standard error");
+    cmd->add_option("--record", options->record_out,
+                    "Also write every fact the kernel side sends (classes, stacks, usage bits, "
+                    "dependencies) to FILE in the trace format (docs/trace-format.md), "
+                    "replacing it: lockwatch replay FILE [--vmlinux VMLINUX] makes the same "
+                    "findings off the host");
     cmd->add_option("--graph", options->graph_out,
                     "At the end, write the lock graph as Graphviz dot to FILE (replaced): "
                     "classes filled by their usage, dependencies with their report counts, "

@@ -154,6 +154,31 @@ TEST_F(OutputFileTest, ReplaceFileReplacesALinkNeverItsTarget) {
                          ": No such file or directory");
 }
 
+// --record FILE starts the file afresh, but never through a symbolic link or
+// a second hard link to someone else's file.
+TEST_F(OutputFileTest, CreateEmptiesAFileButNeverALinkedOne) {
+    fs::path p = dir_ / "trace.jsonl";
+    std::ofstream(p) << "old trace\n";
+    std::string error;
+    {
+        OutputFile out = create_output_file(p, &error);
+        ASSERT_TRUE(out) << error;
+        std::fputs("new\n", out.get());
+    }
+    EXPECT_EQ(slurp(p), "new\n");
+    fs::path target = dir_ / "shadow";
+    std::ofstream(target) << "precious\n";
+    fs::create_symlink(target, dir_ / "sym.jsonl");
+    EXPECT_FALSE(create_output_file(dir_ / "sym.jsonl", &error));
+    EXPECT_EQ(error,
+              "refusing to write " + (dir_ / "sym.jsonl").string() + ": it is a symbolic link");
+    fs::create_hard_link(target, dir_ / "hard.jsonl");
+    EXPECT_FALSE(create_output_file(dir_ / "hard.jsonl", &error));
+    EXPECT_EQ(error, "refusing to write " + (dir_ / "hard.jsonl").string() +
+                         ": not a regular file with one link");
+    EXPECT_EQ(slurp(target), "precious\n");
+}
+
 // replay --graph: the seed's graph, its finding's edge in red.
 TEST_F(OutputFileTest, ReplayWritesTheGraph) {
     fs::path graph = dir_ / "seed.dot";

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "scenario_table.h"
@@ -47,9 +48,13 @@ std::string guest_script(const std::vector<Scenario> &order) {
         names += (names.empty() ? "" : " ") + s.name;
     }
     // The graph's red lines only: the findings' classes and chains.
-    return scenarios_under_lockwatch_script(names, "--graph /tmp/graph.dot") +
+    // The recorded facts replayed in the guest: the same findings.
+    return scenarios_under_lockwatch_script(names,
+                                            "--graph /tmp/graph.dot --record /tmp/trace.jsonl") +
            "echo \"graph: $(grep -c -- ' -> ' /tmp/graph.dot) dependencies\"\n"
            "grep 'color=red' /tmp/graph.dot | sed 's/^/graph: /'\n"
+           "lockwatch replay /tmp/trace.jsonl --format json --json-brief | sed 's/^/replay: /'\n"
+           "echo \"trace: $(wc -l < /tmp/trace.jsonl) lines, $(wc -c < /tmp/trace.jsonl) bytes\"\n"
            "dmesg\n";
 }
 
@@ -152,6 +157,23 @@ TEST_F(LockdepOff, TheGraphShowsTheFindingsInRed) {
     EXPECT_TRUE(
         std::regex_search(out, std::regex(R"(graph: +c\d+ -> c\d+ \[label="\d+", color=red)")))
         << out;
+}
+
+// run --record: replaying what it recorded makes the same findings.
+TEST_F(LockdepOff, TheRecordReplaysToTheSameFindings) {
+    std::vector<LiveFinding> replayed = findings_in(run_->guest.output, "replay: ");
+    std::multiset<std::string> live_signatures, replayed_signatures;
+    for (const LiveFinding &f : run_->findings) {
+        live_signatures.insert(f.signature);
+    }
+    for (const LiveFinding &f : replayed) {
+        replayed_signatures.insert(f.signature);
+    }
+    EXPECT_FALSE(live_signatures.empty());
+    EXPECT_EQ(replayed_signatures, live_signatures);
+    std::smatch size;
+    std::regex_search(run_->guest.output, size, std::regex(R"(trace: (\d+) lines, (\d+) bytes)"));
+    std::printf("record: %s\n", size.str(0).c_str());
 }
 
 // No finding on a healthy scenario's locks, nor on the kernel's own (a

@@ -124,13 +124,13 @@ bool names_scenario_lock(const std::string &lock_name, const Scenario &s) {
     return name.compare(0, s.lock_prefix.size(), s.lock_prefix) == 0;
 }
 
-std::vector<LiveFinding> findings_in(const std::string &guest_output) {
+std::vector<LiveFinding> findings_in(const std::string &guest_output, const std::string &prefix) {
     std::vector<LiveFinding> findings;
     for (const auto &line : lines_of(guest_output)) {
-        if (line.rfind("json: ", 0) != 0) {
+        if (line.rfind(prefix, 0) != 0) {
             continue;
         }
-        auto j = nlohmann::json::parse(line.substr(6), nullptr, false);
+        auto j = nlohmann::json::parse(line.substr(prefix.size()), nullptr, false);
         if (j.is_discarded() || !j.contains("kind")) {
             continue;
         }
@@ -138,6 +138,7 @@ std::vector<LiveFinding> findings_in(const std::string &guest_output) {
         f.kind = j.value("kind", "");
         f.irq = j["irq"].is_string() ? j["irq"].get<std::string>() : "";
         f.title = j.value("title", "");
+        f.signature = j.value("signature", "");
         f.time_ns = j.value("time_ns", std::uint64_t{0});
         for (const auto &l : j.value("locks", nlohmann::json::array())) {
             f.locks.push_back(l.value("name", ""));

@@ -55,11 +55,13 @@ struct LiveFinding {
     std::string irq;
     std::vector<std::string> locks;  // "locks", "acquiring", "safe_lock", "unsafe_lock"
     std::string title;
+    std::string signature;
     std::uint64_t time_ns = 0;
 };
 
-// The findings in lines "json: {...}" of a guest's output.
-std::vector<LiveFinding> findings_in(const std::string &guest_output);
+// The findings in lines "json: {...}" (PREFIX {...}) of a guest's output.
+std::vector<LiveFinding> findings_in(const std::string &guest_output,
+                                     const std::string &prefix = "json: ");
 
 // When each scenario started and ended, in ns of the kernel log's clock,
 // from its lines "[   12.345678] lockwatch_scenarios: NAME start|done".

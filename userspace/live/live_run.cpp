@@ -12,11 +12,13 @@
 #include <bpf/btf.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include "capture/preflight.h"
 #include "engine/finding_names.h"
-#include "output/host_info.h"
+#include "engine/trace.h"
 #include "output/dot.h"
+#include "output/host_info.h"
 #include "output/journald.h"
 #include "output/json.h"
 #include "output/output_file.h"
@@ -109,7 +111,59 @@ bool LiveRun::open_outputs() {
         sinks_.add(std::make_unique<output::JournaldSink>(
             std::vector<std::string>{"LOCKWATCH_KERNEL=" + kernel_release()}));
     }
+    return open_record();
+}
+
+// --record FILE: the trace format's header, with the kernel and host the
+// facts came from (readers ignore keys they do not know), then each fact as
+// the engine gets it.
+bool LiveRun::open_record() {
+    if (options_.record_out.empty()) {
+        return true;
+    }
+    std::string error;
+    record_file_ = output::create_output_file(options_.record_out, &error);
+    if (!record_file_) {
+        fmt::print(stderr, "lockwatch: --record: {}\n", error);
+        return false;
+    }
+    nlohmann::json header = nlohmann::json::parse(engine::trace_header_line());
+    header.update(output::host_fields());
+    header["recorded_by"] = "lockwatch run";
+    header["backend"] = to_string(capture_->backend());
+    std::fprintf(record_file_.get(), "%s\n", header.dump().c_str());
     return true;
+}
+
+void LiveRun::record_fact(const engine::Event &event) {
+    if (!record_file_ || record_failed_) {
+        return;
+    }
+    std::string line = engine::trace_record_line(event);
+    line += '\n';
+    if (std::fwrite(line.data(), 1, line.size(), record_file_.get()) != line.size()) {
+        record_failed_ = true;
+        fmt::print(stderr, "lockwatch: --record {}: {}; no more facts go there\n",
+                   options_.record_out, std::strerror(errno));
+        return;
+    }
+    ++records_written_;
+}
+
+bool LiveRun::finish_record() {
+    if (!record_file_) {
+        return true;
+    }
+    if (std::fflush(record_file_.get()) != 0 && !record_failed_) {
+        record_failed_ = true;
+        fmt::print(stderr, "lockwatch: --record {}: {}\n", options_.record_out,
+                   std::strerror(errno));
+    }
+    fmt::print(text_out_, "lockwatch: {} {} records to {}{}\n",
+               record_failed_ ? "could not write all of" : "recorded", records_written_,
+               options_.record_out, record_failed_ ? " (the file is incomplete)" : "");
+    std::fflush(text_out_);
+    return !record_failed_;
 }
 
 void LiveRun::announce() const {
@@ -190,6 +244,7 @@ void LiveRun::on_record(const lw_record &record) {
                  std::holds_alternative<engine::UsageFact>(*event))) {
                 lockdep_facts_.push_back(*event);
             }
+            record_fact(*event);
             engine_.process(*event);
         } else if (const auto *pair = std::get_if<ClassPair>(&item)) {
             agreement_.add(pair->lockdep_class, pair->derived_class, pair->derived_type,

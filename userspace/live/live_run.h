@@ -33,8 +33,9 @@ struct RunOptions {
     bool stats = false;
     bool rates = false;
     std::string backend_name = "auto";
-    std::string json_out;   // "-" for standard output
-    std::string graph_out;  // --graph FILE: the lock graph as dot, written at the end
+    std::string json_out;    // "-" for standard output
+    std::string graph_out;   // --graph FILE: the lock graph as dot, written at the end
+    std::string record_out;  // --record FILE: every fact, in the trace format
     // Starts every JSON line (lockwatch vm: the boot's token, tools/vm/README.md).
     std::string json_line_prefix;
     bool journal = false;
@@ -77,8 +78,12 @@ class LiveRun {
     bool write_graph() const;
     // Detaches and prints how long it took; returns the exit status.
     int detach(bool stopped_by_signal);
-    // Findings a sink could not write (each said so on stderr).
-    std::uint64_t sink_failures() const { return sinks_.failures(); }
+    // Findings a sink could not write (each said so on stderr), and a
+    // --record file that could not be written whole.
+    std::uint64_t sink_failures() const { return sinks_.failures() + (record_failed_ ? 1 : 0); }
+    // Flushes --record FILE and says how many records it holds; false (and
+    // said on stderr) when a write failed. True without --record.
+    bool finish_record();
     // Findings reported so far.
     std::uint64_t findings() const { return findings_; }
     // Leaves every program attached until killed (a VM powering off next).
@@ -88,6 +93,8 @@ class LiveRun {
     void on_record(const lw_record &record);
     void on_finding(const engine::Finding &finding);
     void on_lockdep_off(const LockdepOff &off);
+    bool open_record();
+    void record_fact(const engine::Event &event);
     void print_interval(std::array<uint64_t, LW_FN_COUNT> &previous);
     void print_classes() const;
     void print_costs() const;
@@ -111,6 +118,9 @@ class LiveRun {
     output::MultiSink sinks_;
     output::OutputFile json_file_;
     output::JsonLinesSink *json_sink_ = nullptr;  // in sinks_, for reopen_json()
+    output::OutputFile record_file_;              // --record
+    std::uint64_t records_written_ = 0;
+    bool record_failed_ = false;
 
     std::vector<DecodedRecord> decoded_;
     std::vector<engine::EdgeFact> edges_seen_;  // for --classes

@@ -17,11 +17,11 @@ void OutputFileCloser::operator()(std::FILE *file) const {
     }
 }
 
-OutputFile open_output_file(const std::string &path, std::string *error) {
-    if (path == "-") {
-        return OutputFile(stdout);
-    }
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
+namespace {
+
+// open(2) that never follows a link at PATH; -1 with *error set.
+int open_no_follow(const std::string &path, int flags, std::string *error) {
+    int fd = ::open(path.c_str(), flags | O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
         const int open_errno = errno;
         struct stat st {};
@@ -30,6 +30,38 @@ OutputFile open_output_file(const std::string &path, std::string *error) {
         } else {
             *error = fmt::format("cannot write {}: {}", path, std::strerror(open_errno));
         }
+    }
+    return fd;
+}
+
+}  // namespace
+
+OutputFile create_output_file(const std::string &path, std::string *error) {
+    int fd = open_no_follow(path, 0, error);
+    if (fd < 0) {
+        return nullptr;
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        *error = fmt::format("refusing to write {}: not a regular file with one link", path);
+        ::close(fd);
+        return nullptr;
+    }
+    std::FILE *file = ::ftruncate(fd, 0) == 0 ? ::fdopen(fd, "w") : nullptr;
+    if (!file) {
+        *error = fmt::format("cannot write {}: {}", path, std::strerror(errno));
+        ::close(fd);
+        return nullptr;
+    }
+    return OutputFile(file);
+}
+
+OutputFile open_output_file(const std::string &path, std::string *error) {
+    if (path == "-") {
+        return OutputFile(stdout);
+    }
+    int fd = open_no_follow(path, O_APPEND, error);
+    if (fd < 0) {
         return nullptr;
     }
     std::FILE *file = ::fdopen(fd, "a");

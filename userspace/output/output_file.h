@@ -22,6 +22,12 @@ using OutputFile = std::unique_ptr<std::FILE, OutputFileCloser>;
 // "cannot write PATH: Permission denied", ...
 OutputFile open_output_file(const std::string &path, std::string *error);
 
+// PATH emptied or created (mode 0644) for writing from its start (--record
+// FILE): never through a symbolic link, and never a file with other hard
+// links (root would empty whatever a planted link names). Null, with one
+// line in *error, when it cannot be.
+OutputFile create_output_file(const std::string &path, std::string *error);
+
 // Replaces PATH with `content` (--graph FILE): written to a new file beside
 // it (created exclusively, mode 0644), then renamed over it, so that a
 // reader never sees half a file and a symbolic link at PATH is replaced,
