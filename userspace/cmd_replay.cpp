@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "exit_status.h"
 #include "engine/engine.h"
+#include "engine/trace_merge.h"
 #include "engine/trace.h"
 #include "debuginfo/kernel_debuginfo.h"
 #include "output/host_info.h"
@@ -28,7 +29,7 @@ namespace lockwatch {
 namespace {
 
 struct ReplayOptions {
-    std::string file;
+    std::vector<std::string> files;
     std::string format = "text";
     std::string json_out;
     std::string graph_out;
@@ -68,12 +69,12 @@ bool open_sinks(const ReplayOptions &opts, output::MultiSink &sinks,
     return true;
 }
 
-void print_stats(const engine::Engine &eng, const engine::TraceReader &reader) {
+void print_stats(const engine::Engine &eng, std::size_t lines) {
     const auto &s = eng.stats();
     std::fprintf(stderr,
                  "lockwatch replay: %zu lines, %llu events, %zu classes, %zu edges, %llu "
                  "usages, %llu findings, %llu unmatched releases\n",
-                 reader.line(), static_cast<unsigned long long>(s.events), eng.class_count(),
+                 lines, static_cast<unsigned long long>(s.events), eng.class_count(),
                  eng.edge_count(), static_cast<unsigned long long>(s.usages),
                  static_cast<unsigned long long>(s.findings),
                  static_cast<unsigned long long>(s.unmatched_releases));
@@ -82,29 +83,97 @@ void print_stats(const engine::Engine &eng, const engine::TraceReader &reader) {
     }
 }
 
-// Every event of the trace through the engine, stacks placed with debug info.
-int replay(const ReplayOptions &opts) {
+// One trace file, or standard input for "-". The trace reader takes what the
+// stream has buffered. Standard input kept in step with stdio has no buffer
+// of its own and gave one byte a call: ten times the CPU time of the same
+// trace from a file. A file's default 8 KiB buffer meant 27,000 read()
+// calls for a 220 MB trace.
+struct TraceInput {
     std::ifstream file;
-    std::istream *in = &std::cin;
-    std::string source = opts.file == "-" ? std::string("<stdin>") : opts.file;
-    // The trace reader takes what the stream has buffered. Standard input
-    // kept in step with stdio has no buffer of its own and gave one byte a
-    // call: ten times the CPU time of the same trace from a file. A file's
-    // default 8 KiB buffer meant 27,000 read() calls for a 220 MB trace.
-    std::vector<char> file_buffer;
-    if (opts.file == "-") {
-        std::ios::sync_with_stdio(false);  // nothing here uses C++ streams for output
-    } else {
-        file_buffer.resize(std::size_t{1} << 20);
-        file.rdbuf()->pubsetbuf(file_buffer.data(),
-                                static_cast<std::streamsize>(file_buffer.size()));
-        file.open(opts.file, std::ios::binary);
+    std::vector<char> buffer;
+    std::istream *in = nullptr;
+
+    bool open(const std::string &path) {
+        if (path == "-") {
+            std::ios::sync_with_stdio(false);  // nothing here uses C++ streams for output
+            in = &std::cin;
+            return true;
+        }
+        buffer.resize(std::size_t{1} << 20);
+        file.rdbuf()->pubsetbuf(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+        file.open(path, std::ios::binary);
         if (!file) {
-            std::fprintf(stderr, "lockwatch replay: cannot open %s: %s\n", opts.file.c_str(),
+            std::fprintf(stderr, "lockwatch replay: cannot open %s: %s\n", path.c_str(),
                          std::strerror(errno));
-            return kExitUsage;
+            return false;
         }
         in = &file;
+        return true;
+    }
+};
+
+// Several inputs: after each finding's report, which input (host) reported
+// each fact it rests on: its chain's dependencies and its irq usages.
+void print_origins(const engine::Finding &f, const engine::TraceMerge &merge) {
+    auto line = [](const std::string &what, const std::vector<std::string> &from) {
+        std::string hosts;
+        for (const std::string &h : from) {
+            hosts += (hosts.empty() ? "" : ", ") + h;
+        }
+        std::printf("  %s: from %s\n", what.c_str(), hosts.empty() ? "(derived)" : hosts.c_str());
+    };
+    std::printf("facts of \"%s\" by origin:\n", f.title.c_str());
+    for (std::size_t i = 1; i < f.chain.size(); ++i) {
+        line(f.chain[i - 1] + " -> " + f.chain[i],
+             merge.dependency_origins(f.chain[i - 1], f.chain[i]));
+    }
+    for (const auto &[lock, usage] :
+         {std::pair{f.safe_lock, f.safe_usage}, std::pair{f.unsafe_lock, f.unsafe_usage}}) {
+        if (lock && usage) {
+            line(lock->name + " " + std::string(engine::usage_bit_name(usage->bit)),
+                 merge.usage_origins(lock->name, usage->bit));
+        }
+    }
+    std::printf("\n");
+}
+
+// Every event of each trace through one engine, stacks placed with debug
+// info; with several traces, their classes merged by name. Returns the
+// lines read; false in *ok on a bad line.
+std::size_t feed_traces(const ReplayOptions &opts, std::vector<std::unique_ptr<TraceInput>> &inputs,
+                        engine::Engine &eng, engine::TraceMerge *merge,
+                        const KernelDebugInfo *debuginfo, const bool &reader_gone, bool *ok) {
+    std::size_t lines = 0;
+    for (std::size_t i = 0; i < inputs.size() && !reader_gone; ++i) {
+        engine::TraceReader reader(*inputs[i]->in);
+        for (std::optional<engine::Event> ev; !reader_gone && (ev = reader.next());) {
+            if (merge) {
+                merge->set_origin(i, reader.hostname());
+                merge->translate(i, *ev);
+            }
+            if (auto *stack = std::get_if<engine::StackFact>(&*ev); stack && debuginfo) {
+                stack->frames = debuginfo->annotate(stack->frames);
+            }
+            eng.process(*ev);
+        }
+        lines += reader.line();
+        if (reader.error()) {
+            const std::string source = opts.files[i] == "-" ? "<stdin>" : opts.files[i];
+            std::fprintf(stderr, "lockwatch replay: %s\n", reader.error()->format(source).c_str());
+            *ok = false;
+            return lines;
+        }
+    }
+    return lines;
+}
+
+int replay(const ReplayOptions &opts) {
+    std::vector<std::unique_ptr<TraceInput>> inputs;
+    for (const std::string &path : opts.files) {
+        inputs.push_back(std::make_unique<TraceInput>());
+        if (!inputs.back()->open(path)) {
+            return kExitUsage;
+        }
     }
     output::MultiSink sinks;
     output::OutputFile json_file;
@@ -120,7 +189,10 @@ int replay(const ReplayOptions &opts) {
             return kExitUsage;
         }
     }
-
+    std::optional<engine::TraceMerge> merge;
+    if (opts.files.size() > 1) {
+        merge.emplace(opts.files);
+    }
     engine::Engine eng(
         engine::EngineOptions{.kernel_ident = opts.ident, .nmi_graph = opts.nmi_graph});
     bool reader_gone = false;
@@ -130,16 +202,13 @@ int replay(const ReplayOptions &opts) {
         }
         reader_gone = reader_gone || sinks.reader_gone();
     });
-    engine::TraceReader reader(*in);
-    while (!reader_gone) {
-        auto ev = reader.next();
-        if (!ev) {
-            break;
+    bool ok = true;
+    std::size_t lines = feed_traces(opts, inputs, eng, merge ? &*merge : nullptr, debuginfo.get(),
+                                    reader_gone, &ok);
+    if (merge && opts.format == "text" && opts.json_out != "-") {
+        for (const engine::Finding &f : eng.findings()) {
+            print_origins(f, *merge);
         }
-        if (auto *stack = std::get_if<engine::StackFact>(&*ev); stack && debuginfo) {
-            stack->frames = debuginfo->annotate(stack->frames);
-        }
-        eng.process(*ev);
     }
     if (!reader_gone && !sinks.flush() && !sinks.reader_gone()) {
         std::fprintf(stderr, "lockwatch replay: %s\n", sinks.last_error().c_str());
@@ -150,7 +219,7 @@ int replay(const ReplayOptions &opts) {
         return found;  // `| head`: the reader has what it wanted
     }
     if (opts.stats) {
-        print_stats(eng, reader);
+        print_stats(eng, lines);
     }
     std::string graph_error;
     if (!opts.graph_out.empty() &&
@@ -159,12 +228,8 @@ int replay(const ReplayOptions &opts) {
         std::fprintf(stderr, "lockwatch replay: %s\n", graph_error.c_str());
         return kExitCannotTrace;
     }
-    if (reader.error()) {
-        std::fprintf(stderr, "lockwatch replay: %s\n", reader.error()->format(source).c_str());
-        return kExitCannotTrace;
-    }
-    if (sinks.failures()) {
-        return kExitCannotTrace;  // a finding that was not written is not a clean run
+    if (!ok || sinks.failures()) {
+        return kExitCannotTrace;  // a bad input, or a finding that was not written
     }
     return found;
 }
@@ -177,7 +242,11 @@ CommandRunner add_replay_command(CLI::App &app) {
         "replay",
         "Run the analysis engine over a recorded trace (docs/trace-format.md) and report "
         "findings in lockdep's format.");
-    sub->add_option("FILE", opts->file, "Trace file, '-' for standard input")->required();
+    sub->add_option("FILE", opts->files,
+                    "Trace file, '-' for standard input. Several files (hosts, runs of one "
+                    "kernel build) make one graph: classes are matched by name, and each "
+                    "finding's facts are listed by the file (host) that reported them")
+        ->required();
     sub->add_option("--format", opts->format, "Standard output: text, json (JSON lines) or none")
         ->check(CLI::IsMember({"text", "json", "none"}));
     sub->add_option("--json", opts->json_out,

@@ -60,12 +60,13 @@ TEST_F(ExitStatus, HelpAndVersionAreZero) {
 TEST_F(ExitStatus, EveryUsageErrorIsTwo) {
     for (const char *args :
          {"", "--no-such-option", "no-such-command", "run --backend nope", "run --duration -3",
-          "replay", "replay a b c", "vm", "vm --timeout 0 -- true", "check --what"}) {
+          "replay", "replay --format nope x", "vm", "vm --timeout 0 -- true", "check --what"}) {
         Ran r = lockwatch(args);
         EXPECT_EQ(r.status, 2) << "lockwatch " << args << "\n" << r.err;
         EXPECT_FALSE(r.err.empty()) << "lockwatch " << args << " said nothing";
     }
     EXPECT_EQ(lockwatch("replay /nonexistent/trace.jsonl").status, 2);
+    EXPECT_EQ(lockwatch("replay " + seed_trace + " /nonexistent/trace.jsonl").status, 2);
     EXPECT_EQ(lockwatch("replay " + seed_trace + " --json /nonexistent/dir/f.jsonl").status, 2);
 }
 

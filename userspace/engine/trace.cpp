@@ -641,6 +641,13 @@ bool TraceReader::read_header(std::string_view text) {
         return false;
     }
     version_ = v;
+    // A label for a merge's origins, never trusted further: printable and
+    // at most a host name's length.
+    if (j.contains("hostname") && j["hostname"].is_string()) {
+        for (char c : j["hostname"].get<std::string>().substr(0, 255)) {
+            hostname_ += c > 0x20 && c < 0x7f ? c : '?';
+        }
+    }
     return true;
 }
 

@@ -47,6 +47,9 @@ class TraceReader {
     const std::optional<TraceError> &error() const { return error_; }
     std::size_t line() const { return line_; }
     int version() const { return version_; }
+    // The header's "hostname" (lockwatch run --record writes it), once the
+    // header has been read; "" when it has none.
+    const std::string &hostname() const { return hostname_; }
 
   private:
     struct Input;
@@ -57,6 +60,7 @@ class TraceReader {
     std::unique_ptr<Input> input_;
     std::size_t line_ = 0;
     int version_ = 0;
+    std::string hostname_;
     std::optional<TraceError> error_;
 };
 

@@ -1,0 +1,93 @@
+// Several traces as one graph (lockwatch replay A B): classes matched by
+// name across hosts whose class ids differ, stacks renumbered, and each
+// fact's origin kept. Host A saw the usages, host B the dependency: only
+// the merge makes the seed's finding.
+#include "engine/trace_merge.h"
+
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "engine/engine.h"
+#include "engine/trace.h"
+#include "temp_dir.h"
+
+namespace lockwatch::engine {
+namespace {
+
+const char *const kHostA = R"({"format":"lockwatch-trace","version":2,"hostname":"host-a"}
+{"t":"class","id":11,"name":"kioctx.ctx_lock"}
+{"t":"class","id":12,"name":"pid.wait_pidfd.lock"}
+{"t":"stack","id":1,"frames":["aio_complete+0x40/0x200"]}
+{"t":"usage","class":11,"bit":"USED_IN_SOFTIRQ","stack":1}
+{"t":"usage","class":12,"bit":"ENABLED_SOFTIRQ","stack":1}
+)";
+const char *const kHostB = R"({"format":"lockwatch-trace","version":2,"hostname":"host-b"}
+{"t":"class","id":77,"name":"kioctx.ctx_lock"}
+{"t":"class","id":78,"name":"pid.wait_pidfd.lock"}
+{"t":"stack","id":1,"frames":["io_submit_one+0x97f/0x2b00"]}
+{"t":"edge","prev":77,"next":78,"stack":1,"prev_stack":1}
+)";
+
+std::vector<Finding> replay(const std::vector<const char *> &traces, TraceMerge *merge) {
+    Engine eng;
+    for (std::size_t i = 0; i < traces.size(); ++i) {
+        std::istringstream in(traces[i]);
+        TraceReader reader(in);
+        while (auto ev = reader.next()) {
+            if (merge) {
+                merge->set_origin(i, reader.hostname());
+                merge->translate(i, *ev);
+            }
+            eng.process(*ev);
+        }
+        EXPECT_FALSE(reader.error()) << reader.error()->format("trace");
+    }
+    return eng.findings();
+}
+
+TEST(TraceMerge, NoHostAloneSeesTheBug) {
+    EXPECT_TRUE(replay({kHostA}, nullptr).empty());
+    EXPECT_TRUE(replay({kHostB}, nullptr).empty());
+    // Without the merge the ids do not meet: two graphs in one engine.
+    EXPECT_TRUE(replay({kHostA, kHostB}, nullptr).empty());
+}
+
+TEST(TraceMerge, TheMergedGraphDoesAndSaysWhoSawWhat) {
+    TraceMerge merge({"a.jsonl", "b.jsonl"});
+    std::vector<Finding> findings = replay({kHostA, kHostB}, &merge);
+    ASSERT_EQ(findings.size(), 1u);
+    const Finding &f = findings[0];
+    EXPECT_EQ(f.kind, FindingKind::IrqSafeToUnsafe);
+    EXPECT_EQ(f.irq, IrqClass::Softirq);
+    ASSERT_EQ(f.chain, (std::vector<std::string>{"kioctx.ctx_lock", "pid.wait_pidfd.lock"}));
+    EXPECT_EQ(merge.dependency_origins("kioctx.ctx_lock", "pid.wait_pidfd.lock"),
+              std::vector<std::string>{"host-b (b.jsonl)"});
+    EXPECT_EQ(merge.usage_origins("kioctx.ctx_lock", UsageBit::UsedInSoftirq),
+              std::vector<std::string>{"host-a (a.jsonl)"});
+    EXPECT_EQ(merge.usage_origins("pid.wait_pidfd.lock", UsageBit::EnabledSoftirq),
+              std::vector<std::string>{"host-a (a.jsonl)"});
+    EXPECT_TRUE(merge.usage_origins("kioctx.ctx_lock", UsageBit::UsedInHardirq).empty());
+}
+
+// The command: two files, one finding, its facts by origin.
+TEST(TraceMerge, ReplayOfTwoFilesPrintsTheOrigins) {
+    lockwatch::test_support::TempDir tmp("merge");
+    std::ofstream(tmp.path() / "a.jsonl") << kHostA;
+    std::ofstream(tmp.path() / "b.jsonl") << kHostB;
+    auto run = lockwatch::test_support::run_shell(
+        "cd '" + tmp.path().string() + "' && " LOCKWATCH_BINARY " replay a.jsonl b.jsonl",
+        tmp.path());
+    EXPECT_EQ(run.status, 1) << run.err;  // 1: findings
+    EXPECT_NE(run.out.find("SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"), std::string::npos)
+        << run.out;
+    EXPECT_NE(run.out.find("  kioctx.ctx_lock -> pid.wait_pidfd.lock: from host-b (b.jsonl)\n"),
+              std::string::npos)
+        << run.out;
+    EXPECT_NE(run.out.find("  kioctx.ctx_lock USED_IN_SOFTIRQ: from host-a (a.jsonl)\n"),
+              std::string::npos)
+        << run.out;
+}
+
+}  // namespace
+}  // namespace lockwatch::engine

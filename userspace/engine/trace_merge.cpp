@@ -1,0 +1,108 @@
+#include "engine/trace_merge.h"
+
+#include <type_traits>
+#include <utility>
+
+namespace lockwatch::engine {
+namespace {
+
+// FNV-1a, 64 bits: the same name gives the same id on every host.
+std::uint64_t fnv1a(const std::string &text) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (unsigned char c : text) {
+        h = (h ^ c) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+}  // namespace
+
+TraceMerge::TraceMerge(std::vector<std::string> origins)
+    : origins_(std::move(origins)), named_(origins_.size()), classes_(origins_.size()) {}
+
+void TraceMerge::set_origin(std::size_t input, const std::string &hostname) {
+    if (named_[input]) {
+        return;
+    }
+    named_[input] = true;
+    if (!hostname.empty()) {
+        origins_[input] = hostname + " (" + origins_[input] + ")";
+    }
+}
+
+ClassId TraceMerge::class_id_of_name(const std::string &name) {
+    return fnv1a(name) | 1;  // odd: never 0, never one of the unnamed ids below
+}
+
+// A class used before its name came keeps an id of its own per input.
+ClassId TraceMerge::class_of(std::size_t input, ClassId producer_id) const {
+    auto it = classes_[input].find(producer_id);
+    if (it != classes_[input].end()) {
+        return it->second;
+    }
+    return (fnv1a(std::to_string(input) + ":" + std::to_string(producer_id)) << 1) | 2;
+}
+
+StackId TraceMerge::stack_of(std::size_t input, StackId producer_id) {
+    if (producer_id == kNoStack) {
+        return kNoStack;
+    }
+    auto [it, added] = stacks_.try_emplace({input, producer_id}, next_stack_);
+    next_stack_ += added ? 1 : 0;
+    return it->second;
+}
+
+void TraceMerge::translate(std::size_t input, Event &event) {
+    std::visit(
+        [&](auto &e) {
+            using T = std::decay_t<decltype(e)>;
+            if constexpr (std::is_same_v<T, ClassFact>) {
+                ClassId merged = class_id_of_name(e.name);
+                classes_[input][e.id] = merged;
+                e.id = merged;
+            } else if constexpr (std::is_same_v<T, StackFact>) {
+                e.id = stack_of(input, e.id);
+            } else if constexpr (std::is_same_v<T, AcquireEvent>) {
+                e.cls = class_of(input, e.cls);
+                e.stack = stack_of(input, e.stack);
+                e.lock = (e.lock << 8) ^ input;  // instances never meet across inputs
+            } else if constexpr (std::is_same_v<T, ReleaseEvent>) {
+                e.lock = (e.lock << 8) ^ input;
+            } else if constexpr (std::is_same_v<T, UsageFact>) {
+                e.cls = class_of(input, e.cls);
+                e.stack = stack_of(input, e.stack);
+                usage_inputs_[{e.cls, static_cast<int>(e.bit)}].insert(input);
+            } else if constexpr (std::is_same_v<T, EdgeFact>) {
+                e.prev = class_of(input, e.prev);
+                e.next = class_of(input, e.next);
+                e.next_stack = stack_of(input, e.next_stack);
+                e.prev_stack = stack_of(input, e.prev_stack);
+                dependency_inputs_[{e.prev, e.next}].insert(input);
+            } else if constexpr (std::is_same_v<T, IrqsEnabledEvent>) {
+                e.stack = stack_of(input, e.stack);
+            }
+        },
+        event);
+}
+
+std::vector<std::string> TraceMerge::labels(const std::set<std::size_t> &inputs) const {
+    std::vector<std::string> out;
+    for (std::size_t i : inputs) {
+        out.push_back(origins_[i]);
+    }
+    return out;
+}
+
+std::vector<std::string> TraceMerge::dependency_origins(const std::string &prev,
+                                                        const std::string &next) const {
+    auto it = dependency_inputs_.find({class_id_of_name(prev), class_id_of_name(next)});
+    return it == dependency_inputs_.end() ? std::vector<std::string>{} : labels(it->second);
+}
+
+std::vector<std::string> TraceMerge::usage_origins(const std::string &class_name,
+                                                   UsageBit bit) const {
+    auto it = usage_inputs_.find({class_id_of_name(class_name), static_cast<int>(bit)});
+    return it == usage_inputs_.end() ? std::vector<std::string>{} : labels(it->second);
+}
+
+}  // namespace lockwatch::engine

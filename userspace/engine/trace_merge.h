@@ -1,0 +1,56 @@
+// Several traces (hosts, runs) as one graph: `lockwatch replay A B ...`.
+// Class ids are the producer's (on a live kernel, hashes of addresses that
+// KASLR changes with every boot), so a merged class is its name: the same
+// lock on every host of one kernel build. Stack ids are renumbered per
+// input. Each fact's inputs are kept, so that a finding can say which host
+// saw which half of it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/events.h"
+
+namespace lockwatch::engine {
+
+class TraceMerge {
+  public:
+    // One label per input, in input order ("host-a (a.jsonl)").
+    explicit TraceMerge(std::vector<std::string> origins);
+
+    // Names input `input` after the host its header names ("" keeps the
+    // label given): "host-a (a.jsonl)".
+    void set_origin(std::size_t input, const std::string &hostname);
+
+    // Rewrites an event of input `input` into the merged graph's ids, and
+    // notes where its facts came from. O(1) per event (hash lookups).
+    void translate(std::size_t input, Event &event);
+
+    // The labels of the inputs that reported a dependency or a usage bit,
+    // by class names; empty when none did (raw acquire traces derive them).
+    std::vector<std::string> dependency_origins(const std::string &prev,
+                                                const std::string &next) const;
+    std::vector<std::string> usage_origins(const std::string &class_name, UsageBit bit) const;
+
+    // The merged id of a named class: a hash of its name.
+    static ClassId class_id_of_name(const std::string &name);
+
+  private:
+    ClassId class_of(std::size_t input, ClassId producer_id) const;
+    StackId stack_of(std::size_t input, StackId producer_id);
+    std::vector<std::string> labels(const std::set<std::size_t> &inputs) const;
+
+    std::vector<std::string> origins_;
+    std::vector<bool> named_;                                    // set_origin() done
+    std::vector<std::unordered_map<ClassId, ClassId>> classes_;  // per input
+    std::map<std::pair<std::size_t, StackId>, StackId> stacks_;
+    StackId next_stack_ = 1;
+    std::map<std::pair<ClassId, ClassId>, std::set<std::size_t>> dependency_inputs_;
+    std::map<std::pair<ClassId, int>, std::set<std::size_t>> usage_inputs_;
+};
+
+}  // namespace lockwatch::engine
