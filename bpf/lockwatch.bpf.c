@@ -1437,32 +1437,42 @@ static __always_inline __u32 lockdep_acquire_flags(int trylock, int read)
     return flags;
 }
 
-/* Set (atomically, once) by the first program that sees debug_locks at 0:
- * lockdep does not turn itself back on. 64-bit for cmpxchg without
- * -mcpu=v3. */
-__u64 lockdep_turned_off = 0;
+/* Set once a program has read debug_locks as 0: lockdep does not turn
+ * itself back on. */
+bool lockdep_turned_off = false;
+/* Claimed (cmpxchg) by the program that sends LW_RECORD_LOCKDEP_OFF, and
+ * given back when the ring buffer had no room, so that a later one sends
+ * it. 64-bit for cmpxchg without -mcpu=v3. */
+__u64 lockdep_off_sent = 0;
 
-/* True once lockdep has turned itself off; the program that first sees it
- * sends LW_RECORD_LOCKDEP_OFF. */
-static __always_inline bool lockdep_is_off(void *ctx)
+static __always_inline void report_lockdep_off(void *ctx)
 {
     struct lw_record *rec;
+
+    if (lockdep_off_sent || __sync_val_compare_and_swap(&lockdep_off_sent, 0, 1) != 0)
+        return;
+    /* Not about one acquire: no context of its own. */
+    rec = new_record(ctx, LW_RECORD_LOCKDEP_OFF, LW_FN_LOCKDEP, LW_CTX_TASK);
+    if (!rec) {
+        lockdep_off_sent = 0;
+        return;
+    }
+    rec->irq_flags = &tracing_irq_cpu ? 0 : LW_IRQ_STATE_INFERRED;
+    bpf_ringbuf_submit(rec, 0);
+}
+
+/* True once lockdep has turned itself off. A failed read says nothing (the
+ * helper zeroes what it could not read). */
+static __always_inline bool lockdep_is_off(void *ctx)
+{
     int on = 1;
 
-    if (lockdep_turned_off)
-        return true;
-    if (!&debug_locks)
-        return false;
-    bpf_probe_read_kernel(&on, sizeof(on), &debug_locks);
-    if (on)
-        return false;
-    if (__sync_val_compare_and_swap(&lockdep_turned_off, 0, 1) != 0)
-        return true;
-    rec = new_record(ctx, LW_RECORD_LOCKDEP_OFF, LW_FN_LOCKDEP, LW_CTX_TASK);
-    if (rec) {
-        rec->irq_flags = &tracing_irq_cpu ? 0 : LW_IRQ_STATE_INFERRED;
-        bpf_ringbuf_submit(rec, 0);
+    if (!lockdep_turned_off) {
+        if (!&debug_locks || bpf_probe_read_kernel(&on, sizeof(on), &debug_locks) || on)
+            return false;
+        lockdep_turned_off = true;
     }
+    report_lockdep_off(ctx);
     return true;
 }
 

@@ -1,5 +1,7 @@
 // lockwatch replay FILE: run the analysis engine over a recorded trace and
 // emit the findings through the same sinks as the live daemon.
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -140,12 +142,16 @@ void print_origins(const engine::Finding &f, const engine::TraceMerge &merge) {
 // Every event of each trace through one engine, stacks placed with debug
 // info; with several traces, their classes merged by name. Returns the
 // lines read; false in *ok on a bad line.
-std::size_t feed_traces(const ReplayOptions &opts, std::vector<std::unique_ptr<TraceInput>> &inputs,
-                        engine::Engine &eng, engine::TraceMerge *merge,
+std::size_t feed_traces(const ReplayOptions &opts, engine::Engine &eng, engine::TraceMerge *merge,
                         const KernelDebugInfo *debuginfo, const bool &reader_gone, bool *ok) {
     std::size_t lines = 0;
-    for (std::size_t i = 0; i < inputs.size() && !reader_gone; ++i) {
-        engine::TraceReader reader(*inputs[i]->in);
+    for (std::size_t i = 0; i < opts.files.size() && !reader_gone; ++i) {
+        TraceInput input;  // one open file (and buffer) at a time
+        if (!input.open(opts.files[i])) {
+            *ok = false;
+            return lines;
+        }
+        engine::TraceReader reader(*input.in);
         for (std::optional<engine::Event> ev; !reader_gone && (ev = reader.next());) {
             if (merge) {
                 merge->set_origin(i, reader.hostname());
@@ -168,10 +174,12 @@ std::size_t feed_traces(const ReplayOptions &opts, std::vector<std::unique_ptr<T
 }
 
 int replay(const ReplayOptions &opts) {
-    std::vector<std::unique_ptr<TraceInput>> inputs;
+    // Every input readable before anything is reported: a wrong name is a
+    // usage error, not half a merge.
     for (const std::string &path : opts.files) {
-        inputs.push_back(std::make_unique<TraceInput>());
-        if (!inputs.back()->open(path)) {
+        if (path != "-" && ::access(path.c_str(), R_OK) != 0) {
+            std::fprintf(stderr, "lockwatch replay: cannot open %s: %s\n", path.c_str(),
+                         std::strerror(errno));
             return kExitUsage;
         }
     }
@@ -203,8 +211,8 @@ int replay(const ReplayOptions &opts) {
         reader_gone = reader_gone || sinks.reader_gone();
     });
     bool ok = true;
-    std::size_t lines = feed_traces(opts, inputs, eng, merge ? &*merge : nullptr, debuginfo.get(),
-                                    reader_gone, &ok);
+    std::size_t lines =
+        feed_traces(opts, eng, merge ? &*merge : nullptr, debuginfo.get(), reader_gone, &ok);
     if (merge && opts.format == "text" && opts.json_out != "-") {
         for (const engine::Finding &f : eng.findings()) {
             print_origins(f, *merge);

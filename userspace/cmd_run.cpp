@@ -78,12 +78,13 @@ int run(const RunOptions &options) {
     live->trace(g_stop, &g_reopen);
     notify_stopping(fmt::format("stopping after {} findings", live->findings()));
     live->print_summary();
-    const bool graph_written = live->write_graph() && live->finish_record();
+    const bool graph_written = live->write_graph();
+    const bool record_written = live->finish_record();
     if (g_stay_attached) {
         live->stay_attached();
     }
     int status = live->detach(g_stop);
-    if (status != 0 || live->sink_failures() || !graph_written) {
+    if (status != 0 || live->sink_failures() || !graph_written || !record_written) {
         return kExitCannotTrace;  // a finding that reached no output is not a clean run
     }
     return live->findings() ? kExitFindings : kExitNoFinding;
@@ -120,8 +121,8 @@ CommandRunner add_run_command(CLI::App &app) {
                     "everything else lockwatch prints on standard error");
     cmd->add_option("--record", options->record_out,
                     "Also write every fact the kernel side sends (classes, stacks, usage bits, "
-                    "dependencies) to FILE in the trace format (docs/trace-format.md), "
-                    "replacing it: lockwatch replay FILE [--vmlinux VMLINUX] makes the same "
+                    "dependencies) to FILE in the trace format (docs/trace-format.md), a new "
+                    "file in its place: lockwatch replay FILE [--vmlinux VMLINUX] makes the same "
                     "findings off the host");
     cmd->add_option("--graph", options->graph_out,
                     "At the end, write the lock graph as Graphviz dot to FILE (replaced): "

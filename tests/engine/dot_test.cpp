@@ -68,10 +68,10 @@ TEST(Dot, ClassesFilledByUsageAndTheFindingsChainInRed) {
     EXPECT_TRUE(std::regex_search(
         dot,
         std::regex(
-            R"(label="&\(&ctx->ctx_lock\)->rlock\\n\{\.\.-\.\}", fillcolor="#fbd38d", color=red)")))
+            R"(label="&amp;\(&amp;ctx->ctx_lock\)->rlock\\n\{\.\.-\.\}", fillcolor="#fbd38d", color=red)")))
         << dot;
     EXPECT_TRUE(std::regex_search(
-        dot, std::regex(R"(label="&pid->wait_pidfd\\n\{\+\.\+\.\}", fillcolor="#bcd7f0")")))
+        dot, std::regex(R"(label="&amp;pid->wait_pidfd\\n\{\+\.\+\.\}", fillcolor="#bcd7f0")")))
         << dot;
     EXPECT_NE(dot.find("c0 -> c1 [label=\"1\", color=red"), std::string::npos) << dot;
     // Without the finding, nothing is red.
@@ -82,6 +82,7 @@ TEST(Dot, ClassesFilledByUsageAndTheFindingsChainInRed) {
 TEST(Dot, NamesAreEscaped) {
     EXPECT_EQ(output::dot_escape(R"(a"b\c)"), R"(a\"b\\c)");
     EXPECT_EQ(output::dot_escape("a\nb\x1b"), "a?b?");
+    EXPECT_EQ(output::dot_escape("&lt;&x"), "&amp;lt;&amp;x");
     GraphView g;
     g.classes.push_back({1, "x\"] ; evil [label=\"", 0});
     std::string dot = output::render_dot(g, {});

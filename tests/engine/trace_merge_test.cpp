@@ -70,6 +70,20 @@ TEST(TraceMerge, TheMergedGraphDoesAndSaysWhoSawWhat) {
     EXPECT_TRUE(merge.usage_origins("kioctx.ctx_lock", UsageBit::UsedInHardirq).empty());
 }
 
+// A class without a name cannot be matched: each input keeps its own.
+TEST(TraceMerge, NamelessClassesStayApart) {
+    const char *a = R"({"format":"lockwatch-trace","version":2}
+{"t":"class","id":1,"name":""}
+{"t":"usage","class":1,"bit":"USED_IN_SOFTIRQ"}
+)";
+    const char *b = R"({"format":"lockwatch-trace","version":2}
+{"t":"class","id":1,"name":""}
+{"t":"usage","class":1,"bit":"ENABLED_SOFTIRQ"}
+)";
+    TraceMerge merge({"a", "b"});
+    EXPECT_TRUE(replay({a, b}, &merge).empty()) << "two nameless classes were merged";
+}
+
 // The command: two files, one finding, its facts by origin.
 TEST(TraceMerge, ReplayOfTwoFilesPrintsTheOrigins) {
     lockwatch::test_support::TempDir tmp("merge");

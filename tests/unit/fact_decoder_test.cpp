@@ -282,7 +282,8 @@ TEST_F(FactDecoderTest, LockdepOffSaysWhereTheHardirqStateComesFrom) {
     EXPECT_EQ(traced->cpu, 1u);
     EXPECT_TRUE(traced->tracer_flag);
     EXPECT_FALSE(inferred->tracer_flag);
-    EXPECT_NE(format_lockdep_off(12.5, true).find("at 12.500 s since boot"), std::string::npos);
+    EXPECT_NE(format_lockdep_off(12.5, true).find("seen at 12.500 s since boot"),
+              std::string::npos);
     EXPECT_NE(format_lockdep_off(12.5, true).find("tracing_irq_cpu"), std::string::npos);
     EXPECT_NE(format_lockdep_off(12.5, false).find("inferred"), std::string::npos);
 }

@@ -154,29 +154,30 @@ TEST_F(OutputFileTest, ReplaceFileReplacesALinkNeverItsTarget) {
                          ": No such file or directory");
 }
 
-// --record FILE starts the file afresh, but never through a symbolic link or
-// a second hard link to someone else's file.
-TEST_F(OutputFileTest, CreateEmptiesAFileButNeverALinkedOne) {
-    fs::path p = dir_ / "trace.jsonl";
-    std::ofstream(p) << "old trace\n";
-    std::string error;
-    {
-        OutputFile out = create_output_file(p, &error);
-        ASSERT_TRUE(out) << error;
-        std::fputs("new\n", out.get());
-    }
-    EXPECT_EQ(slurp(p), "new\n");
+// --record FILE starts a new file in its place: an old trace is replaced,
+// and a link, a second hard link or a FIFO planted there is replaced, never
+// opened (a FIFO would block the daemon, a link would empty its target).
+TEST_F(OutputFileTest, CreateReplacesWhateverWasThereNeverOpensIt) {
     fs::path target = dir_ / "shadow";
     std::ofstream(target) << "precious\n";
     fs::create_symlink(target, dir_ / "sym.jsonl");
-    EXPECT_FALSE(create_output_file(dir_ / "sym.jsonl", &error));
-    EXPECT_EQ(error,
-              "refusing to write " + (dir_ / "sym.jsonl").string() + ": it is a symbolic link");
     fs::create_hard_link(target, dir_ / "hard.jsonl");
-    EXPECT_FALSE(create_output_file(dir_ / "hard.jsonl", &error));
-    EXPECT_EQ(error, "refusing to write " + (dir_ / "hard.jsonl").string() +
-                         ": not a regular file with one link");
+    ASSERT_EQ(::mkfifo((dir_ / "fifo.jsonl").c_str(), 0644), 0);
+    std::ofstream(dir_ / "old.jsonl") << "old trace\n";
+    for (const char *name : {"sym.jsonl", "hard.jsonl", "fifo.jsonl", "old.jsonl"}) {
+        std::string error;
+        {
+            OutputFile out = create_output_file(dir_ / name, &error);
+            ASSERT_TRUE(out) << name << ": " << error;
+            std::fputs("new\n", out.get());
+        }
+        EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(dir_ / name))) << name;
+        EXPECT_EQ(fs::hard_link_count(dir_ / name), 1u) << name;
+        EXPECT_EQ(slurp(dir_ / name), "new\n") << name;
+    }
     EXPECT_EQ(slurp(target), "precious\n");
+    // Nothing left beside them but the files themselves.
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 5);
 }
 
 // replay --graph: the seed's graph, its finding's edge in red.

@@ -124,13 +124,18 @@ TEST_F(LockdepOff, LockdepReportedTheFirstBugAndTurnedOff) {
     Verdict v = first_lockdep_verdict(run_->guest.output);
     EXPECT_EQ(v.kind, "irq_safe_to_unsafe") << v.header;
     EXPECT_EQ(v.irq, "hardirq");
-    const std::string said = "lw: lockwatch: lockdep turned itself off at";
+    const std::string said = "lw: lockwatch: lockdep has turned itself off";
     size_t first = run_->guest.output.find(said);
     EXPECT_NE(first, std::string::npos) << "the live output does not say lockdep turned off";
     EXPECT_EQ(run_->guest.output.find(said, first + 1), std::string::npos) << "said twice";
-    EXPECT_NE(run_->guest.output.find("lw:   lockdep: lockdep turned itself off at"),
+    EXPECT_NE(run_->guest.output.find("lw:   lockdep: lockdep has turned itself off"),
               std::string::npos)
         << "the summary does not say lockdep turned off";
+    // The exact source, not the inferred fallback.
+    EXPECT_NE(
+        run_->guest.output.find("from the irq tracer's per-CPU flag (tracing_irq_cpu)", first),
+        std::string::npos)
+        << "the hardirq state after lockdep's report is not read from tracing_irq_cpu";
 }
 
 TEST_F(LockdepOff, EachBugIsReportedAsLockdepWould) {

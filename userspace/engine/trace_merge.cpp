@@ -15,6 +15,12 @@ std::uint64_t fnv1a(const std::string &text) {
     return h;
 }
 
+// Lock instances of different inputs kept apart: within one input a
+// bijection, across inputs a collision is as likely as in a 64-bit hash.
+LockId lock_of(std::size_t input, LockId lock) {
+    return lock ^ (static_cast<LockId>(input) * 0x9e3779b97f4a7c15ULL);
+}
+
 }  // namespace
 
 TraceMerge::TraceMerge(std::vector<std::string> origins)
@@ -57,7 +63,8 @@ void TraceMerge::translate(std::size_t input, Event &event) {
         [&](auto &e) {
             using T = std::decay_t<decltype(e)>;
             if constexpr (std::is_same_v<T, ClassFact>) {
-                ClassId merged = class_id_of_name(e.name);
+                // A class with no name cannot be matched: it stays its input's.
+                ClassId merged = e.name.empty() ? class_of(input, e.id) : class_id_of_name(e.name);
                 classes_[input][e.id] = merged;
                 e.id = merged;
             } else if constexpr (std::is_same_v<T, StackFact>) {
@@ -65,9 +72,9 @@ void TraceMerge::translate(std::size_t input, Event &event) {
             } else if constexpr (std::is_same_v<T, AcquireEvent>) {
                 e.cls = class_of(input, e.cls);
                 e.stack = stack_of(input, e.stack);
-                e.lock = (e.lock << 8) ^ input;  // instances never meet across inputs
+                e.lock = lock_of(input, e.lock);
             } else if constexpr (std::is_same_v<T, ReleaseEvent>) {
-                e.lock = (e.lock << 8) ^ input;
+                e.lock = lock_of(input, e.lock);
             } else if constexpr (std::is_same_v<T, UsageFact>) {
                 e.cls = class_of(input, e.cls);
                 e.stack = stack_of(input, e.stack);

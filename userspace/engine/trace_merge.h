@@ -1,7 +1,10 @@
 // Several traces (hosts, runs) as one graph: `lockwatch replay A B ...`.
 // Class ids are the producer's (on a live kernel, hashes of addresses that
 // KASLR changes with every boot), so a merged class is its name: the same
-// lock on every host of one kernel build. Stack ids are renumbered per
+// lock on every host of one kernel build. Names lockdep numbers by the
+// order it met their keys (`&sb->s_type->i_lock_key#3`) may name different
+// keys on different hosts; address classes (lockwatch's own rules) do not
+// have that problem. Stack ids are renumbered per
 // input. Each fact's inputs are kept, so that a finding can say which host
 // saw which half of it.
 #pragma once

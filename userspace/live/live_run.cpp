@@ -131,7 +131,8 @@ bool LiveRun::open_record() {
     header.update(output::host_fields());
     header["recorded_by"] = "lockwatch run";
     header["backend"] = to_string(capture_->backend());
-    std::fprintf(record_file_.get(), "%s\n", header.dump().c_str());
+    std::fprintf(record_file_.get(), "%s\n",
+                 header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return true;
 }
 
@@ -270,7 +271,8 @@ void LiveRun::on_lockdep_off(const LockdepOff &off) {
     fmt::print(text_out_, "lockwatch: {}\n", line);
     std::fflush(text_out_);
     std::string error;
-    if (options_.journal && !output::journal_notice(output::kLockdepOffMessageId, line, &error)) {
+    if (options_.journal && !output::journal_notice(output::kLockdepOffMessageId, line, &error,
+                                                    {"LOCKWATCH_KERNEL=" + kernel_release()})) {
         fmt::print(stderr, "lockwatch: the journal refused a notice: {}\n", error);
     }
 }

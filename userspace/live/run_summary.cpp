@@ -74,8 +74,8 @@ std::string format_summary(double elapsed_s, const std::vector<HookStatus> &hook
 
 std::string format_lockdep_off(double since_boot_s, bool tracer_flag) {
     return fmt::format(
-        "lockdep turned itself off at {:.3f} s since boot (debug_locks 0, after its first "
-        "report); lockwatch keeps checking, with the hardirq state {}",
+        "lockdep has turned itself off (debug_locks 0, after its first report), seen at {:.3f} s "
+        "since boot; lockwatch keeps checking, with the hardirq state {}",
         since_boot_s,
         tracer_flag ? "from the irq tracer's per-CPU flag (tracing_irq_cpu), as lockdep's own "
                       "no longer changes"

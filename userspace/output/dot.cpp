@@ -41,6 +41,10 @@ std::string dot_escape(const std::string &text) {
     std::string out;
     out.reserve(text.size());
     for (unsigned char c : text) {
+        if (c == '&') {
+            out += "&amp;";  // Graphviz reads &name; as an entity
+            continue;
+        }
         if (c == '"' || c == '\\') {
             out += '\\';
         }

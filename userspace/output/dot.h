@@ -12,8 +12,8 @@
 
 namespace lockwatch::output {
 
-// A dot string literal's contents: quotes and backslashes escaped, control
-// characters as '?'.
+// A dot string literal's contents: quotes and backslashes escaped, '&' as
+// "&amp;" (Graphviz reads entities), control characters as '?'.
 std::string dot_escape(const std::string &text);
 
 // The whole graph, O(classes + dependencies + the findings' chains).

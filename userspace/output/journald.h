@@ -22,14 +22,6 @@ std::string_view journal_message_id(engine::FindingKind kind);
 // (kioctx.ctx_lock -> pid.wait_pidfd.lock)", at most kMaxJournalMessageBytes.
 std::string journal_message(const engine::Finding &finding);
 
-// One journal entry per finding: MESSAGE (journal_message()), MESSAGE_ID,
-// PRIORITY warning (4), the whole report (text.h) in LOCKWATCH_REPORT,
-// LOCKWATCH_VERSION, and structured fields LOCKWATCH_KIND, LOCKWATCH_IRQ,
-// LOCKWATCH_TITLE, LOCKWATCH_SIGNATURE, LOCKWATCH_LOCKS, LOCKWATCH_CHAIN,
-// LOCKWATCH_TASK, LOCKWATCH_PID, LOCKWATCH_CPU, LOCKWATCH_TIME_NS,
-// LOCKWATCH_HARDIRQ_STATE_INFERRED, so that
-// `journalctl LOCKWATCH_KIND=irq_safe_to_unsafe` finds them. No CODE_FILE,
-// CODE_LINE or CODE_FUNC.
 // The MESSAGE_ID of the entry that says lockdep turned itself off.
 inline constexpr std::string_view kLockdepOffMessageId = "5d1e0c2b7a9f4e36b8c41f0a6e2d9b73";
 
@@ -40,6 +32,14 @@ inline constexpr std::string_view kLockdepOffMessageId = "5d1e0c2b7a9f4e36b8c41f
 bool journal_notice(std::string_view message_id, std::string_view message, std::string *error,
                     const std::vector<std::string> &extra_fields = {});
 
+// One journal entry per finding: MESSAGE (journal_message()), MESSAGE_ID,
+// PRIORITY warning (4), the whole report (text.h) in LOCKWATCH_REPORT,
+// LOCKWATCH_VERSION, and structured fields LOCKWATCH_KIND, LOCKWATCH_IRQ,
+// LOCKWATCH_TITLE, LOCKWATCH_SIGNATURE, LOCKWATCH_LOCKS, LOCKWATCH_CHAIN,
+// LOCKWATCH_TASK, LOCKWATCH_PID, LOCKWATCH_CPU, LOCKWATCH_TIME_NS,
+// LOCKWATCH_HARDIRQ_STATE_INFERRED, so that
+// `journalctl LOCKWATCH_KIND=irq_safe_to_unsafe` finds them. No CODE_FILE,
+// CODE_LINE or CODE_FUNC.
 class JournaldSink : public Sink {
   public:
     // extra_fields: more "KEY=value" fields for every entry.

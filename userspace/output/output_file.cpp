@@ -34,23 +34,37 @@ int open_no_follow(const std::string &path, int flags, std::string *error) {
     return fd;
 }
 
+// A new file beside PATH (created exclusively by mkostemp, so no link, FIFO
+// or file of someone else's can be there), made mode 0644. -1, with *error
+// set, when it cannot be.
+int create_beside(const std::string &path, std::string *temp, std::string *error) {
+    *temp = path + ".XXXXXX";
+    int fd = ::mkostemp(temp->data(), O_CLOEXEC);
+    if (fd < 0 || ::fchmod(fd, 0644) != 0) {
+        *error = fmt::format("cannot write {}: {}", path, std::strerror(errno));
+        if (fd >= 0) {
+            ::close(fd);
+            ::unlink(temp->c_str());
+        }
+        return -1;
+    }
+    return fd;
+}
+
 }  // namespace
 
 OutputFile create_output_file(const std::string &path, std::string *error) {
-    int fd = open_no_follow(path, 0, error);
+    std::string temp;
+    int fd = create_beside(path, &temp, error);
     if (fd < 0) {
         return nullptr;
     }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-        *error = fmt::format("refusing to write {}: not a regular file with one link", path);
-        ::close(fd);
-        return nullptr;
-    }
-    std::FILE *file = ::ftruncate(fd, 0) == 0 ? ::fdopen(fd, "w") : nullptr;
+    // In place at once: what was at PATH (a link too) is replaced, not followed.
+    std::FILE *file = ::rename(temp.c_str(), path.c_str()) == 0 ? ::fdopen(fd, "w") : nullptr;
     if (!file) {
         *error = fmt::format("cannot write {}: {}", path, std::strerror(errno));
         ::close(fd);
+        ::unlink(temp.c_str());
         return nullptr;
     }
     return OutputFile(file);
@@ -74,26 +88,28 @@ OutputFile open_output_file(const std::string &path, std::string *error) {
 }
 
 bool replace_file(const std::string &path, const std::string &content, std::string *error) {
-    std::string temp = path + ".XXXXXX";
-    int fd = ::mkostemp(temp.data(), O_CLOEXEC);
+    std::string temp;
+    int fd = create_beside(path, &temp, error);
     if (fd < 0) {
-        *error = fmt::format("cannot write {}: {}", path, std::strerror(errno));
         return false;
     }
-    bool written = ::fchmod(fd, 0644) == 0;
-    for (std::size_t done = 0; written && done < content.size();) {
+    int failed_errno = 0;
+    for (std::size_t done = 0; !failed_errno && done < content.size();) {
         ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-        if (n < 0 && errno == EINTR) {
-            continue;
+        if (n > 0) {
+            done += static_cast<std::size_t>(n);
+        } else if (n == 0 || errno != EINTR) {
+            failed_errno = n == 0 ? EIO : errno;
         }
-        written = n > 0;
-        done += written ? static_cast<std::size_t>(n) : 0;
     }
-    const int write_errno = errno;
-    written = ::close(fd) == 0 && written;
-    if (!written || ::rename(temp.c_str(), path.c_str()) != 0) {
-        *error =
-            fmt::format("cannot write {}: {}", path, std::strerror(written ? errno : write_errno));
+    if (::close(fd) != 0 && !failed_errno) {
+        failed_errno = errno;
+    }
+    if (!failed_errno && ::rename(temp.c_str(), path.c_str()) != 0) {
+        failed_errno = errno;
+    }
+    if (failed_errno) {
+        *error = fmt::format("cannot write {}: {}", path, std::strerror(failed_errno));
         ::unlink(temp.c_str());
         return false;
     }

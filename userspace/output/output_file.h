@@ -22,10 +22,11 @@ using OutputFile = std::unique_ptr<std::FILE, OutputFileCloser>;
 // "cannot write PATH: Permission denied", ...
 OutputFile open_output_file(const std::string &path, std::string *error);
 
-// PATH emptied or created (mode 0644) for writing from its start (--record
-// FILE): never through a symbolic link, and never a file with other hard
-// links (root would empty whatever a planted link names). Null, with one
-// line in *error, when it cannot be.
+// A new, empty file at PATH (mode 0644) for writing from its start (--record
+// FILE): made beside it and renamed into place at once, so that whatever
+// was at PATH (a planted link, a FIFO, a file another user owns or has a
+// second link to) is replaced, never opened. Null, with one line in *error,
+// when it cannot be.
 OutputFile create_output_file(const std::string &path, std::string *error);
 
 // Replaces PATH with `content` (--graph FILE): written to a new file beside
