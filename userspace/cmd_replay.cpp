@@ -154,7 +154,6 @@ std::size_t feed_traces(const ReplayOptions &opts, engine::Engine &eng, engine::
         engine::TraceReader reader(*input.in);
         for (std::optional<engine::Event> ev; !reader_gone && (ev = reader.next());) {
             if (merge) {
-                merge->set_origin(i, reader.hostname());
                 merge->translate(i, *ev);
             }
             if (auto *stack = std::get_if<engine::StackFact>(&*ev); stack && debuginfo) {
@@ -163,6 +162,9 @@ std::size_t feed_traces(const ReplayOptions &opts, engine::Engine &eng, engine::
             eng.process(*ev);
         }
         lines += reader.line();
+        if (merge) {
+            merge->set_origin(i, reader.hostname());
+        }
         if (reader.error()) {
             const std::string source = opts.files[i] == "-" ? "<stdin>" : opts.files[i];
             std::fprintf(stderr, "lockwatch replay: %s\n", reader.error()->format(source).c_str());
@@ -263,10 +265,7 @@ CommandRunner add_replay_command(CLI::App &app) {
     sub->add_flag("--json-brief", opts->json_brief,
                   "JSON lines (--format json, --json) without the report's text and its "
                   "dependency paths");
-    sub->add_option("--graph", opts->graph_out,
-                    "Also write the lock graph as Graphviz dot to FILE (replaced): classes "
-                    "filled by their usage, dependencies with their report counts, the "
-                    "findings' chains in red; render with dot -Tsvg FILE > graph.svg");
+    sub->add_option("--graph", opts->graph_out, output::kGraphOptionHelp);
     sub->add_flag("--journald", opts->journald, "Also send each finding to the systemd journal");
     sub->add_flag("--stats", opts->stats, "Print engine statistics to standard error at the end");
     // Findings exit 1 with or without it now (lockwatch --help); kept so

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "exit_status.h"
 #include "live/live_run.h"
+#include "output/dot.h"
 #include "live/service_notify.h"
 
 namespace lockwatch {
@@ -124,10 +125,7 @@ CommandRunner add_run_command(CLI::App &app) {
                     "dependencies) to FILE in the trace format (docs/trace-format.md), a new "
                     "file in its place: lockwatch replay FILE [--vmlinux VMLINUX] makes the same "
                     "findings off the host");
-    cmd->add_option("--graph", options->graph_out,
-                    "At the end, write the lock graph as Graphviz dot to FILE (replaced): "
-                    "classes filled by their usage, dependencies with their report counts, "
-                    "the findings' chains in red; render with dot -Tsvg FILE > graph.svg");
+    cmd->add_option("--graph", options->graph_out, output::kGraphOptionHelp);
     cmd->add_flag("--json-brief", options->json_brief,
                   "JSON lines without the report's text and its dependency paths (a few KB "
                   "instead of tens)");

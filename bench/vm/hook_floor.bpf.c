@@ -32,54 +32,38 @@ const volatile bool track_held = false;
 
 struct floor_held {
     __u32 depth;
+    __u64 trylock; /* kprobe: the lock between a trylock's entry and return */
     __u64 locks[FLOOR_MAX_HELD];
-};
-
-struct floor_cpu {
-    struct floor_held ctx[LW_CTX_COUNT];
-    __u64 trylock[LW_CTX_COUNT]; /* kprobe: the lock between entry and return */
 };
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, 1);
+    __uint(max_entries, LW_CTX_COUNT);
     __type(key, __u32);
-    __type(value, struct floor_cpu);
-} floor_cpus SEC(".maps");
+    __type(value, struct floor_held);
+} floor_held_stacks SEC(".maps");
 
-static __always_inline struct floor_cpu *this_cpu(__u32 *context)
+/* This CPU's held stack for the context running now, or NULL. */
+static __always_inline struct floor_held *this_held(void)
 {
-    __u32 zero = 0;
+    __u32 context = context_of(read_preempt_count()) & (LW_CTX_COUNT - 1);
 
-    *context = context_of(read_preempt_count()) & (LW_CTX_COUNT - 1);
-    return bpf_map_lookup_elem(&floor_cpus, &zero);
+    return bpf_map_lookup_elem(&floor_held_stacks, &context);
 }
 
-static __always_inline void push_held(__u64 lock)
+static __always_inline void push_held(struct floor_held *held, __u64 lock)
 {
-    __u32 context;
-    struct floor_cpu *cpu = this_cpu(&context);
-    struct floor_held *held;
-
-    if (!cpu)
-        return;
-    held = &cpu->ctx[context];
-    if (held->depth >= FLOOR_MAX_HELD)
+    if (!held || held->depth >= FLOOR_MAX_HELD)
         return;
     held->locks[held->depth & (FLOOR_MAX_HELD - 1)] = lock;
     held->depth++;
 }
 
 /* Releases may come out of order: the top four entries are searched. */
-static __always_inline void pop_held(__u64 lock)
+static __always_inline void pop_held(struct floor_held *held, __u64 lock)
 {
-    __u32 context;
-    struct floor_cpu *cpu = this_cpu(&context);
-    struct floor_held *held;
-
-    if (!cpu)
+    if (!held)
         return;
-    held = &cpu->ctx[context];
     for (int i = 0; i < 4; i++) {
         __u32 at = held->depth - 1 - i;
 
@@ -98,22 +82,16 @@ static __always_inline void pop_held(__u64 lock)
     }
 }
 
-static __always_inline void note_trylock(__u64 lock)
+static __always_inline void note_trylock(struct floor_held *held, __u64 lock)
 {
-    __u32 context;
-    struct floor_cpu *cpu = this_cpu(&context);
-
-    if (cpu)
-        cpu->trylock[context] = lock;
+    if (held)
+        held->trylock = lock;
 }
 
-static __always_inline void trylock_returned(long ok)
+static __always_inline void trylock_returned(struct floor_held *held, long ok)
 {
-    __u32 context;
-    struct floor_cpu *cpu = this_cpu(&context);
-
-    if (cpu && ok)
-        push_held(cpu->trylock[context]);
+    if (held && ok)
+        push_held(held, held->trylock);
 }
 
 #define FLOOR_ACQUIRE push_held
@@ -124,14 +102,14 @@ static __always_inline void trylock_returned(long ok)
     int fentry_##symbol(__u64 *ctx)                                         \
     {                                                                       \
         if (track_held)                                                     \
-            action(ctx[0]);                                                 \
+            action(this_held(), ctx[0]);                                                 \
         return 0;                                                           \
     }                                                                       \
     SEC("kprobe/" #symbol)                                                  \
     int kprobe_##symbol(struct pt_regs *ctx)                                \
     {                                                                       \
         if (track_held)                                                     \
-            action(PT_REGS_PARM1(ctx));                                     \
+            action(this_held(), PT_REGS_PARM1(ctx));                                     \
         return 0;                                                           \
     }
 #define LW_FLOOR_ACQUIRE(symbol) LW_FLOOR_HOOK(symbol, FLOOR_ACQUIRE)
@@ -143,21 +121,21 @@ static __always_inline void trylock_returned(long ok)
     int fexit_##symbol(__u64 *ctx)                                          \
     {                                                                       \
         if (track_held && (int)ctx[1])                                      \
-            push_held(ctx[0]);                                              \
+            push_held(this_held(), ctx[0]);                                              \
         return 0;                                                           \
     }                                                                       \
     SEC("kprobe/" #symbol)                                                  \
     int kprobe_##symbol(struct pt_regs *ctx)                                \
     {                                                                       \
         if (track_held)                                                     \
-            note_trylock(PT_REGS_PARM1(ctx));                               \
+            note_trylock(this_held(), PT_REGS_PARM1(ctx));                               \
         return 0;                                                           \
     }                                                                       \
     SEC("kretprobe/" #symbol)                                               \
     int kretprobe_##symbol(struct pt_regs *ctx)                             \
     {                                                                       \
         if (track_held)                                                     \
-            trylock_returned((int)PT_REGS_RC(ctx));                         \
+            trylock_returned(this_held(), (int)PT_REGS_RC(ctx));                         \
         return 0;                                                           \
     }
 

@@ -36,10 +36,12 @@ std::vector<Finding> replay(const std::vector<const char *> &traces, TraceMerge 
         TraceReader reader(in);
         while (auto ev = reader.next()) {
             if (merge) {
-                merge->set_origin(i, reader.hostname());
                 merge->translate(i, *ev);
             }
             eng.process(*ev);
+        }
+        if (merge) {
+            merge->set_origin(i, reader.hostname());
         }
         EXPECT_FALSE(reader.error()) << reader.error()->format("trace");
     }

@@ -23,17 +23,7 @@ const std::string kHealthy = "healthy";
 
 // Loads the module, runs `names` in turn, prints the kernel log.
 std::string reference_script(const std::string &names) {
-    return R"SH(
-insmod /lockwatch/lockwatch_scenarios.ko || echo "insmod failed"
-echo "scenarios: $(cat /sys/module/lockwatch_scenarios/parameters/run)"
-for s in )SH" +
-           names +
-           R"SH(; do
-    echo $s > /sys/module/lockwatch_scenarios/parameters/run
-    echo "scenario $s: exit $?"
-done
-dmesg
-)SH";
+    return run_scenarios_script(names) + "dmesg\n";
 }
 
 class LockdepReference : public ::testing::Test {

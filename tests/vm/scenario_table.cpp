@@ -75,11 +75,8 @@ std::string irq_class_after(const std::vector<std::string> &lines, size_t from) 
 
 }  // namespace
 
-std::string scenarios_under_lockwatch_script(const std::string &names, const std::string &options) {
-    return "lockwatch run --json /tmp/findings.json --ready-file /tmp/ready " + options +
-           R"SH( >/tmp/lw.txt 2>&1 &
-lw=$!
-while [ ! -e /tmp/ready ] && kill -0 $lw 2>/dev/null; do sleep 0.2; done
+std::string run_scenarios_script(const std::string &names, const std::string &pause) {
+    return R"SH(
 insmod /lockwatch/lockwatch_scenarios.ko || echo "insmod failed"
 echo "scenarios: $(cat /sys/module/lockwatch_scenarios/parameters/run)"
 for s in )SH" +
@@ -87,9 +84,19 @@ for s in )SH" +
            R"SH(; do
     echo $s > /sys/module/lockwatch_scenarios/parameters/run
     echo "scenario $s: exit $?"
-    sleep 0.3
+    )SH" + pause +
+           R"SH(
 done
-sleep 1
+)SH";
+}
+
+std::string scenarios_under_lockwatch_script(const std::string &names, const std::string &options) {
+    return "lockwatch run --json /tmp/findings.json --ready-file /tmp/ready " + options +
+           R"SH( >/tmp/lw.txt 2>&1 &
+lw=$!
+while [ ! -e /tmp/ready ] && kill -0 $lw 2>/dev/null; do sleep 0.2; done
+)SH" + run_scenarios_script(names, "sleep 0.3") +
+           R"SH(sleep 1
 kill -USR1 $lw
 i=0; while [ -e /tmp/ready ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
 [ -e /tmp/ready ] && echo "lockwatch-exit=124" || echo "lockwatch-exit=0"

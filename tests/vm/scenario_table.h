@@ -40,6 +40,10 @@ Verdict first_lockdep_verdict(const std::string &kernel_log);
 // scenario's locks.
 bool names_scenario_lock(const std::string &lock_name, const Scenario &s);
 
+// Guest shell that loads the scenario module and runs `names`
+// (space-separated) in turn, `pause` (shell) after each.
+std::string run_scenarios_script(const std::string &names, const std::string &pause = "");
+
 // Guest shell that, with `lockwatch run --json /tmp/findings.json
 // --ready-file /tmp/ready OPTIONS` started as $lw (its output in /tmp/lw.txt),
 // waits until it is attached, loads the

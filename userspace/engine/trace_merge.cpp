@@ -24,13 +24,9 @@ LockId lock_of(std::size_t input, LockId lock) {
 }  // namespace
 
 TraceMerge::TraceMerge(std::vector<std::string> origins)
-    : origins_(std::move(origins)), named_(origins_.size()), classes_(origins_.size()) {}
+    : origins_(std::move(origins)), classes_(origins_.size()) {}
 
 void TraceMerge::set_origin(std::size_t input, const std::string &hostname) {
-    if (named_[input]) {
-        return;
-    }
-    named_[input] = true;
     if (!hostname.empty()) {
         origins_[input] = hostname + " (" + origins_[input] + ")";
     }

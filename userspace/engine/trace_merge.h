@@ -25,8 +25,8 @@ class TraceMerge {
     // One label per input, in input order ("host-a (a.jsonl)").
     explicit TraceMerge(std::vector<std::string> origins);
 
-    // Names input `input` after the host its header names ("" keeps the
-    // label given): "host-a (a.jsonl)".
+    // Names input `input` after the host its header names, once its header
+    // has been read ("" keeps the label given): "host-a (a.jsonl)".
     void set_origin(std::size_t input, const std::string &hostname);
 
     // Rewrites an event of input `input` into the merged graph's ids, and

@@ -12,6 +12,12 @@
 
 namespace lockwatch::output {
 
+// --graph's help, the same for every command that has it.
+inline constexpr const char *kGraphOptionHelp =
+    "At the end, write the lock graph as Graphviz dot to FILE (replaced): classes filled by "
+    "their usage, dependencies with their report counts, the findings' chains in red; render "
+    "with dot -Tsvg FILE > graph.svg";
+
 // A dot string literal's contents: quotes and backslashes escaped, '&' as
 // "&amp;" (Graphviz reads entities), control characters as '?'.
 std::string dot_escape(const std::string &text);
