@@ -6,6 +6,9 @@
 //
 //   BM_EngineReplay: events handed to the engine as structs (the live path:
 //     BPF records decoded into events).
+//   BM_StateAndMerge: the graph that workload builds, as the facts the
+//     kernel side sends, kept by `run --state` (bytes per class and per
+//     edge), loaded back, and merged as two hosts' (`replay A B`).
 //   BM_TraceReplay: the same workload as JSON-lines trace text, parsed and
 //     replayed (the `lockwatch replay` path), streamed so the text is never
 //     held in memory. Writing the text is not timed: the writer builds a
@@ -16,7 +19,10 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <istream>
 #include <streambuf>
 #include <string>
@@ -25,6 +31,8 @@
 
 #include "engine/engine.h"
 #include "engine/trace.h"
+#include "engine/trace_merge.h"
+#include "state/fact_store.h"
 
 namespace lockwatch::engine {
 namespace {
@@ -302,6 +310,127 @@ void BM_TraceReplay(benchmark::State &state) {
     }
 }
 BENCHMARK(BM_TraceReplay)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The workload's graph, built by the engine from its 10 M events.
+GraphView workload_graph() {
+    Engine eng(bench_options());
+    add_classes_and_stacks(eng);
+    Workload w;
+    Event ev;
+    while (w.next(&ev)) {
+        eng.process(ev);
+    }
+    return eng.graph_view();
+}
+
+struct StateSizes {
+    std::uint64_t header = 0, classes = 0, usages = 0, edges = 0, records = 0;
+};
+
+// `run --state` fed the graph as facts: a class record each, a usage fact
+// per usage bit, an edge fact per dependency, each fact with one of
+// kStacks stacks. The file's size after each kind.
+StateSizes write_state(const GraphView &graph, const std::string &dir) {
+    Engine source(bench_options());
+    add_classes_and_stacks(source);  // the stacks to copy
+    Engine eng(bench_options());
+    TraceMerge merge({"state", "run"}, false);
+    state::FactStore store(dir, {"bench", "", "bench-host"}, {.max_bytes = 1ULL << 32});
+    store.load(eng, merge, 0);
+    std::string error;
+    auto feed = [&](Event e) {
+        merge.translate(1, e);
+        eng.process(e);
+        store.keep(e);
+    };
+    StateSizes sizes{.header = store.bytes()};
+    for (const GraphView::Class &c : graph.classes) {
+        feed(ClassFact{c.id, c.name});
+    }
+    for (std::uint32_t s = 1; s <= kStacks; ++s) {
+        feed(StackFact{s, *source.stacks().get(s)});
+    }
+    sizes.classes = store.bytes();
+    for (std::size_t i = 0; i < graph.classes.size(); ++i) {
+        for (int bit = 0; bit < kNumUsageBits; ++bit) {
+            if (graph.classes[i].usage & (1u << bit)) {
+                UsageFact u;
+                u.cls = graph.classes[i].id;
+                u.bit = static_cast<UsageBit>(bit);
+                u.stack = static_cast<StackId>(1 + i % kStacks);
+                feed(u);
+            }
+        }
+    }
+    sizes.usages = store.bytes();
+    for (std::size_t i = 0; i < graph.dependencies.size(); ++i) {
+        EdgeFact e;
+        e.prev = graph.classes[graph.dependencies[i].prev].id;
+        e.next = graph.classes[graph.dependencies[i].next].id;
+        e.next_stack = static_cast<StackId>(1 + i % kStacks);
+        e.hardirqs_enabled = e.softirqs_enabled = true;
+        feed(e);
+    }
+    store.flush(&error);
+    sizes.edges = store.bytes();
+    sizes.records = store.stats().written;
+    return sizes;
+}
+
+// `replay A B`: the traces through one TraceMerge into one engine.
+std::uint64_t merge_traces(const std::vector<std::string> &files) {
+    Engine eng(bench_options());
+    TraceMerge merge(files);
+    std::uint64_t records = 0;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+        std::ifstream in(files[i]);
+        TraceReader reader(in);
+        while (auto ev = reader.next()) {
+            merge.translate(i, *ev);
+            eng.process(*ev);
+            ++records;
+        }
+    }
+    return records;
+}
+
+void BM_StateAndMerge(benchmark::State &state) {
+    for (auto _ : state) {
+        GraphView graph = workload_graph();
+        std::string dir = std::filesystem::temp_directory_path() / "lockwatch-state-bench";
+        std::filesystem::remove_all(dir);
+        auto start = std::chrono::steady_clock::now();
+        StateSizes sizes = write_state(graph, dir);
+        state.counters["write_s"] = seconds_since(start);
+        start = std::chrono::steady_clock::now();
+        {
+            Engine eng(bench_options());
+            TraceMerge merge({"state", "run"}, false);
+            state::FactStore store(dir, {"bench", "", "bench-host"}, {.max_bytes = 1ULL << 32});
+            store.load(eng, merge, 0);
+        }
+        state.counters["load_records_per_s"] = sizes.records / seconds_since(start);
+        std::filesystem::copy_file(dir + "/facts.trace", dir + "/second-host.trace");
+        start = std::chrono::steady_clock::now();
+        std::uint64_t merged = merge_traces({dir + "/facts.trace", dir + "/second-host.trace"});
+        state.counters["merge_records_per_s"] = merged / seconds_since(start);
+        state.counters["merge_s"] = seconds_since(start);
+        state.counters["classes"] = static_cast<double>(graph.classes.size());
+        state.counters["edges"] = static_cast<double>(graph.dependencies.size());
+        state.counters["state_mb"] = sizes.edges / 1048576.0;
+        // A class: its record, its share of the stacks, its usage facts.
+        state.counters["state_bytes_per_class"] =
+            static_cast<double>(sizes.usages - sizes.header) / graph.classes.size();
+        state.counters["state_bytes_per_edge"] =
+            static_cast<double>(sizes.edges - sizes.usages) / graph.dependencies.size();
+        std::filesystem::remove_all(dir);
+    }
+}
+BENCHMARK(BM_StateAndMerge)->Unit(benchmark::kSecond)->Iterations(1)->UseRealTime();
 
 }  // namespace
 }  // namespace lockwatch::engine

@@ -81,11 +81,13 @@ int run(const RunOptions &options) {
     live->print_summary();
     const bool graph_written = live->write_graph();
     const bool record_written = live->finish_record();
+    const bool state_written = live->finish_state();
     if (g_stay_attached) {
         live->stay_attached();
     }
     int status = live->detach(g_stop);
-    if (status != 0 || live->sink_failures() || !graph_written || !record_written) {
+    if (status != 0 || live->sink_failures() || !graph_written || !record_written ||
+        !state_written) {
         return kExitCannotTrace;  // a finding that reached no output is not a clean run
     }
     return live->findings() ? kExitFindings : kExitNoFinding;
@@ -125,6 +127,18 @@ CommandRunner add_run_command(CLI::App &app) {
                     "dependencies) to FILE in the trace format (docs/trace-format.md), a new "
                     "file in its place: lockwatch replay FILE [--vmlinux VMLINUX] makes the same "
                     "findings off the host");
+    cmd->add_option("--state", options->state_dir,
+                    "Keep what this run learns (lock classes by name, usage bits, dependencies, "
+                    "their stacks) and the findings it reports in DIR (made 0700), and start from "
+                    "what earlier runs kept there: a usage bit seen in one run and an order seen "
+                    "in the next make their finding, and a finding is reported once, not once a "
+                    "run. Crash-safe (appended, synced each interval); facts of another kernel "
+                    "build are set aside. The unit uses /var/lib/lockwatch");
+    cmd->add_option("--state-limit", options->state_limit_mib,
+                    "Keep no new facts in --state's DIR past MIB mebibytes (counted in the "
+                    "summary)")
+        ->check(CLI::PositiveNumber)
+        ->default_val(64);
     cmd->add_option("--graph", options->graph_out, output::kGraphOptionHelp);
     cmd->add_flag("--json-brief", options->json_brief,
                   "JSON lines without the report's text and its dependency paths (a few KB "

@@ -95,12 +95,14 @@ std::vector<Scenario> *LockdepReference::table_ = nullptr;
 std::map<std::string, GuestRun> *LockdepReference::runs_ = nullptr;
 std::string LockdepReference::setup_error_;
 
-// The module knows the table's scenarios, no more, no fewer.
+// The module knows the table's scenarios and the split halves, no more,
+// no fewer.
 TEST_F(LockdepReference, ModuleRunsTheTablesScenarios) {
     std::string names;
     for (const Scenario &s : *table_) {
         names += (names.empty() ? "" : " ") + s.name;
     }
+    names += std::string(" ") + kSplitHalves;
     const GuestRun &run = runs_->at(kHealthy);
     ASSERT_EQ(run.exit_status, 0) << run.output << run.harness_log;
     EXPECT_NE(run.output.find("scenarios: " + names + "\n"), std::string::npos) << run.output;

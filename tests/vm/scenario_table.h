@@ -21,6 +21,11 @@ struct Scenario {
 };
 void PrintTo(const Scenario &s, std::ostream *os);  // for gtest: the name
 
+// The module's two halves of softirq_safe_unsafe (split_safe's softirq use;
+// split_safe -> split_unsafe), for runs that each see one: listed after the
+// table's scenarios, and not in it (one boot runs every table scenario).
+inline constexpr const char *kSplitHalves = "split_usage split_order";
+
 // Reads tools/kmod/scenarios.tsv; throws std::runtime_error on a bad line.
 std::vector<Scenario> read_scenario_table(const std::string &path);
 std::vector<Scenario> scenario_table();  // the one in the source tree

@@ -56,6 +56,13 @@
  *                               spin_lock
  *   healthy_rwlock_read         none: read_lock in hardirq and read_lock
  *                               with irqs on
+ *   split_usage, split_order    none alone, softirq_safe_unsafe together:
+ *                               its two halves (split_safe used in
+ *                               softirq; split_safe -> split_unsafe with
+ *                               split_unsafe taken with softirqs on), for
+ *                               runs that each see one half (not in
+ *                               scenarios.tsv: one boot runs every scenario
+ *                               of the table)
  *   healthy_read_bh_abba        none: read_lock_bh(r); spin_lock(x), then
  *                               with softirqs off spin_lock(x);
  *                               read_lock(r): readers with softirqs off are
@@ -274,6 +281,23 @@ static void softirq_safe_unsafe(void)
 	spin_unlock_bh(&ssu_safe);
 }
 
+static DEFINE_SPINLOCK(split_safe);
+static DEFINE_SPINLOCK(split_unsafe);
+
+static void split_usage(void)
+{
+	softirq_take(TAKE_SPIN, &split_safe);
+}
+
+static void split_order(void)
+{
+	take_plain(&split_unsafe);
+	spin_lock_bh(&split_safe); /* softirqs off: no SOFTIRQ-ON use of split_safe */
+	spin_lock(&split_unsafe);
+	spin_unlock(&split_unsafe);
+	spin_unlock_bh(&split_safe);
+}
+
 static DEFINE_SPINLOCK(inv_safe);
 static DEFINE_SPINLOCK(inv_unsafe);
 
@@ -460,6 +484,9 @@ static const struct scenario {
 	{ "healthy_local_irq_save", healthy_local_irq_save },
 	{ "healthy_rwlock_read", healthy_rwlock_read },
 	{ "healthy_read_bh_abba", healthy_read_bh_abba },
+	/* Not in scenarios.tsv, and last: see split_usage. */
+	{ "split_usage", split_usage },
+	{ "split_order", split_order },
 };
 
 static DEFINE_MUTEX(run_mutex);

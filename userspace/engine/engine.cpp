@@ -1330,10 +1330,22 @@ std::uint64_t bound_stack_text(Finding &f) {
 
 }  // namespace
 
+bool Engine::add_reported(const std::string &signature) {
+    if (reported_before_.size() >= options_.max_findings) {
+        return false;
+    }
+    reported_before_.insert(signature);
+    return true;
+}
+
 void Engine::emit(Finding &&f) {
     f.signature = signature_hash(f.signature_key);
     if (finding_by_signature_.contains(f.signature)) {
         ++stats_.duplicate_findings;
+        return;
+    }
+    if (reported_before_.contains(f.signature)) {
+        ++stats_.reported_before;
         return;
     }
     if (findings_.size() >= options_.max_findings) {

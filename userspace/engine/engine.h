@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/events.h"
@@ -72,6 +73,7 @@ struct EngineStats {
     std::uint64_t bfs_runs = 0;            // full graph searches (the slow path)
     std::uint64_t findings = 0;
     std::uint64_t duplicate_findings = 0;  // same signature seen again, not reported
+    std::uint64_t reported_before = 0;     // an earlier run reported it (add_reported)
     // Over EngineOptions' bounds: dropped, with the facts that needed them.
     std::uint64_t classes_over_limit = 0;   // new classes refused (their events dropped)
     std::uint64_t edges_over_limit = 0;     // new dependencies not added
@@ -111,6 +113,10 @@ class Engine {
     const StackTable &stacks() const { return stacks_; }
 
     const std::vector<Finding> &findings() const { return findings_; }
+    // A finding an earlier run reported (lockwatch run --state): one with
+    // this signature is counted in reported_before, not reported again.
+    // False when max_findings signatures are known already (not kept).
+    bool add_reported(const std::string &signature);
     const EngineStats &stats() const { return stats_; }
 
     // Queries, mostly for tests and status output.
@@ -269,6 +275,7 @@ class Engine {
     std::vector<CpuState> cpus_;
     std::vector<Finding> findings_;
     std::unordered_map<std::string, std::size_t> finding_by_signature_;
+    std::unordered_set<std::string> reported_before_;
     EngineStats stats_;
 
     // BFS scratch, reused: lockdep's circular queue and dep_gen_id.

@@ -23,8 +23,8 @@ LockId lock_of(std::size_t input, LockId lock) {
 
 }  // namespace
 
-TraceMerge::TraceMerge(std::vector<std::string> origins)
-    : origins_(std::move(origins)), classes_(origins_.size()) {}
+TraceMerge::TraceMerge(std::vector<std::string> origins, bool keep_origins)
+    : origins_(std::move(origins)), keep_origins_(keep_origins), classes_(origins_.size()) {}
 
 void TraceMerge::set_origin(std::size_t input, const std::string &hostname) {
     if (!hostname.empty()) {
@@ -74,13 +74,17 @@ void TraceMerge::translate(std::size_t input, Event &event) {
             } else if constexpr (std::is_same_v<T, UsageFact>) {
                 e.cls = class_of(input, e.cls);
                 e.stack = stack_of(input, e.stack);
-                usage_inputs_[{e.cls, static_cast<int>(e.bit)}].insert(input);
+                if (keep_origins_) {
+                    usage_inputs_[{e.cls, static_cast<int>(e.bit)}].insert(input);
+                }
             } else if constexpr (std::is_same_v<T, EdgeFact>) {
                 e.prev = class_of(input, e.prev);
                 e.next = class_of(input, e.next);
                 e.next_stack = stack_of(input, e.next_stack);
                 e.prev_stack = stack_of(input, e.prev_stack);
-                dependency_inputs_[{e.prev, e.next}].insert(input);
+                if (keep_origins_) {
+                    dependency_inputs_[{e.prev, e.next}].insert(input);
+                }
             } else if constexpr (std::is_same_v<T, IrqsEnabledEvent>) {
                 e.stack = stack_of(input, e.stack);
             }

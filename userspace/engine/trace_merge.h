@@ -22,8 +22,9 @@ namespace lockwatch::engine {
 
 class TraceMerge {
   public:
-    // One label per input, in input order ("host-a (a.jsonl)").
-    explicit TraceMerge(std::vector<std::string> origins);
+    // One label per input, in input order ("host-a (a.jsonl)"). Without
+    // keep_origins, the *_origins() queries know nothing (and cost no memory).
+    explicit TraceMerge(std::vector<std::string> origins, bool keep_origins = true);
 
     // Names input `input` after the host its header names, once its header
     // has been read ("" keeps the label given): "host-a (a.jsonl)".
@@ -41,13 +42,15 @@ class TraceMerge {
 
     // The merged id of a named class: a hash of its name.
     static ClassId class_id_of_name(const std::string &name);
+    // The merged id of input `input`'s class `producer_id`.
+    ClassId class_of(std::size_t input, ClassId producer_id) const;
 
   private:
-    ClassId class_of(std::size_t input, ClassId producer_id) const;
     StackId stack_of(std::size_t input, StackId producer_id);
     std::vector<std::string> labels(const std::set<std::size_t> &inputs) const;
 
     std::vector<std::string> origins_;
+    bool keep_origins_ = true;
     std::vector<bool> named_;                                    // set_origin() done
     std::vector<std::unordered_map<ClassId, ClassId>> classes_;  // per input
     std::map<std::pair<std::size_t, StackId>, StackId> stacks_;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "capture/preflight.h"
+#include "debuginfo/kernel_debuginfo.h"
 #include "engine/finding_names.h"
 #include "engine/trace.h"
 #include "output/dot.h"
@@ -111,7 +112,77 @@ bool LiveRun::open_outputs() {
         sinks_.add(std::make_unique<output::JournaldSink>(
             std::vector<std::string>{"LOCKWATCH_KERNEL=" + kernel_release()}));
     }
-    return open_record();
+    return open_record() && open_state();
+}
+
+// --state DIR: the facts of earlier runs loaded before the first record of
+// this one, so that this run's facts join them (a finding they make
+// together is reported as this run's).
+bool LiveRun::open_state() {
+    if (options_.state_dir.empty()) {
+        return true;
+    }
+    try {
+        state_ = std::make_unique<state::FactStore>(
+            options_.state_dir,
+            state::KernelIdentity{kernel_release(), running_kernel_build_id(),
+                                  output::host_info().hostname},
+            state::StateLimits{options_.state_limit_mib << 20});
+        merge_.emplace(std::vector<std::string>{"state", "this run"}, false);
+        state_->load(engine_, *merge_, 0);
+    } catch (const std::exception &e) {
+        fmt::print(stderr, "lockwatch: {}\n", e.what());
+        return false;
+    }
+    print_state_load();
+    return true;
+}
+
+void LiveRun::print_state_load() const {
+    const state::StateLoad &load = state_->loaded();
+    if (!load.set_aside.empty()) {
+        fmt::print(text_out_, "lockwatch: state: {}\n", load.set_aside);
+    }
+    if (load.cut_bytes) {
+        fmt::print(text_out_, "lockwatch: state: cut {} bytes off the end of {}/facts.trace: {}\n",
+                   load.cut_bytes, options_.state_dir, load.cut_reason);
+    }
+    fmt::print(text_out_,
+               "lockwatch: state {}: {} facts ({} bytes) and {} reported findings from earlier "
+               "runs; graph {} classes, {} edges\n",
+               options_.state_dir, load.records, load.bytes, load.reported, engine_.class_count(),
+               engine_.edge_count());
+    std::fflush(text_out_);
+}
+
+engine::ClassId LiveRun::engine_class(engine::ClassId decoded) const {
+    return merge_ ? merge_->class_of(1, decoded) : decoded;
+}
+
+// Each interval and at the end: a crash loses at most an interval's facts.
+void LiveRun::flush_state() {
+    std::string error;
+    if (state_ && !state_->flush(&error) && !state_failed_) {
+        state_failed_ = true;
+        fmt::print(stderr, "lockwatch: --state: {}; facts are kept in memory and tried again\n",
+                   error);
+    }
+}
+
+bool LiveRun::finish_state() {
+    if (!state_) {
+        return true;
+    }
+    flush_state();
+    const state::StateStats &st = state_->stats();
+    fmt::print(text_out_,
+               "lockwatch: state {}: {} new facts kept ({} bytes in all); {} not kept over the "
+               "{} MiB limit, {} of unnamed classes{}\n",
+               options_.state_dir, st.written, state_->bytes(), st.over_limit,
+               options_.state_limit_mib, st.unnamed,
+               st.write_errors ? fmt::format(", {} failed writes", st.write_errors) : "");
+    std::fflush(text_out_);
+    return !state_failed_;
 }
 
 // --record FILE: the trace format's header, with the kernel and host the
@@ -223,6 +294,11 @@ void LiveRun::on_finding(const engine::Finding &finding) {
     }
     sinks_.flush();
     std::fflush(text_out_);
+    std::string error;
+    if (state_ && !state_->keep_reported(finding, &error)) {
+        state_failed_ = true;
+        fmt::print(stderr, "lockwatch: --state: {}; this finding may be reported again\n", error);
+    }
 }
 
 // Where each decoded record goes: engine events to the engine, the rest to
@@ -246,7 +322,7 @@ void LiveRun::on_record(const lw_record &record) {
                 lockdep_facts_.push_back(*event);
             }
             record_fact(*event);
-            engine_.process(*event);
+            process(*event);
         } else if (const auto *pair = std::get_if<ClassPair>(&item)) {
             agreement_.add(pair->lockdep_class, pair->derived_class, pair->derived_type,
                            pair->derived_name);
@@ -257,6 +333,18 @@ void LiveRun::on_record(const lw_record &record) {
                        lock_functions()[first->function].symbol, first->cpu, first->pid,
                        first->comm, to_string(first->context), first->caller);
         }
+    }
+}
+
+// With --state, in the state's id space (classes by name), and kept there
+// when new.
+void LiveRun::process(engine::Event event) {
+    if (merge_) {
+        merge_->translate(1, event);
+    }
+    engine_.process(event);
+    if (state_) {
+        state_->keep(event);
     }
 }
 
@@ -319,6 +407,7 @@ void LiveRun::trace(const std::atomic<bool> &stop, std::atomic<bool> *reopen) {
             break;
         }
         if (clock::now() >= next_tick) {
+            flush_state();
             print_interval(previous);
             next_tick += std::chrono::duration<double>(options_.interval_s);
         }
@@ -398,8 +487,11 @@ void LiveRun::print_summary() const {
                                      refresher_->failed_reloads()));
     print_costs();
     const auto &st = engine_.stats();
-    fmt::print(text_out_, "  graph: {} classes, {} usage bits, {} edges; {} findings\n",
-               engine_.class_count(), st.usages, st.edges, findings_);
+    fmt::print(text_out_, "  graph: {} classes, {} usage bits, {} edges; {} findings{}\n",
+               engine_.class_count(), st.usages, st.edges, findings_,
+               state_ ? fmt::format(" ({} more reported by earlier runs, not repeated)",
+                                    st.reported_before)
+                      : "");
     fmt::print(text_out_, "  {}\n", engine::format_bounds(st));
     // Out now, not with the detach's first line: a script watching a log
     // file tells the report's time from the detach's.
@@ -427,7 +519,7 @@ void LiveRun::print_classes() const {
     fmt::print(text_out_, "lock classes seen (usage as lockdep prints it):\n");
     std::vector<std::pair<std::string, std::string>> classes;
     for (const auto &[id, name] : decoder_->class_names()) {
-        classes.emplace_back(name, engine_.usage_string(id));
+        classes.emplace_back(name, engine_.usage_string(engine_class(id)));
     }
     std::sort(classes.begin(), classes.end());
     for (const auto &[name, usage] : classes) {

@@ -15,6 +15,8 @@
 #include "capture/kallsyms.h"
 #include "live/class_names.h"
 #include "engine/engine.h"
+#include "engine/trace_merge.h"
+#include "state/fact_store.h"
 #include "output/output_file.h"
 #include "output/json.h"
 #include "output/sink.h"
@@ -36,6 +38,8 @@ struct RunOptions {
     std::string json_out;    // "-" for standard output
     std::string graph_out;   // --graph FILE: the lock graph as dot, written at the end
     std::string record_out;  // --record FILE: every fact, in the trace format
+    std::string state_dir;   // --state DIR: facts and reported findings across runs
+    std::uint64_t state_limit_mib = 64;
     // Starts every JSON line (lockwatch vm: the boot's token, tools/vm/README.md).
     std::string json_line_prefix;
     bool journal = false;
@@ -79,11 +83,16 @@ class LiveRun {
     // Detaches and prints how long it took; returns the exit status.
     int detach(bool stopped_by_signal);
     // Findings a sink could not write (each said so on stderr), and a
-    // --record file that could not be written whole.
-    std::uint64_t sink_failures() const { return sinks_.failures() + (record_failed_ ? 1 : 0); }
+    // --record file or --state directory that could not be written whole.
+    std::uint64_t sink_failures() const {
+        return sinks_.failures() + (record_failed_ ? 1 : 0) + (state_failed_ ? 1 : 0);
+    }
     // Flushes --record FILE and says how many records it holds; false (and
     // said on stderr) when a write failed. True without --record.
     bool finish_record();
+    // --state DIR: writes what is pending and says what the state holds;
+    // false (and said on stderr) when a write failed. True without --state.
+    bool finish_state();
     // Findings reported so far.
     std::uint64_t findings() const { return findings_; }
     // Leaves every program attached until killed (a VM powering off next).
@@ -91,9 +100,15 @@ class LiveRun {
 
   private:
     void on_record(const lw_record &record);
+    void process(engine::Event event);
     void on_finding(const engine::Finding &finding);
     void on_lockdep_off(const LockdepOff &off);
     bool open_record();
+    bool open_state();
+    void print_state_load() const;
+    void flush_state();
+    // The engine's id of a class the decoder named (--state merges by name).
+    engine::ClassId engine_class(engine::ClassId decoded) const;
     void record_fact(const engine::Event &event);
     void print_interval(std::array<uint64_t, LW_FN_COUNT> &previous);
     void print_classes() const;
@@ -121,6 +136,11 @@ class LiveRun {
     output::OutputFile record_file_;              // --record
     std::uint64_t records_written_ = 0;
     bool record_failed_ = false;
+    // --state: the state's facts (input 0) and this run's (input 1) in one
+    // id space, classes by name; the store that keeps them.
+    std::optional<engine::TraceMerge> merge_;
+    std::unique_ptr<state::FactStore> state_;
+    bool state_failed_ = false;  // a write failed (said once)
 
     std::vector<DecodedRecord> decoded_;
     std::vector<engine::EdgeFact> edges_seen_;  // for --classes

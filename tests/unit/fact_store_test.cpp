@@ -1,0 +1,281 @@
+// lockwatch run --state DIR's store: facts of one run make a finding with
+// the facts of the next, a finding is reported once across runs, and the
+// files survive torn writes, a SIGKILL at any moment, planted links and
+// another kernel's facts.
+#include "state/fact_store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/engine.h"
+#include "engine/trace_merge.h"
+
+namespace lockwatch::state {
+namespace {
+
+namespace fs = std::filesystem;
+using engine::ClassFact;
+using engine::EdgeFact;
+using engine::StackFact;
+using engine::UsageBit;
+using engine::UsageFact;
+
+const KernelIdentity kKernel{"6.1.0-test", "aabbcc", "host-a"};
+
+class FactStoreTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        char templ[] = "/tmp/lockwatch-state-XXXXXX";
+        ASSERT_NE(mkdtemp(templ), nullptr);
+        root_ = templ;
+        dir_ = root_ + "/state";
+    }
+    void TearDown() override { fs::remove_all(root_); }
+
+    std::string read(const std::string &name) const {
+        std::ifstream in(dir_ + "/" + name);
+        std::stringstream s;
+        s << in.rdbuf();
+        return s.str();
+    }
+    void append_raw(const std::string &name, const std::string &text) const {
+        std::ofstream(dir_ + "/" + name, std::ios::app) << text;
+    }
+
+    std::string root_;
+    std::string dir_;
+};
+
+// One run: an engine, the state loaded into it as input 0, this run's
+// facts as input 1 (in its own ids, as the live decoder gives them).
+struct StateRun {
+    explicit StateRun(const std::string &dir, KernelIdentity kernel = kKernel,
+                      StateLimits limits = {})
+        : merge({"state", "run"}, false), store(dir, kernel, limits) {
+        engine.on_finding([this](const engine::Finding &f) {
+            titles.push_back(f.title);
+            std::string error;
+            EXPECT_TRUE(store.keep_reported(f, &error)) << error;
+        });
+        store.load(engine, merge, 0);
+    }
+    void feed(engine::Event event) {
+        merge.translate(1, event);
+        engine.process(event);
+        store.keep(event);
+    }
+    bool flush() {
+        std::string error;
+        bool ok = store.flush(&error);
+        EXPECT_TRUE(ok) << error;
+        return ok;
+    }
+    engine::Engine engine;
+    engine::TraceMerge merge;
+    FactStore store;
+    std::vector<std::string> titles;
+};
+
+// lockdep's softirq-safe -> softirq-unsafe, in two halves. Ids differ per
+// run, as a live kernel's do after a reboot.
+StackFact stack(engine::StackId id, const char *symbol) {
+    engine::Frame frame;
+    frame.symbol = symbol;
+    frame.offset = 0x10;
+    return StackFact{id, {frame}};
+}
+
+UsageFact usage(engine::ClassId cls, UsageBit bit, engine::StackId at = engine::kNoStack) {
+    UsageFact fact;
+    fact.cls = cls;
+    fact.bit = bit;
+    fact.stack = at;
+    return fact;
+}
+
+void usage_half(StateRun &run, std::uint32_t base) {
+    run.feed(ClassFact{base + 1, "kioctx.ctx_lock"});
+    run.feed(stack(base + 7, "aio_complete"));
+    run.feed(usage(base + 1, UsageBit::UsedInSoftirq, base + 7));
+}
+
+void order_half(StateRun &run, std::uint32_t base) {
+    run.feed(ClassFact{base + 2, "kioctx.ctx_lock"});
+    run.feed(ClassFact{base + 3, "pid.wait_pidfd.lock"});
+    run.feed(stack(base + 8, "io_submit_one"));
+    run.feed(usage(base + 3, UsageBit::EnabledSoftirq, base + 8));
+    EdgeFact edge;
+    edge.prev = base + 2;
+    edge.next = base + 3;
+    edge.next_stack = base + 8;
+    run.feed(edge);
+}
+
+TEST_F(FactStoreTest, UsageAndOrderOfTwoRunsMakeOneFindingReportedOnce) {
+    {
+        StateRun first(dir_);
+        EXPECT_TRUE(first.store.loaded().created);
+        usage_half(first, 100);
+        first.flush();
+        EXPECT_TRUE(first.titles.empty());
+    }
+    {
+        StateRun second(dir_);
+        EXPECT_EQ(second.store.loaded().records, 3u);  // class, stack, usage
+        order_half(second, 500);
+        ASSERT_EQ(second.titles.size(), 1u) << "the usage of the first run was not kept";
+        EXPECT_EQ(second.engine.findings()[0].kind, engine::FindingKind::IrqSafeToUnsafe);
+    }
+    {
+        StateRun third(dir_);
+        EXPECT_EQ(third.store.loaded().reported, 1u);
+        usage_half(third, 900);
+        order_half(third, 900);
+        EXPECT_TRUE(third.titles.empty()) << "reported again: " << third.titles[0];
+        EXPECT_EQ(third.engine.stats().reported_before, 1u);
+        EXPECT_EQ(third.store.stats().written, 0u) << "facts already kept were written again";
+    }
+}
+
+TEST_F(FactStoreTest, StateReadsAsATraceWithStacks) {
+    {
+        StateRun run(dir_);
+        order_half(run, 10);
+    }
+    std::string facts = read("facts.trace");
+    EXPECT_NE(facts.find("\"recorded_by\":\"lockwatch run --state\""), std::string::npos);
+    EXPECT_NE(facts.find("\"kernel_build_id\":\"aabbcc\""), std::string::npos);
+    EXPECT_NE(facts.find("io_submit_one"), std::string::npos) << "the edge's stack was not kept";
+    EXPECT_EQ(facts.find("\"id\":12,"), std::string::npos) << "a run's own class id was kept";
+}
+
+TEST_F(FactStoreTest, TornLastLineIsCutAndTheRestKept) {
+    {
+        StateRun run(dir_);
+        usage_half(run, 1);
+    }
+    std::uint64_t whole = fs::file_size(dir_ + "/facts.trace");
+    const std::string torn = "{\"t\":\"edge\",\"prev\":3";
+    append_raw("facts.trace", torn);
+    append_raw("reported", "0123456789abcdef circular pos");
+    StateRun again(dir_);
+    EXPECT_EQ(again.store.loaded().records, 3u);
+    EXPECT_EQ(again.store.loaded().cut_bytes, torn.size());
+    EXPECT_NE(again.store.loaded().cut_reason.find("incomplete"), std::string::npos);
+    EXPECT_EQ(fs::file_size(dir_ + "/facts.trace"), whole);
+    EXPECT_EQ(again.store.loaded().reported, 0u);
+    EXPECT_EQ(read("reported"), "");
+}
+
+TEST_F(FactStoreTest, DamagedLineEndsWhatIsKept) {
+    {
+        StateRun run(dir_);
+        usage_half(run, 1);
+    }
+    append_raw("facts.trace", "{\"t\":\"nonsense\"}\n{\"t\":\"class\",\"id\":5,\"name\":\"x\"}\n");
+    StateRun again(dir_);
+    EXPECT_EQ(again.store.loaded().records, 3u);
+    EXPECT_NE(again.store.loaded().cut_reason.find("facts.trace:5"), std::string::npos)
+        << again.store.loaded().cut_reason;
+    StateRun third(dir_);
+    EXPECT_EQ(third.store.loaded().cut_bytes, 0u);
+}
+
+TEST_F(FactStoreTest, AnotherKernelsFactsAreSetAside) {
+    {
+        StateRun run(dir_);
+        usage_half(run, 1);
+    }
+    StateRun other(dir_, KernelIdentity{"6.1.0-test", "ddeeff", "host-a"});
+    EXPECT_TRUE(other.store.loaded().created);
+    EXPECT_NE(other.store.loaded().set_aside.find("another build"), std::string::npos);
+    EXPECT_EQ(other.engine.class_count(), 0u);
+    EXPECT_TRUE(fs::exists(dir_ + "/facts.trace.old"));
+    StateRun newer(dir_, KernelIdentity{"6.2.0", "", "host-a"});
+    EXPECT_NE(newer.store.loaded().set_aside.find("of kernel 6.1.0-test"), std::string::npos);
+}
+
+TEST_F(FactStoreTest, PlantedLinksAreRefused) {
+    fs::create_directory(root_ + "/elsewhere");
+    fs::create_directory_symlink(root_ + "/elsewhere", dir_);
+    EXPECT_THROW(FactStore(dir_, kKernel), std::runtime_error);
+    fs::remove(dir_);
+    fs::create_directory(dir_);
+    std::ofstream(root_ + "/victim") << "precious\n";
+    fs::create_symlink(root_ + "/victim", dir_ + "/facts.trace");
+    try {
+        FactStore store(dir_, kKernel);
+        ADD_FAILURE() << "a symbolic link was followed";
+    } catch (const std::runtime_error &e) {
+        EXPECT_NE(std::string(e.what()).find("symbolic link"), std::string::npos) << e.what();
+    }
+    fs::remove(dir_ + "/facts.trace");
+    fs::create_hard_link(root_ + "/victim", dir_ + "/facts.trace");
+    EXPECT_THROW(FactStore(dir_, kKernel), std::runtime_error);
+    std::ifstream victim(root_ + "/victim");
+    std::string text((std::istreambuf_iterator<char>(victim)), {});
+    EXPECT_EQ(text, "precious\n");
+}
+
+TEST_F(FactStoreTest, FactsPastTheLimitAreCountedNotKept) {
+    StateRun run(dir_, kKernel, StateLimits{.max_bytes = 400});
+    for (int i = 0; i < 50; ++i) {
+        run.feed(ClassFact{static_cast<engine::ClassId>(i + 1), "class_" + std::to_string(i)});
+    }
+    run.flush();
+    EXPECT_GT(run.store.stats().over_limit, 30u);
+    EXPECT_LT(fs::file_size(dir_ + "/facts.trace"), 500u);
+}
+
+// A writer killed at a random moment, twenty times over the same state:
+// every load succeeds, what a load cut off is only ever the torn end, and
+// no fact a flush had written before is ever lost.
+TEST_F(FactStoreTest, SurvivesSigkillAtRandomMoments) {
+    std::mt19937 random(12345);
+    std::uint64_t kept_before = 0;
+    for (int round = 0; round < 20; ++round) {
+        pid_t child = fork();
+        ASSERT_GE(child, 0);
+        if (child == 0) {
+            StateRun run(dir_);
+            for (int i = 0;; ++i) {
+                std::string name = "r" + std::to_string(round) + "_" + std::to_string(i);
+                run.feed(ClassFact{static_cast<engine::ClassId>(i + 1), name});
+                run.feed(usage(static_cast<engine::ClassId>(i + 1), UsageBit::UsedInHardirq));
+                if (i % 7 == 0) {
+                    std::string error;
+                    run.store.flush(&error);
+                }
+            }
+        }
+        usleep(std::uniform_int_distribution<useconds_t>(2000, 60000)(random));
+        kill(child, SIGKILL);
+        int status = 0;
+        waitpid(child, &status, 0);
+        StateRun check(dir_);
+        const StateLoad &load = check.store.loaded();
+        EXPECT_GE(load.records, kept_before) << "round " << round << " lost kept facts";
+        EXPECT_TRUE(load.cut_reason.empty() ||
+                    load.cut_reason.find("incomplete") != std::string::npos)
+            << load.cut_reason;
+        kept_before = load.records;
+    }
+    EXPECT_GT(kept_before, 20u);
+}
+
+}  // namespace
+}  // namespace lockwatch::state
