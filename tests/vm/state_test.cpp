@@ -104,7 +104,7 @@ TEST_F(PersistentState, AUsageAloneIsNoFinding) {
     EXPECT_TRUE(findings_in(out(), "usage-json: ").empty());
     EXPECT_TRUE(std::regex_search(
         out(),
-        std::regex(R"(usage-lw: lockwatch: state \S+: 0 facts \(\d+ bytes\) and 0 reported)")))
+        std::regex(R"(usage-lw: lockwatch: state \S+: 0 records \(\d+ bytes\) and 0 reported)")))
         << out();
 }
 
@@ -127,7 +127,7 @@ TEST_F(PersistentState, AKillAndARestartReportNothingTwice) {
     EXPECT_TRUE(std::regex_search(
         out(),
         std::regex(
-            R"(again-lw: lockwatch: state \S+: [1-9]\d* facts \(\d+ bytes\) and 1 reported)")))
+            R"(again-lw: lockwatch: state \S+: [1-9]\d* records \(\d+ bytes\) and 1 reported)")))
         << out();
     EXPECT_TRUE(has("(1 more reported by earlier runs, not repeated)")) << out();
     std::smatch cut;

@@ -148,7 +148,7 @@ void LiveRun::print_state_load() const {
                    load.cut_bytes, options_.state_dir, load.cut_reason);
     }
     fmt::print(text_out_,
-               "lockwatch: state {}: {} facts ({} bytes) and {} reported findings from earlier "
+               "lockwatch: state {}: {} records ({} bytes) and {} reported findings from earlier "
                "runs; graph {} classes, {} edges\n",
                options_.state_dir, load.records, load.bytes, load.reported, engine_.class_count(),
                engine_.edge_count());
@@ -176,8 +176,8 @@ bool LiveRun::finish_state() {
     flush_state();
     const state::StateStats &st = state_->stats();
     fmt::print(text_out_,
-               "lockwatch: state {}: {} new facts kept ({} bytes in all); {} not kept over the "
-               "{} MiB limit, {} of unnamed classes{}\n",
+               "lockwatch: state {}: {} new records kept ({} bytes in all); facts not kept: {} "
+               "over the {} MiB limit, {} of unnamed classes{}\n",
                options_.state_dir, st.written, state_->bytes(), st.over_limit,
                options_.state_limit_mib, st.unnamed,
                st.write_errors ? fmt::format(", {} failed writes", st.write_errors) : "");

@@ -352,6 +352,7 @@ void FactStore::keep_stack(engine::StackId id, engine::StackId *written_id) {
     pending_ += engine::trace_record_line(engine::StackFact{id, *frames});
     pending_ += '\n';
     stacks_.insert(id);
+    ++stats_.written;
 }
 
 bool FactStore::flush(std::string *error) {

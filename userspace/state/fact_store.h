@@ -51,7 +51,7 @@ struct StateLimits {
 struct StateLoad {
     bool created = false;         // no facts.trace yet (or one set aside)
     std::string set_aside;        // "facts of kernel X set aside as facts.trace.old"
-    std::uint64_t records = 0;    // fact records read back
+    std::uint64_t records = 0;    // records read back: facts and their stacks
     std::uint64_t reported = 0;   // signatures of findings reported before
     std::uint64_t cut_bytes = 0;  // a torn or damaged tail cut off
     std::string cut_reason;       // why ("line 812: ..."), "" if nothing was cut
@@ -59,7 +59,7 @@ struct StateLoad {
 };
 
 struct StateStats {
-    std::uint64_t written = 0;       // fact records appended by this run
+    std::uint64_t written = 0;       // records appended by this run: facts, stacks
     std::uint64_t over_limit = 0;    // new facts not kept: max_bytes reached
     std::uint64_t unnamed = 0;       // facts of a class with no name: not kept
     std::uint64_t write_errors = 0;  // flushes that failed (the facts stay pending)
