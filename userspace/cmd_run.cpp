@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -136,9 +137,10 @@ CommandRunner add_run_command(CLI::App &app) {
                     "build are set aside. The unit uses /var/lib/lockwatch");
     cmd->add_option("--state-limit", options->state_limit_mib,
                     "Keep no new facts in --state's DIR past MIB mebibytes (counted in the "
-                    "summary)")
-        ->check(CLI::PositiveNumber)
-        ->default_val(64);
+                    "summary); a state found over it at start is set aside as facts.trace.old "
+                    "and begun anew")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 20))
+        ->capture_default_str();
     cmd->add_option("--graph", options->graph_out, output::kGraphOptionHelp);
     cmd->add_flag("--json-brief", options->json_brief,
                   "JSON lines without the report's text and its dependency paths (a few KB "

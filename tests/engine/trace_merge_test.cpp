@@ -86,6 +86,29 @@ TEST(TraceMerge, NamelessClassesStayApart) {
     EXPECT_TRUE(replay({a, b}, &merge).empty()) << "two nameless classes were merged";
 }
 
+// Two locks one host told apart (two call sites of one function) are not
+// joined because they share a name: only the first matches other inputs.
+TEST(TraceMerge, ClassesOfOneInputWithOneNameStayApart) {
+    const char *a = R"({"format":"lockwatch-trace","version":2}
+{"t":"class","id":1,"name":"lock@worker_fn"}
+{"t":"class","id":2,"name":"lock@worker_fn"}
+{"t":"usage","class":1,"bit":"USED_IN_SOFTIRQ"}
+{"t":"usage","class":2,"bit":"ENABLED_SOFTIRQ"}
+)";
+    const char *b = R"({"format":"lockwatch-trace","version":2}
+{"t":"class","id":9,"name":"lock@worker_fn"}
+{"t":"usage","class":9,"bit":"ENABLED_SOFTIRQ"}
+)";
+    TraceMerge alone({"a"});
+    EXPECT_TRUE(replay({a}, &alone).empty()) << "one input's two locks were joined";
+    TraceMerge merge({"a", "b"});
+    std::vector<Finding> found = replay({a, b}, &merge);
+    ASSERT_EQ(found.size(), 1u) << "the first class no longer matches by name";
+    EXPECT_EQ(found[0].kind, FindingKind::InconsistentState);
+    EXPECT_EQ(merge.class_of(0, 1), TraceMerge::class_id_of_name("lock@worker_fn"));
+    EXPECT_NE(merge.class_of(0, 2), TraceMerge::class_id_of_name("lock@worker_fn"));
+}
+
 // The command: two files, one finding, its facts by origin.
 TEST(TraceMerge, ReplayOfTwoFilesPrintsTheOrigins) {
     lockwatch::test_support::TempDir tmp("merge");

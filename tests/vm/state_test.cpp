@@ -20,10 +20,10 @@ namespace {
 const char *const kGuestScript = R"SH(
 insmod /lockwatch/lockwatch_scenarios.ko || echo "insmod failed"
 mkdir -p /var/lib; S=/var/lib/lockwatch-state
-# lwrun LABEL "SCENARIOS" [OPTIONS]: one run with the state, stopped by SIGINT
-# (or, with KILL set, SIGKILLed D ms after the scenarios began).
+# lwrun LABEL "SCENARIOS" KILL_MS [OPTIONS]: one run with the state, stopped
+# by SIGINT (KILL_MS 0) or SIGKILLed KILL_MS ms after the scenarios began.
 lwrun() {
-    label=$1; names=$2; shift 2
+    label=$1; names=$2; kill_ms=$3; shift 3
     rm -f /tmp/ready
     lockwatch run --state $S --json /tmp/f-$label.json --ready-file /tmp/ready "$@" \
         >/tmp/lw-$label.txt 2>&1 &
@@ -33,9 +33,9 @@ lwrun() {
         echo $s > /sys/module/lockwatch_scenarios/parameters/run
         echo "$label: scenario $s: exit $?"
     done &
-    if [ -n "$KILL" ]; then
-        echo "$label: SIGKILL after $KILL ms"
-        usleep $((KILL * 1000)); kill -KILL $lw
+    if [ "$kill_ms" -gt 0 ]; then
+        echo "$label: SIGKILL after $kill_ms ms"
+        usleep $((kill_ms * 1000)); kill -KILL $lw
     else
         wait $!; sleep 1.5; kill -INT $lw
     fi
@@ -44,13 +44,14 @@ lwrun() {
     sed "s/^/$label-lw: /" /tmp/lw-$label.txt
     [ -e /tmp/f-$label.json ] && sed "s/^/$label-json: /" /tmp/f-$label.json
 }
-hostname host-a; lwrun usage split_usage --record /tmp/a.trace
-hostname host-b; lwrun order split_order --record /tmp/b.trace
+hostname host-a; lwrun usage split_usage 0 --record /tmp/a.trace
+hostname host-b; lwrun order split_order 0 --record /tmp/b.trace
 hostname host-a
-KILL=$(( $(od -An -N2 -tu2 /dev/urandom) % 3000 + 200 )) lwrun killed \
-    "healthy_irqsave healthy_bh healthy_order healthy_nested healthy_rwlock_read"
-lwrun again "split_usage split_order"
+lwrun killed "healthy_irqsave healthy_bh healthy_order healthy_nested healthy_rwlock_read" \
+    $(( $(od -An -N2 -tu2 /dev/urandom) % 3000 + 200 ))
+lwrun again "split_usage split_order" 0
 echo "state: $(wc -c < $S/facts.trace) bytes, $(wc -l < $S/facts.trace) lines"
+echo "state: $(grep '"t":"stack"' $S/facts.trace | sed 's/.*"id":\([0-9]*\).*/\1/' | sort | uniq -d | wc -l) stack ids written twice"
 echo "state: $(grep -c '"t":"class"' $S/facts.trace) classes, $(grep -c '"t":"edge"' $S/facts.trace) edges, $(grep -c '"t":"usage"' $S/facts.trace) usages, $(grep -c '"t":"stack"' $S/facts.trace) stacks"
 lockwatch replay /tmp/a.trace /tmp/b.trace --json /tmp/merged.json | sed 's/^/merge: /'
 sed 's/^/merge-json: /' /tmp/merged.json
@@ -130,6 +131,7 @@ TEST_F(PersistentState, AKillAndARestartReportNothingTwice) {
             R"(again-lw: lockwatch: state \S+: [1-9]\d* records \(\d+ bytes\) and 1 reported)")))
         << out();
     EXPECT_TRUE(has("(1 more reported by earlier runs, not repeated)")) << out();
+    EXPECT_TRUE(has("state: 0 stack ids written twice")) << out();
     std::smatch cut;
     if (std::regex_search(out(), cut, std::regex(R"(again-lw: lockwatch: state: cut .*)"))) {
         EXPECT_NE(cut.str(0).find("incomplete"), std::string::npos) << cut.str(0);

@@ -1334,7 +1334,7 @@ bool Engine::add_reported(const std::string &signature) {
     if (reported_before_.size() >= options_.max_findings) {
         return false;
     }
-    reported_before_.insert(signature);
+    reported_before_.try_emplace(signature, false);
     return true;
 }
 
@@ -1344,8 +1344,9 @@ void Engine::emit(Finding &&f) {
         ++stats_.duplicate_findings;
         return;
     }
-    if (reported_before_.contains(f.signature)) {
-        ++stats_.reported_before;
+    if (auto before = reported_before_.find(f.signature); before != reported_before_.end()) {
+        stats_.reported_before += before->second ? 0 : 1;
+        before->second = true;
         return;
     }
     if (findings_.size() >= options_.max_findings) {

@@ -73,7 +73,7 @@ struct EngineStats {
     std::uint64_t bfs_runs = 0;            // full graph searches (the slow path)
     std::uint64_t findings = 0;
     std::uint64_t duplicate_findings = 0;  // same signature seen again, not reported
-    std::uint64_t reported_before = 0;     // an earlier run reported it (add_reported)
+    std::uint64_t reported_before = 0;     // findings an earlier run reported (add_reported)
     // Over EngineOptions' bounds: dropped, with the facts that needed them.
     std::uint64_t classes_over_limit = 0;   // new classes refused (their events dropped)
     std::uint64_t edges_over_limit = 0;     // new dependencies not added
@@ -275,7 +275,8 @@ class Engine {
     std::vector<CpuState> cpus_;
     std::vector<Finding> findings_;
     std::unordered_map<std::string, std::size_t> finding_by_signature_;
-    std::unordered_set<std::string> reported_before_;
+    // Signature -> made again by this run (counted once in reported_before).
+    std::unordered_map<std::string, bool> reported_before_;
     EngineStats stats_;
 
     // BFS scratch, reused: lockdep's circular queue and dep_gen_id.

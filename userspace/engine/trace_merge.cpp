@@ -24,7 +24,10 @@ LockId lock_of(std::size_t input, LockId lock) {
 }  // namespace
 
 TraceMerge::TraceMerge(std::vector<std::string> origins, bool keep_origins)
-    : origins_(std::move(origins)), keep_origins_(keep_origins), classes_(origins_.size()) {}
+    : origins_(std::move(origins)),
+      keep_origins_(keep_origins),
+      classes_(origins_.size()),
+      names_(origins_.size()) {}
 
 void TraceMerge::set_origin(std::size_t input, const std::string &hostname) {
     if (!hostname.empty()) {
@@ -45,6 +48,18 @@ ClassId TraceMerge::class_of(std::size_t input, ClassId producer_id) const {
     return (fnv1a(std::to_string(input) + ":" + std::to_string(producer_id)) << 1) | 2;
 }
 
+// A class is matched by its name across inputs. One with no name, or with
+// a name that another class of the same input has already (two call sites
+// in one function, two unnamed static locks), cannot be: it stays its
+// input's, so that two locks one host told apart are never joined.
+ClassId TraceMerge::merged_class(std::size_t input, const ClassFact &fact) {
+    if (fact.name.empty()) {
+        return class_of(input, fact.id);
+    }
+    auto [owner, added] = names_[input].try_emplace(fact.name, fact.id);
+    return owner->second == fact.id ? class_id_of_name(fact.name) : class_of(input, fact.id);
+}
+
 StackId TraceMerge::stack_of(std::size_t input, StackId producer_id) {
     if (producer_id == kNoStack) {
         return kNoStack;
@@ -59,8 +74,7 @@ void TraceMerge::translate(std::size_t input, Event &event) {
         [&](auto &e) {
             using T = std::decay_t<decltype(e)>;
             if constexpr (std::is_same_v<T, ClassFact>) {
-                // A class with no name cannot be matched: it stays its input's.
-                ClassId merged = e.name.empty() ? class_of(input, e.id) : class_id_of_name(e.name);
+                ClassId merged = merged_class(input, e);
                 classes_[input][e.id] = merged;
                 e.id = merged;
             } else if constexpr (std::is_same_v<T, StackFact>) {

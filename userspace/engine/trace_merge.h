@@ -1,7 +1,8 @@
 // Several traces (hosts, runs) as one graph: `lockwatch replay A B ...`.
 // Class ids are the producer's (on a live kernel, hashes of addresses that
 // KASLR changes with every boot), so a merged class is its name: the same
-// lock on every host of one kernel build. Names lockdep numbers by the
+// lock on every host of one kernel build. A name two classes of one input
+// share is matched for the first of them only. Names lockdep numbers by the
 // order it met their keys (`&sb->s_type->i_lock_key#3`) may name different
 // keys on different hosts; address classes (lockwatch's own rules) do not
 // have that problem. Stack ids are renumbered per
@@ -46,13 +47,15 @@ class TraceMerge {
     ClassId class_of(std::size_t input, ClassId producer_id) const;
 
   private:
+    ClassId merged_class(std::size_t input, const ClassFact &fact);
     StackId stack_of(std::size_t input, StackId producer_id);
     std::vector<std::string> labels(const std::set<std::size_t> &inputs) const;
 
     std::vector<std::string> origins_;
     bool keep_origins_ = true;
-    std::vector<bool> named_;                                    // set_origin() done
-    std::vector<std::unordered_map<ClassId, ClassId>> classes_;  // per input
+    std::vector<bool> named_;                                      // set_origin() done
+    std::vector<std::unordered_map<ClassId, ClassId>> classes_;    // per input
+    std::vector<std::unordered_map<std::string, ClassId>> names_;  // per input: its first id
     std::map<std::pair<std::size_t, StackId>, StackId> stacks_;
     StackId next_stack_ = 1;
     std::map<std::pair<ClassId, ClassId>, std::set<std::size_t>> dependency_inputs_;

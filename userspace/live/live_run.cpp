@@ -147,6 +147,10 @@ void LiveRun::print_state_load() const {
         fmt::print(text_out_, "lockwatch: state: cut {} bytes off the end of {}/facts.trace: {}\n",
                    load.cut_bytes, options_.state_dir, load.cut_reason);
     }
+    if (load.damaged) {
+        fmt::print(text_out_, "lockwatch: state: skipped {} damaged lines of {}/facts.trace: {}\n",
+                   load.damaged, options_.state_dir, load.first_damage);
+    }
     fmt::print(text_out_,
                "lockwatch: state {}: {} records ({} bytes) and {} reported findings from earlier "
                "runs; graph {} classes, {} edges\n",
@@ -175,12 +179,15 @@ bool LiveRun::finish_state() {
     }
     flush_state();
     const state::StateStats &st = state_->stats();
-    fmt::print(text_out_,
-               "lockwatch: state {}: {} new records kept ({} bytes in all); facts not kept: {} "
-               "over the {} MiB limit, {} of unnamed classes{}\n",
-               options_.state_dir, st.written, state_->bytes(), st.over_limit,
-               options_.state_limit_mib, st.unnamed,
-               st.write_errors ? fmt::format(", {} failed writes", st.write_errors) : "");
+    fmt::print(
+        text_out_,
+        "lockwatch: state {}: {} new records kept ({} bytes in all); facts not kept: {} "
+        "over the {} MiB limit or a count bound, {} of classes with no lasting name{}{}\n",
+        options_.state_dir, st.written, state_->bytes(), st.over_limit, options_.state_limit_mib,
+        st.unnamed, st.write_errors ? fmt::format(", {} failed writes", st.write_errors) : "",
+        st.reported_over
+            ? fmt::format("; {} findings not kept as reported (the file is full)", st.reported_over)
+            : "");
     std::fflush(text_out_);
     return !state_failed_;
 }
@@ -338,14 +345,17 @@ void LiveRun::on_record(const lw_record &record) {
 
 // With --state, in the state's id space (classes by name), and kept there
 // when new.
-void LiveRun::process(engine::Event event) {
-    if (merge_) {
-        merge_->translate(1, event);
+// The fact is kept before the engine sees it, so that a finding it makes
+// is written to the state after it.
+void LiveRun::process(const engine::Event &event) {
+    if (!merge_) {
+        engine_.process(event);
+        return;
     }
-    engine_.process(event);
-    if (state_) {
-        state_->keep(event);
-    }
+    engine::Event merged = event;
+    merge_->translate(1, merged);
+    state_->keep(merged);
+    engine_.process(merged);
 }
 
 // Said once, where a reader of each output looks: the live output, the

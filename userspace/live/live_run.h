@@ -39,7 +39,7 @@ struct RunOptions {
     std::string graph_out;   // --graph FILE: the lock graph as dot, written at the end
     std::string record_out;  // --record FILE: every fact, in the trace format
     std::string state_dir;   // --state DIR: facts and reported findings across runs
-    std::uint64_t state_limit_mib = 64;
+    std::uint64_t state_limit_mib = state::StateLimits{}.max_bytes >> 20;
     // Starts every JSON line (lockwatch vm: the boot's token, tools/vm/README.md).
     std::string json_line_prefix;
     bool journal = false;
@@ -100,7 +100,7 @@ class LiveRun {
 
   private:
     void on_record(const lw_record &record);
-    void process(engine::Event event);
+    void process(const engine::Event &event);
     void on_finding(const engine::Finding &finding);
     void on_lockdep_off(const LockdepOff &off);
     bool open_record();

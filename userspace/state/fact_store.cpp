@@ -143,12 +143,23 @@ void FactStore::open_dir(const std::string &dir) {
                              ? "it is a symbolic link or not a directory"
                              : std::strerror(errno)));
     }
+    // Another user who can write in DIR could swap the files between our
+    // checks and our writes: DIR must be ours alone to write.
+    struct stat st {};
+    if (::fstat(dir_fd_, &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & 022) != 0) {
+        fail(
+            fmt::format("--state: refusing {}: it must belong to this user and be writable by "
+                        "no one else (chown it, chmod go-w, or use another directory)",
+                        dir));
+    }
 }
 
-// A regular file of DIR with one link: a link or a second name planted in
-// DIR is refused, never followed (lockwatch runs as root).
+// A regular file of DIR with one link: a link, a FIFO or a second name
+// planted in DIR is refused, never followed or waited on (lockwatch runs as
+// root).
 int FactStore::open_file(const char *name) const {
-    int fd = ::openat(dir_fd_, name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = ::openat(dir_fd_, name,
+                      O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
     if (fd < 0) {
         fail(fmt::format("--state: cannot open {}/{}: {}", dir_, name,
                          errno == ELOOP ? "it is a symbolic link" : std::strerror(errno)));
@@ -166,41 +177,51 @@ int FactStore::open_file(const char *name) const {
 
 void FactStore::load(engine::Engine &engine, engine::TraceMerge &merge, std::size_t input) {
     engine_ = &engine;
+    std::string text;
+    std::size_t body = read_facts(&text);  // first, as it may set `reported` aside too
     load_reported(engine);
-    load_facts(engine, merge, input);
+    if (body) {
+        apply_records(text, body, engine, merge, input);
+    }
 }
 
-void FactStore::load_facts(engine::Engine &engine, engine::TraceMerge &merge, std::size_t input) {
+// facts.trace read whole; the offset of its first record, or 0 when a new
+// state was begun (none yet, or another kernel's set aside).
+std::size_t FactStore::read_facts(std::string *text) {
     std::uint64_t size = file_size(facts_fd_);
-    std::string text;
-    if (size > limits_.max_bytes + (1 << 20) || !read_all(facts_fd_, size, &text)) {
+    if (size > limits_.max_bytes + (1 << 20) || !read_all(facts_fd_, size, text)) {
         set_aside(size > limits_.max_bytes ? fmt::format("it is over the limit ({} bytes)", size)
                                            : "it cannot be read");
-        return;
+        return 0;
     }
-    std::size_t header_end = text.find('\n');
+    std::size_t header_end = text->find('\n');
     if (header_end == std::string::npos) {
         start_new(size ? "it has no complete first line" : "");
-        return;
+        return 0;
     }
-    if (std::string why = other_kernel(text.substr(0, header_end), kernel_); !why.empty()) {
+    if (std::string why = other_kernel(text->substr(0, header_end), kernel_); !why.empty()) {
         set_aside(why);
-        return;
+        return 0;
     }
-    apply_records(text, header_end + 1, engine, merge, input);
+    return header_end + 1;
 }
 
 // Facts of another kernel (or a file that is not a state) renamed to
-// NAME.old, replacing an older one, and a new state begun.
+// facts.trace.old, the findings they made to reported.old (replacing older
+// ones), and a new state begun.
 void FactStore::set_aside(const std::string &why) {
-    std::string old = std::string(kFactsFile) + ".old";
-    if (::renameat(dir_fd_, kFactsFile, dir_fd_, old.c_str()) != 0) {
-        fail(fmt::format("--state: cannot set {}/{} aside: {}", dir_, kFactsFile,
-                         std::strerror(errno)));
+    for (auto [name, fd] :
+         {std::pair{kFactsFile, &facts_fd_}, std::pair{kReportedFile, &reported_fd_}}) {
+        std::string old = std::string(name) + ".old";
+        if (::renameat(dir_fd_, name, dir_fd_, old.c_str()) != 0) {
+            fail(fmt::format("--state: cannot set {}/{} aside: {}", dir_, name,
+                             std::strerror(errno)));
+        }
+        ::close(*fd);
+        *fd = open_file(name);
     }
-    ::close(facts_fd_);
-    facts_fd_ = open_file(kFactsFile);
-    load_.set_aside = fmt::format("{}/{} set aside as {} ({})", dir_, kFactsFile, old, why);
+    load_.set_aside =
+        fmt::format("{}/{} and {} set aside as *.old ({})", dir_, kFactsFile, kReportedFile, why);
     start_new("");
 }
 
@@ -217,46 +238,55 @@ void FactStore::start_new(const std::string &why) {
     load_.bytes = bytes_;
 }
 
-// Applies every record after the header, cutting the file at the first
-// line that is incomplete or does not parse. O(records).
+// Applies every record after the header. A last line without its newline
+// is a torn write: cut off. O(records).
 void FactStore::apply_records(const std::string &text, std::size_t pos, engine::Engine &engine,
                               engine::TraceMerge &merge, std::size_t input) {
-    std::size_t line = 1;
-    while (pos < text.size()) {
-        ++line;
+    for (std::size_t number = 2; pos < text.size(); ++number) {
         std::size_t end = text.find('\n', pos);
         if (end == std::string::npos) {
-            cut_at(pos, text.size(), fmt::format("line {} is incomplete (a torn write)", line));
+            cut_at(pos, text.size(), fmt::format("line {} is incomplete (a torn write)", number));
             break;
         }
-        std::optional<engine::TraceError> error;
-        std::optional<engine::Event> event =
-            engine::parse_trace_record(std::string_view(text).substr(pos, end - pos), line, &error);
-        if (!event || !(std::holds_alternative<engine::ClassFact>(*event) ||
-                        std::holds_alternative<engine::StackFact>(*event) ||
-                        std::holds_alternative<engine::UsageFact>(*event) ||
-                        std::holds_alternative<engine::EdgeFact>(*event))) {
-            cut_at(pos, text.size(),
-                   error ? error->format(kFactsFile)
-                         : fmt::format("line {} is not a class, stack, usage or dependency", line));
-            break;
-        }
-        merge.translate(input, *event);
-        engine.process(*event);
-        if (const auto *stack = std::get_if<engine::StackFact>(&*event)) {
-            stacks_.insert(stack->id);
-        }
-        note_new(*event);
-        ++load_.records;
+        apply_record(std::string_view(text).substr(pos, end - pos), number, engine, merge, input);
         pos = end + 1;
     }
     bytes_ = file_size(facts_fd_);
     load_.bytes = bytes_;
 }
 
+// One complete line: a fact given to the engine, or a damaged line skipped
+// and counted (the facts after it are independent of it).
+void FactStore::apply_record(std::string_view line, std::size_t number, engine::Engine &engine,
+                             engine::TraceMerge &merge, std::size_t input) {
+    std::optional<engine::TraceError> error;
+    std::optional<engine::Event> event = engine::parse_trace_record(line, number, &error);
+    if (!event || !(std::holds_alternative<engine::ClassFact>(*event) ||
+                    std::holds_alternative<engine::StackFact>(*event) ||
+                    std::holds_alternative<engine::UsageFact>(*event) ||
+                    std::holds_alternative<engine::EdgeFact>(*event))) {
+        if (load_.damaged++ == 0) {
+            load_.first_damage =
+                error ? error->format(kFactsFile)
+                      : fmt::format("line {} is not a class, stack, usage or dependency", number);
+        }
+        return;
+    }
+    const auto *stack = std::get_if<engine::StackFact>(&*event);
+    engine::StackId file_id = stack ? stack->id : engine::kNoStack;
+    merge.translate(input, *event);
+    engine.process(*event);
+    if (stack) {
+        file_stacks_[stack->id] = file_id;
+        last_file_stack_ = std::max(last_file_stack_, file_id);
+    }
+    note_new(*event);
+    ++load_.records;
+}
+
 void FactStore::cut_at(std::uint64_t offset, std::uint64_t size, std::string reason) {
     if (::ftruncate(facts_fd_, static_cast<off_t>(offset)) != 0) {
-        fail(fmt::format("--state: cannot cut the damaged end off {}/{}: {}", dir_, kFactsFile,
+        fail(fmt::format("--state: cannot cut the torn end off {}/{}: {}", dir_, kFactsFile,
                          std::strerror(errno)));
     }
     load_.cut_bytes = size - offset;
@@ -272,6 +302,7 @@ void FactStore::load_reported(engine::Engine &engine) {
     }
     std::size_t pos = 0;
     for (std::size_t end; (end = text.find('\n', pos)) != std::string::npos; pos = end + 1) {
+        ++reported_lines_;
         std::string_view line = std::string_view(text).substr(pos, end - pos);
         if (is_signature(line.substr(0, 16)) &&
             engine.add_reported(std::string(line.substr(0, 16)))) {
@@ -284,29 +315,63 @@ void FactStore::load_reported(engine::Engine &engine) {
                              std::strerror(errno)));
         }
     }
+    if (size > most) {
+        reported_lines_ = engine::EngineOptions{}.max_findings;  // full: append no more
+    }
+}
+
+// A class whose name means the same lock in the next run. Not: a class
+// with no name, one named by a placeholder ("static-lock", a function
+// kallsyms could not name), or one TraceMerge kept apart because another
+// lock of this run has its name (its id is then not its name's hash).
+bool FactStore::keepable_class(const engine::ClassFact &fact) {
+    const std::string &name = fact.name;
+    bool placeholder =
+        name == "static-lock" || name.ends_with("@unknown") || name.ends_with("@locker:unknown");
+    if (name.empty() || placeholder || fact.id != engine::TraceMerge::class_id_of_name(name)) {
+        classes_.erase(fact.id);
+        return false;
+    }
+    if (classes_.size() >= engine::EngineOptions{}.max_classes && !classes_.contains(fact.id)) {
+        ++stats_.over_limit;
+        return false;
+    }
+    return classes_.insert(fact.id).second;
+}
+
+bool FactStore::insert_bounded(std::unordered_set<std::string> &set, std::string key,
+                               std::size_t most) {
+    if (set.size() >= most && !set.contains(key)) {
+        ++stats_.over_limit;
+        return false;
+    }
+    return set.insert(std::move(key)).second;
 }
 
 bool FactStore::note_new(const engine::Event &event) {
+    const engine::EngineOptions bounds;
     return std::visit(
-        [this](const auto &e) {
+        [&](const auto &e) {
             using T = std::decay_t<decltype(e)>;
             if constexpr (std::is_same_v<T, engine::ClassFact>) {
-                return !e.name.empty() && classes_.insert(e.id).second;
+                return keepable_class(e);
             } else if constexpr (std::is_same_v<T, engine::UsageFact>) {
                 if (!classes_.contains(e.cls)) {
                     ++stats_.unnamed;
                     return false;
                 }
-                return usages_.insert(fmt::format("{}:{}", e.cls, static_cast<int>(e.bit))).second;
+                return insert_bounded(usages_, fmt::format("{}:{}", e.cls, static_cast<int>(e.bit)),
+                                      bounds.max_classes * engine::kNumUsageBits);
             } else if constexpr (std::is_same_v<T, engine::EdgeFact>) {
                 if (!classes_.contains(e.prev) || !classes_.contains(e.next)) {
                     ++stats_.unnamed;
                     return false;
                 }
-                return edges_
-                    .insert(fmt::format("{}:{}:{}:{}:{}", e.prev, e.next,
-                                        static_cast<int>(e.context), e.prev_read, e.next_read))
-                    .second;
+                return insert_bounded(
+                    edges_,
+                    fmt::format("{}:{}:{}:{}:{}", e.prev, e.next, static_cast<int>(e.context),
+                                e.prev_read, e.next_read),
+                    bounds.max_edges * 4);
             } else {
                 return false;  // stacks go with the facts that name them
             }
@@ -325,34 +390,42 @@ void FactStore::keep(const engine::Event &event) {
     append(event);
 }
 
+// The fact as the file numbers its stacks.
 void FactStore::append(const engine::Event &event) {
     engine::Event copy = event;
     if (auto *usage = std::get_if<engine::UsageFact>(&copy)) {
-        keep_stack(usage->stack, &usage->stack);
+        keep_stack(&usage->stack);
     } else if (auto *edge = std::get_if<engine::EdgeFact>(&copy)) {
-        keep_stack(edge->next_stack, &edge->next_stack);
-        keep_stack(edge->prev_stack, &edge->prev_stack);
+        keep_stack(&edge->next_stack);
+        keep_stack(&edge->prev_stack);
     }
     pending_ += engine::trace_record_line(copy);
     pending_ += '\n';
     ++stats_.written;
 }
 
-// A stack goes in once, before the first fact that names it; one the
+// *id, a merged stack id, becomes the file's: a stack goes in once, under
+// the next free file id, before the first fact that names it; one the
 // engine did not keep (over its bounds) is left out of the fact too.
-void FactStore::keep_stack(engine::StackId id, engine::StackId *written_id) {
-    if (id == engine::kNoStack || stacks_.contains(id)) {
+void FactStore::keep_stack(engine::StackId *id) {
+    if (*id == engine::kNoStack) {
         return;
     }
-    engine::StackRef frames = engine_->stacks().get(id);
+    if (auto known = file_stacks_.find(*id); known != file_stacks_.end()) {
+        *id = known->second;
+        return;
+    }
+    engine::StackRef frames = engine_->stacks().get(*id);
     if (!frames) {
-        *written_id = engine::kNoStack;
+        *id = engine::kNoStack;
         return;
     }
-    pending_ += engine::trace_record_line(engine::StackFact{id, *frames});
+    engine::StackId file_id = ++last_file_stack_;
+    file_stacks_.emplace(*id, file_id);
+    pending_ += engine::trace_record_line(engine::StackFact{file_id, *frames});
     pending_ += '\n';
-    stacks_.insert(id);
     ++stats_.written;
+    *id = file_id;
 }
 
 bool FactStore::flush(std::string *error) {
@@ -374,17 +447,36 @@ bool FactStore::flush(std::string *error) {
     return true;
 }
 
+// The facts that made the finding go first; its signature is written even
+// when they could not be (the finding was reported: it is not to be again).
 bool FactStore::keep_reported(const engine::Finding &finding, std::string *error) {
-    if (!flush(error)) {  // the facts that made it first
-        return false;
+    std::string facts_error;
+    bool facts_kept = flush(&facts_error);
+    bool reported_kept = write_reported(finding, error);
+    if (!facts_kept) {
+        *error = reported_kept ? facts_error : facts_error + "; " + *error;
+    }
+    return facts_kept && reported_kept;
+}
+
+// One whole line, or none: a short write is cut back off.
+bool FactStore::write_reported(const engine::Finding &finding, std::string *error) {
+    if (reported_lines_ >= engine::EngineOptions{}.max_findings) {
+        ++stats_.reported_over;
+        return true;
     }
     std::string line = reported_line(finding);
+    std::uint64_t before = file_size(reported_fd_);
     int err = 0;
     if (write_some(reported_fd_, line, &err) != line.size() || ::fdatasync(reported_fd_) != 0) {
-        *error = fmt::format("cannot write {}/{}: {}", dir_, kReportedFile,
-                             std::strerror(err ? err : errno));
+        err = err ? err : errno;
+        if (::ftruncate(reported_fd_, static_cast<off_t>(before)) != 0) {
+            err = err ? err : errno;
+        }
+        *error = fmt::format("cannot write {}/{}: {}", dir_, kReportedFile, std::strerror(err));
         return false;
     }
+    ++reported_lines_;
     return true;
 }
 

@@ -4,27 +4,32 @@
 // ordering seen on Tuesday then make the finding lockdep would have made had
 // both happened in one boot, and a finding is reported once, not once a run.
 //
-// DIR holds two append-only files, both only ever appended to whole lines:
+// DIR holds two append-only files:
 //   facts.trace  the trace format (docs/trace-format.md): a header naming the
 //                kernel, then one record per fact, classes by name
-//                (TraceMerge::class_id_of_name), so `lockwatch replay
-//                DIR/facts.trace` and a fleet merge read it as they read a
-//                --record file;
-//   reported     one line per finding reported: "SIGNATURE KIND TITLE".
-// Crash safety: a line is written with one write(2) and the files are
-// fdatasync'ed at each flush; at load a last line without its newline (a
-// write cut short by a crash or a full disk) is cut off, and a line that
-// does not parse ends the facts kept (the rest is cut off too, said in one
-// line). A torn write loses at most the facts of the last flush, never the
-// file. Bounded: past StateLimits::max_bytes no new fact is kept (counted);
-// only facts new to the state are written, so a restarted daemon that sees
-// the same locks again adds nothing.
+//                (TraceMerge::class_id_of_name), stacks numbered by the file,
+//                so `lockwatch replay DIR/facts.trace` and a fleet merge read
+//                it as they read a --record file;
+//   reported     one line per finding reported: "SIGNATURE KIND TITLE", at
+//                most EngineOptions::max_findings lines.
+// Crash safety: only whole lines are handed to write(2), and the files are
+// fdatasync'ed at each flush. A crash can still cut the last write short:
+// at load a last line without its newline is cut off (a torn write loses at
+// most the facts of the last flush, never the file), and a complete line
+// that does not parse is skipped and counted, the lines after it kept.
+// Policy at the bounds: past StateLimits::max_bytes no new fact is kept
+// (counted); a state found over the limit at start, or of another kernel
+// build, is set aside as facts.trace.old (with reported.old; the previous
+// .old files are replaced) and a new one begun. Only facts new to the state
+// are written, so a restarted daemon that sees the same locks adds nothing.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "engine/engine.h"
@@ -53,16 +58,20 @@ struct StateLoad {
     std::string set_aside;        // "facts of kernel X set aside as facts.trace.old"
     std::uint64_t records = 0;    // records read back: facts and their stacks
     std::uint64_t reported = 0;   // signatures of findings reported before
-    std::uint64_t cut_bytes = 0;  // a torn or damaged tail cut off
-    std::string cut_reason;       // why ("line 812: ..."), "" if nothing was cut
+    std::uint64_t cut_bytes = 0;  // a torn tail cut off
+    std::string cut_reason;       // why ("line 812 is incomplete"), "" if nothing was cut
+    std::uint64_t damaged = 0;    // complete lines that did not parse: skipped
+    std::string first_damage;     // the first of them, why
     std::uint64_t bytes = 0;      // facts.trace's size after loading
 };
 
 struct StateStats {
-    std::uint64_t written = 0;       // records appended by this run: facts, stacks
-    std::uint64_t over_limit = 0;    // new facts not kept: max_bytes reached
-    std::uint64_t unnamed = 0;       // facts of a class with no name: not kept
-    std::uint64_t write_errors = 0;  // flushes that failed (the facts stay pending)
+    std::uint64_t written = 0;        // records appended by this run: facts, stacks
+    std::uint64_t over_limit = 0;     // new facts not kept: max_bytes or a count bound reached
+    std::uint64_t unnamed = 0;        // facts of a class with no name that holds across
+                                      // runs (none, a placeholder, one another lock has)
+    std::uint64_t reported_over = 0;  // findings not kept: `reported` is full
+    std::uint64_t write_errors = 0;   // flushes that failed (the facts stay pending)
 };
 
 class FactStore {
@@ -100,17 +109,23 @@ class FactStore {
   private:
     void open_dir(const std::string &dir);
     int open_file(const char *name) const;
-    void load_facts(engine::Engine &engine, engine::TraceMerge &merge, std::size_t input);
+    std::size_t read_facts(std::string *text);
     void load_reported(engine::Engine &engine);
     void set_aside(const std::string &why);
     void start_new(const std::string &why);
     void apply_records(const std::string &text, std::size_t body, engine::Engine &engine,
                        engine::TraceMerge &merge, std::size_t input);
+    void apply_record(std::string_view line, std::size_t number, engine::Engine &engine,
+                      engine::TraceMerge &merge, std::size_t input);
     void cut_at(std::uint64_t offset, std::uint64_t size, std::string reason);
-    // Marks what an event adds as kept; false when the state had it already.
+    // Marks what an event adds as kept; false when the state had it already
+    // or cannot keep it (counted).
     bool note_new(const engine::Event &event);
-    void keep_stack(engine::StackId id, engine::StackId *written_id);
+    bool keepable_class(const engine::ClassFact &fact);
+    bool insert_bounded(std::unordered_set<std::string> &set, std::string key, std::size_t most);
+    void keep_stack(engine::StackId *id);
     void append(const engine::Event &event);
+    bool write_reported(const engine::Finding &finding, std::string *error);
 
     std::string dir_;
     KernelIdentity kernel_;
@@ -126,7 +141,11 @@ class FactStore {
     std::unordered_set<engine::ClassId> classes_;
     std::unordered_set<std::string> usages_;  // class id, bit
     std::unordered_set<std::string> edges_;   // prev, next, context, reads
-    std::unordered_set<engine::StackId> stacks_;
+    // Merged stack id -> its id in facts.trace: the file's own numbering,
+    // which new stacks continue (merged ids restart at 1 each run).
+    std::unordered_map<engine::StackId, engine::StackId> file_stacks_;
+    engine::StackId last_file_stack_ = 0;
+    std::uint64_t reported_lines_ = 0;
 };
 
 }  // namespace lockwatch::state
