@@ -82,6 +82,10 @@ const volatile bool focus_enabled = false;
 /* Track NMI acquisitions like any context's (stricter than lockdep, which
  * only checks that an NMI's lock was never used outside NMI). */
 const volatile bool nmi_graph = false;
+/* --record-ops: every acquire and release also as a record (a ring buffer
+ * record and a stack walk per operation: a debugging aid). Off, the
+ * verifier drops the code that sends them. */
+const volatile bool record_ops = false;
 
 /* Focus scope depth: per task in task context (focus functions may sleep),
  * per CPU for the interrupt contexts (they cannot). */
@@ -893,6 +897,22 @@ static __always_inline void report_nmi_acquire(void *ctx, const struct acquire *
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
+/* --record-ops: one operation. `lock` goes out in class_key, for user space
+ * to turn into an opaque id: a lock's address never leaves the host. */
+static __always_inline void report_op(void *ctx, __u32 type, __u32 function, __u32 context,
+                                      __u64 lock, __u64 class_id, __u32 flags, __u32 irq_flags)
+{
+    struct lw_record *rec = new_record(ctx, type, function, context);
+
+    if (!rec)
+        return;
+    rec->class_key = lock;
+    rec->class_id = class_id;
+    rec->acquire_flags = flags;
+    rec->irq_flags = irq_flags;
+    bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
 /* lockdep's __lock_acquire(), step by step. */
 static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct acquire *a,
                                        enum lw_hardirq_state hardirqs)
@@ -915,9 +935,13 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     report_recursion(ctx, cpu, depth, a, class);
     report_edges(ctx, held, depth, a, class);
     push_held(held, depth, a, class);
+    if (record_ops)
+        report_op(ctx, LW_RECORD_OP_ACQUIRE, a->function, a->context, a->lock, class->id,
+                  a->flags, a->irq_flags);
 }
 
-static __always_inline void on_release(struct cpu_state *cpu, __u32 context, __u64 lock)
+/* True when `lock` was on this context's held stack. */
+static __always_inline bool on_release(struct cpu_state *cpu, __u32 context, __u64 lock)
 {
     struct held_stack *held = &cpu->ctx[context & (LW_CTX_COUNT - 1)];
     __u32 depth = held->depth;
@@ -935,10 +959,11 @@ static __always_inline void on_release(struct cpu_state *cpu, __u32 context, __u
             break;
         if (held->locks[LW_SLOT(at)].lock == lock) {
             forget_entry(held, at);
-            return;
+            return true;
         }
     }
     count(&notes, LW_NOTE_UNMATCHED_RELEASE);
+    return false;
 }
 
 /* One lock still held when interrupts come back on: its ENABLED_* bits
@@ -1185,13 +1210,21 @@ static __always_inline int on_lock_op(void *ctx, const struct lock_op *op)
     if (op->kind == OP_RELEASE) {
         struct held_stack *held = &cpu->ctx[context & (LW_CTX_COUNT - 1)];
         __u32 enables;
+        bool released;
 
         if (context == LW_CTX_NMI && !nmi_graph)
             goto out; /* NMI acquires are never held */
-        on_release(cpu, context, op->lock);
+        released = on_release(cpu, context, op->lock);
         enables = unlock_enables(op, pc, context);
-        if (enables && held->depth)
+        /* Only the releases of locks it holds: the others were never
+         * tracked (--focus) or lost their acquire. */
+        if (record_ops && released)
+            report_op(ctx, LW_RECORD_OP_RELEASE, op->function, context, op->lock, 0, 0, 0);
+        if (enables && held->depth) {
+            if (record_ops) /* what it changes: the held locks' usage */
+                report_op(ctx, LW_RECORD_OP_IRQS_ON, op->function, context, 0, 0, 0, enables);
             mark_held_locks(ctx, held, context, enables);
+        }
     } else {
         struct acquire *a = &cpu->acquire[context & (LW_CTX_COUNT - 1)];
 

@@ -110,6 +110,16 @@ enum lw_record_type {
      * from the irq tracer's per-CPU flag (irq_flags: LW_IRQ_STATE_INFERRED
      * when the kernel has none and the state is inferred instead). */
     LW_RECORD_LOCKDEP_OFF = 9,
+    /* --record-ops (record_ops): each operation as it happened, for a trace
+     * that a replay can derive the graph from by itself. OP_ACQUIRE: a lock
+     * went on this context's held stack (class_id; class_key: the lock's
+     * address, which user space turns into an opaque per-run id;
+     * acquire_flags, irq_flags as an EDGE's). OP_RELEASE: class_key was
+     * released (a lock on the held stack only). OP_IRQS_ON: an unlock turned
+     * interrupts back on (irq_flags: which) while locks are held. */
+    LW_RECORD_OP_ACQUIRE = 10,
+    LW_RECORD_OP_RELEASE = 11,
+    LW_RECORD_OP_IRQS_ON = 12,
 };
 
 /* State of the CPU at the acquire that produced a fact. */

@@ -42,6 +42,7 @@ struct ReplayOptions {
     std::string ident;
     std::string vmlinux;
     bool nmi_graph = false;
+    bool from_ops = false;
 };
 
 // Standard output in --format, --json FILE, --journald. False (and a printed
@@ -139,6 +140,22 @@ void print_origins(const engine::Finding &f, const engine::TraceMerge &merge) {
     std::printf("\n");
 }
 
+// A trace with both facts and the operations they came from (run
+// --record-ops) gives the engine one of the two: the facts, or, with
+// --from-ops, the operations, for the engine to derive the graph itself.
+// Classes and stacks go either way.
+bool replayed(const engine::TraceReader &reader, const engine::Event &ev, bool from_ops) {
+    if (!reader.operations_with_facts()) {
+        return true;
+    }
+    bool operation = std::holds_alternative<engine::AcquireEvent>(ev) ||
+                     std::holds_alternative<engine::ReleaseEvent>(ev) ||
+                     std::holds_alternative<engine::IrqsEnabledEvent>(ev);
+    bool fact = std::holds_alternative<engine::UsageFact>(ev) ||
+                std::holds_alternative<engine::EdgeFact>(ev);
+    return from_ops ? !fact : !operation;
+}
+
 // Every event of each trace through one engine, stacks placed with debug
 // info; with several traces, their classes merged by name. Returns the
 // lines read; false in *ok on a bad line.
@@ -153,6 +170,17 @@ std::size_t feed_traces(const ReplayOptions &opts, engine::Engine &eng, engine::
         }
         engine::TraceReader reader(*input.in);
         for (std::optional<engine::Event> ev; !reader_gone && (ev = reader.next());) {
+            if (opts.from_ops && !reader.operations_with_facts()) {
+                std::fprintf(stderr,
+                             "lockwatch replay: --from-ops: %s was not recorded with run "
+                             "--record-ops; replay it without --from-ops\n",
+                             opts.files[i].c_str());
+                *ok = false;
+                return lines;
+            }
+            if (!replayed(reader, *ev, opts.from_ops)) {
+                continue;
+            }
             if (merge) {
                 merge->translate(i, *ev);
             }
@@ -275,6 +303,10 @@ CommandRunner add_replay_command(CLI::App &app) {
     sub->add_flag("--nmi-graph", opts->nmi_graph,
                   "Treat acquires in NMI like any other context's (stricter than lockdep, "
                   "which only reports an NMI lock that was used outside NMI)");
+    sub->add_flag("--from-ops", opts->from_ops,
+                  "For traces of run --record-ops: derive the graph from the recorded lock "
+                  "operations, not from the facts the kernel side derived (a cross-check of "
+                  "the two; without it, the facts are replayed and the operations skipped)");
     sub->add_option("--kernel-ident", opts->ident,
                     "Text for the report's kernel line (default: lockwatch)");
     sub->add_option("--vmlinux", opts->vmlinux,

@@ -96,6 +96,38 @@ int run(const RunOptions &options) {
 
 }  // namespace
 
+// What a run leaves behind besides its reports: a recorded trace, the
+// state the next run starts from, a picture of the graph.
+void add_file_options(CLI::App *cmd, RunOptions *options) {
+    CLI::Option *record =
+        cmd->add_option("--record", options->record_out,
+                        "Also write every fact the kernel side sends (classes, stacks, usage "
+                        "bits, dependencies) to FILE in the trace format (docs/trace-format.md), "
+                        "a new file in its place: lockwatch replay FILE [--vmlinux VMLINUX] "
+                        "makes the same findings off the host");
+    cmd->add_flag("--record-ops", options->record_ops,
+                  "With --record: also every acquire, release and irqs-on as it happened (locks "
+                  "as opaque ids), so that `lockwatch replay FILE --from-ops` can derive the "
+                  "graph by itself. A record and a stack walk per lock operation: for a short "
+                  "window or a --focus, not for a busy host (what the ring buffer drops is "
+                  "counted)")
+        ->needs(record);
+    cmd->add_option("--state", options->state_dir,
+                    "Keep what this run learns (lock classes by name, usage bits, dependencies, "
+                    "their stacks) and the findings it reports in DIR (made 0700), and start from "
+                    "what earlier runs kept there: a usage bit seen in one run and an order seen "
+                    "in the next make their finding, and a finding is reported once, not once a "
+                    "run. Crash-safe (appended, synced each interval); facts of another kernel "
+                    "build are set aside. The unit uses /var/lib/lockwatch");
+    cmd->add_option("--state-limit", options->state_limit_mib,
+                    "Keep no new facts in --state's DIR past MIB mebibytes (counted in the "
+                    "summary); a state found over it at start is set aside as facts.trace.old "
+                    "and begun anew")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 20))
+        ->capture_default_str();
+    cmd->add_option("--graph", options->graph_out, output::kGraphOptionHelp);
+}
+
 CommandRunner add_run_command(CLI::App &app) {
     auto options = std::make_shared<RunOptions>();
     CLI::App *cmd = app.add_subcommand(
@@ -123,25 +155,7 @@ CommandRunner add_run_command(CLI::App &app) {
                     "Also write findings as JSON lines (docs/json-schema.md) to FILE, appended; "
                     "SIGHUP reopens it (logrotate). '-' puts them on standard output and "
                     "everything else lockwatch prints on standard error");
-    cmd->add_option("--record", options->record_out,
-                    "Also write every fact the kernel side sends (classes, stacks, usage bits, "
-                    "dependencies) to FILE in the trace format (docs/trace-format.md), a new "
-                    "file in its place: lockwatch replay FILE [--vmlinux VMLINUX] makes the same "
-                    "findings off the host");
-    cmd->add_option("--state", options->state_dir,
-                    "Keep what this run learns (lock classes by name, usage bits, dependencies, "
-                    "their stacks) and the findings it reports in DIR (made 0700), and start from "
-                    "what earlier runs kept there: a usage bit seen in one run and an order seen "
-                    "in the next make their finding, and a finding is reported once, not once a "
-                    "run. Crash-safe (appended, synced each interval); facts of another kernel "
-                    "build are set aside. The unit uses /var/lib/lockwatch");
-    cmd->add_option("--state-limit", options->state_limit_mib,
-                    "Keep no new facts in --state's DIR past MIB mebibytes (counted in the "
-                    "summary); a state found over it at start is set aside as facts.trace.old "
-                    "and begun anew")
-        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 20))
-        ->capture_default_str();
-    cmd->add_option("--graph", options->graph_out, output::kGraphOptionHelp);
+    add_file_options(cmd, options.get());
     cmd->add_flag("--json-brief", options->json_brief,
                   "JSON lines without the report's text and its dependency paths (a few KB "
                   "instead of tens)");

@@ -109,6 +109,33 @@ TEST(TraceMerge, ClassesOfOneInputWithOneNameStayApart) {
     EXPECT_NE(merge.class_of(0, 2), TraceMerge::class_id_of_name("lock@worker_fn"));
 }
 
+// run --record-ops: a trace with facts and the operations they came from.
+// Here the facts make the seed's finding and the operations make none, so
+// which of the two a replay took shows.
+TEST(TraceOperations, ReplayTakesTheFactsOrWithFromOpsTheOperations) {
+    const std::string header =
+        R"({"format":"lockwatch-trace","version":2,"operations":"with facts"})";
+    const std::string body = std::string(kHostA).substr(std::string(kHostA).find('\n') + 1) +
+                             R"({"t":"edge","prev":11,"next":12,"stack":1,"prev_stack":1}
+{"t":"acquire","cpu":0,"pid":1,"comm":"t","lock":1,"class":11}
+{"t":"release","cpu":0,"pid":1,"comm":"t","lock":1}
+)";
+    lockwatch::test_support::TempDir tmp("ops");
+    std::ofstream(tmp.path() / "ops.jsonl") << header << "\n" << body;
+    std::ofstream(tmp.path() / "facts.jsonl") << kHostA;
+    auto replay = [&](const std::string &args) {
+        return lockwatch::test_support::run_shell(
+            "cd '" + tmp.path().string() + "' && " LOCKWATCH_BINARY " replay " + args, tmp.path());
+    };
+    auto facts = replay("ops.jsonl");
+    EXPECT_EQ(facts.status, 1) << facts.out << facts.err;
+    auto ops = replay("--from-ops ops.jsonl");
+    EXPECT_EQ(ops.status, 0) << "the facts were replayed too:\n" << ops.out << ops.err;
+    auto plain = replay("--from-ops facts.jsonl");
+    EXPECT_EQ(plain.status, 3) << plain.out;  // a bad input, as a bad line is
+    EXPECT_NE(plain.err.find("not recorded with run --record-ops"), std::string::npos) << plain.err;
+}
+
 // The command: two files, one finding, its facts by origin.
 TEST(TraceMerge, ReplayOfTwoFilesPrintsTheOrigins) {
     lockwatch::test_support::TempDir tmp("merge");

@@ -232,7 +232,7 @@ TEST_F(FactDecoderTest, LockdepClassesKeepLockdepsNamesVersionsAndSubclasses) {
 // Every record type the BPF side can send decodes to something: a new type
 // added to lockwatch.h without its case fails this test (and -Wswitch-enum).
 TEST_F(FactDecoderTest, EveryRecordTypeIsDecoded) {
-    for (uint32_t type = LW_RECORD_FIRST_CALL; type <= LW_RECORD_LOCKDEP_OFF; ++type) {
+    for (uint32_t type = LW_RECORD_FIRST_CALL; type <= LW_RECORD_OP_IRQS_ON; ++type) {
         lw_record r = record(type);
         r.class_id = 2;
         r.prev_class_id = 1;
@@ -250,7 +250,7 @@ TEST_F(FactDecoderTest, EveryRecordTypeIsDecoded) {
 
 TEST_F(FactDecoderTest, RecordsItCannotUnderstandAreCountedNotDropped) {
     std::vector<DecodedRecord> out;
-    decoder_.decode(record(LW_RECORD_LOCKDEP_OFF + 1), out);
+    decoder_.decode(record(LW_RECORD_OP_IRQS_ON + 1), out);
     lw_record usage = record(LW_RECORD_USAGE);
     usage.usage_bit = LW_USAGE_BITS;
     decoder_.decode(usage, out);
@@ -262,6 +262,39 @@ TEST_F(FactDecoderTest, RecordsItCannotUnderstandAreCountedNotDropped) {
     decoder_.decode(held, out);
     EXPECT_TRUE(out.empty());
     EXPECT_EQ(decoder_.malformed_records(), 4u);
+}
+
+// --record-ops: operations for the trace alone, never the engine, and a
+// lock's address never in them: acquire and release of one lock share an
+// opaque id, two locks have two.
+TEST_F(FactDecoderTest, OperationsAreForTheTraceWithOpaqueLockIds) {
+    auto decode = [this](uint32_t type, uint64_t lock) {
+        lw_record r = record(type);
+        r.class_key = lock;
+        r.class_id = 5;
+        r.acquire_flags = LW_ACQ_IRQS_OFF | LW_ACQ_TRYLOCK;
+        r.irq_flags = LW_IRQ_SOFTIRQS_ENABLED | LW_IRQ_HARDIRQS_ENABLED;
+        std::vector<DecodedRecord> out;
+        decoder_.decode(r, out);
+        EXPECT_FALSE(out.empty());
+        EXPECT_TRUE(std::holds_alternative<RawOperation>(out.back()));
+        return std::get<RawOperation>(out.back()).event;
+    };
+    const uint64_t a = 0xffff888003a1c040, b = 0xffff888003a1c080;
+    auto acquire = std::get<engine::AcquireEvent>(decode(LW_RECORD_OP_ACQUIRE, a));
+    auto other = std::get<engine::AcquireEvent>(decode(LW_RECORD_OP_ACQUIRE, b));
+    auto release = std::get<engine::ReleaseEvent>(decode(LW_RECORD_OP_RELEASE, a));
+    auto irqs_on = std::get<engine::IrqsEnabledEvent>(decode(LW_RECORD_OP_IRQS_ON, 0));
+    EXPECT_EQ(acquire.lock, release.lock);
+    EXPECT_NE(acquire.lock, other.lock);
+    EXPECT_NE(acquire.lock, a) << "a kernel address went into the trace";
+    EXPECT_EQ(acquire.cls, 5u);
+    EXPECT_EQ(acquire.flags, engine::acquire_flags::kIrqsOff | engine::acquire_flags::kTrylock);
+    EXPECT_TRUE(acquire.hardirqs_enabled && acquire.softirqs_enabled);
+    EXPECT_EQ(acquire.stack, 8u);
+    EXPECT_EQ(acquire.task.pid, 42);
+    EXPECT_TRUE(irqs_on.hardirqs_enabled && irqs_on.softirqs_enabled);
+    EXPECT_EQ(decoder_.malformed_records(), 0u);
 }
 
 // lockdep turned itself off: when, and whether the irq tracer's flag or an

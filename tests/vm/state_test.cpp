@@ -4,11 +4,14 @@
 //   2. host-b: split_order (split_safe -> split_unsafe, which is taken with
 //      softirqs on): the finding needs run 1's usage bit, from the state;
 //   3. the healthy scenarios, SIGKILLed at a random moment;
-//   4. both halves again: the state still loads, nothing is reported twice.
+//   4. both halves again: the state still loads, nothing is reported twice;
+//   5. both halves in a new state with --record-ops: the recorded trace
+//      makes the finding from its facts, and again from its operations.
 // Runs 1 and 2 also --record: `lockwatch replay a b` merges them as two
 // hosts' traces, and each alone makes no finding.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <regex>
 
 #include "scenario_table.h"
@@ -53,6 +56,15 @@ lwrun again "split_usage split_order" 0
 echo "state: $(wc -c < $S/facts.trace) bytes, $(wc -l < $S/facts.trace) lines"
 echo "state: $(grep '"t":"stack"' $S/facts.trace | sed 's/.*"id":\([0-9]*\).*/\1/' | sort | uniq -d | wc -l) stack ids written twice"
 echo "state: $(grep -c '"t":"class"' $S/facts.trace) classes, $(grep -c '"t":"edge"' $S/facts.trace) edges, $(grep -c '"t":"usage"' $S/facts.trace) usages, $(grep -c '"t":"stack"' $S/facts.trace) stacks"
+# Every operation is a record: in focus only the scenarios' own (the module
+# parameter's store, and the timer that takes a lock in softirq), or the
+# ring buffer overflows and the operations the test needs may be lost.
+S=/var/lib/lockwatch-ops
+lwrun ops "split_usage split_order" 0 --record /tmp/ops.trace --record-ops \
+    --focus param_attr_store,call_timer_fn
+echo "ops: $(grep -c '"t":"acquire"' /tmp/ops.trace) acquires, $(grep -c '"t":"release"' /tmp/ops.trace) releases"
+lockwatch replay /tmp/ops.trace --format json --json-brief | sed 's/^/ops-facts: /'
+lockwatch replay /tmp/ops.trace --from-ops --format json --json-brief | sed 's/^/ops-derived: /'
 lockwatch replay /tmp/a.trace /tmp/b.trace --json /tmp/merged.json | sed 's/^/merge: /'
 sed 's/^/merge-json: /' /tmp/merged.json
 lockwatch replay /tmp/a.trace --format json --json-brief | sed 's/^/only-a: /'
@@ -141,6 +153,31 @@ TEST_F(PersistentState, AKillAndARestartReportNothingTwice) {
         if (line.find("lockwatch: state") != std::string::npos ||
             line.find("-exit=") != std::string::npos || line.rfind("state: ", 0) == 0 ||
             line.find("SIGKILL after") != std::string::npos) {
+            std::printf("%s\n", line.c_str());
+        }
+    }
+}
+
+// run --record-ops: the trace holds the lock operations too. Replayed, its
+// facts make the live run's finding, and its operations alone, derived by
+// the engine, make it again.
+TEST_F(PersistentState, RecordedOperationsMakeTheFindingAgain) {
+    std::vector<LiveFinding> live = findings_in(out(), "ops-json: ");
+    ASSERT_EQ(live.size(), 1u) << out();
+    EXPECT_TRUE(split_finding(live[0])) << live[0].title;
+    std::vector<LiveFinding> facts = findings_in(out(), "ops-facts: ");
+    ASSERT_EQ(facts.size(), 1u) << out();
+    EXPECT_EQ(facts[0].signature, live[0].signature);
+    std::vector<LiveFinding> derived = findings_in(out(), "ops-derived: ");
+    EXPECT_TRUE(std::any_of(derived.begin(), derived.end(), split_finding)) << out();
+    std::smatch ops;
+    ASSERT_TRUE(std::regex_search(
+        out(), ops, std::regex(R"(ops-lw: lockwatch: recorded \d+ records \((\d+) operations\))")))
+        << out();
+    EXPECT_GT(std::stoul(ops[1]), 0u);
+    for (const std::string &line : lines_of(out())) {
+        if (line.rfind("ops: ", 0) == 0 || line.rfind("ops-lw: lockwatch:", 0) == 0 ||
+            line.find("losses:") != std::string::npos) {
             std::printf("%s\n", line.c_str());
         }
     }

@@ -227,6 +227,7 @@ LockCapture::LockCapture(const CaptureOptions &options) {
         open_programs();
         plan_hooks(options.focus, kallsyms, availability);
         skel_->rodata->nmi_graph = options.nmi_graph;
+        skel_->rodata->record_ops = options.record_ops;
         load(options.verbose);
         attach_in_order();
         open_ring_buffer();

@@ -40,6 +40,8 @@ struct CaptureOptions {
     // NMI acquisitions become held locks, usage bits and edges; by default
     // only lockdep's verify_lock_unused() check runs on them.
     bool nmi_graph = false;
+    // Every acquire, release and irqs-on as a record too (LW_RECORD_OP_*).
+    bool record_ops = false;
     bool verbose = false;  // pass libbpf's own log through to stderr
     // Key generic kmalloc classes by allocation site (the kmem:kmalloc
     // tracepoint); off: by the first acquirer's call site only.

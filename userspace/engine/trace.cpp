@@ -648,6 +648,9 @@ bool TraceReader::read_header(std::string_view text) {
             hostname_ += c > 0x20 && c < 0x7f ? c : '?';
         }
     }
+    auto operations = j.find(kTraceOperationsKey);
+    operations_with_facts_ = operations != j.end() && operations->is_string() &&
+                             operations->get<std::string>() == kTraceOperationsWithFacts;
     return true;
 }
 

@@ -25,6 +25,12 @@ inline constexpr std::size_t kTraceMaxFrames = 256;
 // well under 200 characters.
 inline constexpr std::size_t kTraceMaxClassName = 1024;
 inline constexpr std::uint32_t kTraceMaxCpu = 8191;
+// A header key: "operations":"with facts" says the trace (lockwatch run
+// --record --record-ops) holds both the kernel side's facts and the raw
+// operations they were derived from. A replay takes one or the other,
+// never both: each alone makes the graph.
+inline constexpr std::string_view kTraceOperationsKey = "operations";
+inline constexpr std::string_view kTraceOperationsWithFacts = "with facts";
 
 // "io_submit_one+0x97f/0x2b00 fs/aio.c:1878", "aio_poll fs/aio.c:1767 [inline]"
 // or just "sym+0x10": the form reports print, accepted in traces.
@@ -50,6 +56,8 @@ class TraceReader {
     // The header's "hostname" (lockwatch run --record writes it), once the
     // header has been read; "" when it has none.
     const std::string &hostname() const { return hostname_; }
+    // The header says "operations":"with facts" (see kTraceOperationsKey).
+    bool operations_with_facts() const { return operations_with_facts_; }
 
   private:
     struct Input;
@@ -61,6 +69,7 @@ class TraceReader {
     std::size_t line_ = 0;
     int version_ = 0;
     std::string hostname_;
+    bool operations_with_facts_ = false;
     std::optional<TraceError> error_;
 };
 

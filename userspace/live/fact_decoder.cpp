@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 
 #include <fmt/format.h>
 
@@ -110,7 +111,10 @@ uint64_t module_class_id(const std::string &name) {
 }
 
 FactDecoder::FactDecoder(const ClassNamer &namer, const Kallsyms &kallsyms, StackReader read_stack)
-    : namer_(namer), kallsyms_(kallsyms), read_stack_(std::move(read_stack)) {}
+    : namer_(namer),
+      kallsyms_(kallsyms),
+      read_stack_(std::move(read_stack)),
+      lock_salt_(uint64_t{std::random_device{}()} << 32 | std::random_device{}()) {}
 
 const std::string *FactDecoder::class_name(uint64_t class_id) const {
     auto it = class_names_.find(class_id);
@@ -229,6 +233,10 @@ void FactDecoder::decode(const lw_record &r, std::vector<DecodedRecord> &out) {
         case LW_RECORD_LOCKDEP_OFF:
             out.push_back(LockdepOff{r.time_ns, r.cpu, !(r.irq_flags & LW_IRQ_STATE_INFERRED)});
             return;
+        case LW_RECORD_OP_ACQUIRE:
+        case LW_RECORD_OP_RELEASE:
+        case LW_RECORD_OP_IRQS_ON:
+            return decode_operation(r, out);
     }
     ++malformed_records_;  // a type this build does not know
 }
@@ -246,6 +254,44 @@ void FactDecoder::decode_first_call(const lw_record &r, std::vector<DecodedRecor
         .context = static_cast<lw_context>(r.context),
         .caller = caller_of(read_stack_(r.stack_id), kallsyms_),
     });
+}
+
+engine::LockId FactDecoder::opaque_lock(uint64_t address) const {
+    uint64_t x = address ^ lock_salt_;  // splitmix64's finalizer: a bijection
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+void FactDecoder::decode_operation(const lw_record &r, std::vector<DecodedRecord> &out) {
+    if (r.context >= LW_CTX_COUNT) {
+        ++malformed_records_;
+        return;
+    }
+    const bool hardirqs_on = r.irq_flags & LW_IRQ_HARDIRQS_ENABLED;
+    const bool softirqs_on = r.irq_flags & LW_IRQ_SOFTIRQS_ENABLED;
+    if (r.type == LW_RECORD_OP_RELEASE) {
+        out.push_back(RawOperation{engine::ReleaseEvent{
+            r.time_ns, r.cpu, task_of(r), context_of(r.context), opaque_lock(r.class_key)}});
+    } else if (r.type == LW_RECORD_OP_IRQS_ON) {
+        engine::StackId stack = intern_stack(r.stack_id, out);
+        out.push_back(RawOperation{engine::IrqsEnabledEvent{
+            r.time_ns, r.cpu, task_of(r), context_of(r.context), hardirqs_on, softirqs_on, stack}});
+    } else {
+        engine::AcquireEvent ev;
+        ev.time_ns = r.time_ns;
+        ev.cpu = r.cpu;
+        ev.task = task_of(r);
+        ev.context = context_of(r.context);
+        ev.lock = opaque_lock(r.class_key);
+        ev.cls = class_of(r.class_id);
+        ev.flags = r.acquire_flags & engine::acquire_flags::kAll;
+        ev.hardirqs_enabled = hardirqs_on;
+        ev.softirqs_enabled = softirqs_on;
+        ev.hardirq_state_inferred = r.irq_flags & LW_IRQ_STATE_INFERRED;
+        ev.stack = intern_stack(r.stack_id, out);
+        out.push_back(RawOperation{ev});
+    }
 }
 
 uint64_t FactDecoder::class_of(uint64_t bpf_class_id) const {

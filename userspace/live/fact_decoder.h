@@ -70,7 +70,14 @@ struct LockdepOff {
     bool tracer_flag = true;
 };
 
-using DecodedRecord = std::variant<engine::Event, FirstCall, ClassPair, LockdepOff>;
+// LW_RECORD_OP_* (--record-ops): an acquire, release or irqs-on as it
+// happened, for the --record trace only: the engine takes the kernel side's
+// facts, which already derive from these. Locks are opaque per-run ids.
+struct RawOperation {
+    engine::Event event;  // AcquireEvent, ReleaseEvent or IrqsEnabledEvent
+};
+
+using DecodedRecord = std::variant<engine::Event, FirstCall, ClassPair, LockdepOff, RawOperation>;
 
 class FactDecoder {
   public:
@@ -109,6 +116,10 @@ class FactDecoder {
     void decode_nmi_acquire(const lw_record &record, std::vector<DecodedRecord> &out);
     void decode_held_irqs_on(const lw_record &record, std::vector<DecodedRecord> &out);
     void decode_first_call(const lw_record &record, std::vector<DecodedRecord> &out);
+    void decode_operation(const lw_record &record, std::vector<DecodedRecord> &out);
+    // A lock address as an id no address can be read back from: a
+    // bijection keyed by a per-run random salt.
+    engine::LockId opaque_lock(uint64_t address) const;
 
     engine::StackId intern_stack(int32_t bpf_stack_id, std::vector<DecodedRecord> &out);
     // Where a held lock was taken (its lock call's return address), as a
@@ -137,6 +148,7 @@ class FactDecoder {
     // lockdep backend: the keys met under each lockdep name, in order.
     std::unordered_map<std::string, std::vector<uint64_t>> lockdep_keys_by_name_;
     uint64_t malformed_records_ = 0;
+    uint64_t lock_salt_ = 0;
 };
 
 }  // namespace lockwatch

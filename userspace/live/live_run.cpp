@@ -67,6 +67,7 @@ LiveRun::LiveRun(const RunOptions &options)
     capture_.emplace(CaptureOptions{.backend = options.backend,
                                     .focus = options.focus,
                                     .nmi_graph = options.nmi_graph,
+                                    .record_ops = options.record_ops,
                                     .verbose = options.verbose,
                                     .alloc_sites = options.alloc_sites});
     vmlinux_btf_ = btf__load_vmlinux_btf();
@@ -209,6 +210,9 @@ bool LiveRun::open_record() {
     header.update(output::host_fields());
     header["recorded_by"] = "lockwatch run";
     header["backend"] = to_string(capture_->backend());
+    if (options_.record_ops) {
+        header[engine::kTraceOperationsKey] = engine::kTraceOperationsWithFacts;
+    }
     std::fprintf(record_file_.get(), "%s\n",
                  header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return true;
@@ -227,6 +231,9 @@ void LiveRun::record_fact(const engine::Event &event) {
         return;
     }
     ++records_written_;
+    operations_written_ += std::holds_alternative<engine::AcquireEvent>(event) ||
+                           std::holds_alternative<engine::ReleaseEvent>(event) ||
+                           std::holds_alternative<engine::IrqsEnabledEvent>(event);
 }
 
 bool LiveRun::finish_record() {
@@ -238,8 +245,9 @@ bool LiveRun::finish_record() {
         fmt::print(stderr, "lockwatch: --record {}: {}\n", options_.record_out,
                    std::strerror(errno));
     }
-    fmt::print(text_out_, "lockwatch: {} {} records to {}{}\n",
+    fmt::print(text_out_, "lockwatch: {} {} records{} to {}{}\n",
                record_failed_ ? "could not write all of" : "recorded", records_written_,
+               options_.record_ops ? fmt::format(" ({} operations)", operations_written_) : "",
                options_.record_out, record_failed_ ? " (the file is incomplete)" : "");
     std::fflush(text_out_);
     return !record_failed_;
@@ -333,6 +341,8 @@ void LiveRun::on_record(const lw_record &record) {
         } else if (const auto *pair = std::get_if<ClassPair>(&item)) {
             agreement_.add(pair->lockdep_class, pair->derived_class, pair->derived_type,
                            pair->derived_name);
+        } else if (const auto *op = std::get_if<RawOperation>(&item)) {
+            record_fact(op->event);  // the trace's only: the facts above derive from it
         } else if (const auto *off = std::get_if<LockdepOff>(&item)) {
             on_lockdep_off(*off);
         } else if (const auto *first = std::get_if<FirstCall>(&item)) {

@@ -35,10 +35,11 @@ struct RunOptions {
     bool stats = false;
     bool rates = false;
     std::string backend_name = "auto";
-    std::string json_out;    // "-" for standard output
-    std::string graph_out;   // --graph FILE: the lock graph as dot, written at the end
-    std::string record_out;  // --record FILE: every fact, in the trace format
-    std::string state_dir;   // --state DIR: facts and reported findings across runs
+    std::string json_out;     // "-" for standard output
+    std::string graph_out;    // --graph FILE: the lock graph as dot, written at the end
+    std::string record_out;   // --record FILE: every fact, in the trace format
+    bool record_ops = false;  // --record-ops: and every lock operation
+    std::string state_dir;    // --state DIR: facts and reported findings across runs
     std::uint64_t state_limit_mib = state::StateLimits{}.max_bytes >> 20;
     // Starts every JSON line (lockwatch vm: the boot's token, tools/vm/README.md).
     std::string json_line_prefix;
@@ -135,6 +136,7 @@ class LiveRun {
     output::JsonLinesSink *json_sink_ = nullptr;  // in sinks_, for reopen_json()
     output::OutputFile record_file_;              // --record
     std::uint64_t records_written_ = 0;
+    std::uint64_t operations_written_ = 0;  // of which raw operations (--record-ops)
     bool record_failed_ = false;
     // --state: the state's facts (input 0) and this run's (input 1) in one
     // id space, classes by name; the store that keeps them.
