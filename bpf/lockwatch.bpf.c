@@ -364,8 +364,9 @@ static __always_inline __u64 call_site(void *ctx)
     return 0;
 }
 
-static __always_inline struct lw_record *new_record(void *ctx, __u32 type, __u32 function,
-                                                    __u32 context)
+/* A zeroed record; with_stack: the kernel stack in the stacks map. */
+static __always_inline struct lw_record *new_record_of(void *ctx, __u32 type, __u32 function,
+                                                       __u32 context, bool with_stack)
 {
     struct lw_record *rec = bpf_ringbuf_reserve(&records, sizeof(*rec), 0);
 
@@ -377,14 +378,39 @@ static __always_inline struct lw_record *new_record(void *ctx, __u32 type, __u32
     rec->type = type;
     rec->function = function;
     rec->time_ns = bpf_ktime_get_ns();
-    rec->stack_id = bpf_get_stackid(ctx, &stacks, 0);
-    if (rec->stack_id < 0)
+    rec->stack_id = with_stack ? bpf_get_stackid(ctx, &stacks, 0) : -1;
+    if (with_stack && rec->stack_id < 0)
         count(&losses, LW_LOSS_STACK);
     rec->cpu = bpf_get_smp_processor_id();
     rec->pid = (__u32)bpf_get_current_pid_tgid();
     rec->context = context;
     bpf_get_current_comm(rec->comm, sizeof(rec->comm));
     return rec;
+}
+
+static __always_inline struct lw_record *new_record(void *ctx, __u32 type, __u32 function,
+                                                    __u32 context)
+{
+    return new_record_of(ctx, type, function, context, true);
+}
+
+/* --record-ops: one operation. `lock` goes out in class_key; user space
+ * numbers locks per run, so an address never leaves the host. A release
+ * carries no stack (the replay has no use for it, and it would fill the
+ * stacks map the facts need). */
+static __always_inline void report_op(void *ctx, __u32 type, __u32 function, __u32 context,
+                                      __u64 lock, __u64 class_id, __u32 flags, __u32 irq_flags)
+{
+    struct lw_record *rec =
+        new_record_of(ctx, type, function, context, type != LW_RECORD_OP_RELEASE);
+
+    if (!rec)
+        return;
+    rec->class_key = lock;
+    rec->class_id = class_id;
+    rec->acquire_flags = flags;
+    rec->irq_flags = irq_flags;
+    bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void report_first_call(void *ctx, __u32 function, __u32 context)
@@ -603,6 +629,29 @@ static __always_inline void forget_entry(struct held_stack *held, __u32 at)
     pop_released(held);
 }
 
+/* --record-ops: a held lock forgotten without its unlock (a lost release,
+ * an interrupt context that ended) is released in the trace too, or a
+ * replay from the operations would hold it for good. */
+static __always_inline void report_forgotten(void *ctx, const struct held_lock *entry,
+                                             __u32 context)
+{
+    if (record_ops && entry->lock)
+        report_op(ctx, LW_RECORD_OP_RELEASE, entry->function, context, entry->lock, 0, 0, 0);
+}
+
+/* The same for a whole held stack dropped at once. O(LW_MAX_HELD). */
+static __always_inline void report_all_forgotten(void *ctx, const struct held_stack *held,
+                                                 __u32 context)
+{
+    if (!record_ops)
+        return;
+    for (int i = 0; i < LW_MAX_HELD; i++) {
+        if (i >= held->depth)
+            break;
+        report_forgotten(ctx, &held->locks[LW_SLOT(i)], context);
+    }
+}
+
 /* kmalloc-N, kmalloc-cg-N, kmalloc-rcl-N: caches any struct of a size may
  * come from, so (cache, offset) alone would merge unrelated locks. */
 static __always_inline bool generic_kmalloc_cache(__u64 cache)
@@ -704,11 +753,12 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a, st
 /* A held entry whose lock reads unlocked lost its release: drop such
  * entries off the top, two at most per acquire. A depth out of bounds
  * resets the stack. */
-static __always_inline void drop_stale_top(struct held_stack *held)
+static __always_inline void drop_stale_top(void *ctx, struct held_stack *held, __u32 context)
 {
     __u32 depth;
 
     if (held->depth > LW_MAX_HELD) {
+        report_all_forgotten(ctx, held, context);
         held->depth = 0;
         held->irqs_off_held = 0;
     }
@@ -718,6 +768,7 @@ static __always_inline void drop_stale_top(struct held_stack *held)
             break;
         if (still_locked(held->locks[LW_SLOT(depth - 1)].lock))
             break;
+        report_forgotten(ctx, &held->locks[LW_SLOT(depth - 1)], context);
         forget_entry(held, depth - 1);
         count(&notes, LW_NOTE_STALE_HELD);
     }
@@ -849,12 +900,13 @@ static __always_inline void report_edges(void *ctx, struct held_stack *held, __u
         report_edge(ctx, a, class, &held->locks[LW_SLOT(below)], depth);
 }
 
-static __always_inline void push_held(struct held_stack *held, __u32 depth,
+/* False when the stack is full (counted): the lock is not held. */
+static __always_inline bool push_held(struct held_stack *held, __u32 depth,
                                       const struct acquire *a, const struct lw_class *class)
 {
     if (depth >= LW_MAX_HELD) {
         count(&losses, LW_LOSS_HELD_OVERFLOW);
-        return;
+        return false;
     }
     held->locks[LW_SLOT(depth)] = (struct held_lock){
         .lock = a->lock,
@@ -866,6 +918,7 @@ static __always_inline void push_held(struct held_stack *held, __u32 depth,
     if (a->flags & LW_ACQ_IRQS_OFF)
         held->irqs_off_held++;
     held->depth = depth + 1;
+    return true;
 }
 
 /* lock_acquire() in NMI, where lockdep is off, runs verify_lock_unused()
@@ -897,22 +950,6 @@ static __always_inline void report_nmi_acquire(void *ctx, const struct acquire *
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
-/* --record-ops: one operation. `lock` goes out in class_key, for user space
- * to turn into an opaque id: a lock's address never leaves the host. */
-static __always_inline void report_op(void *ctx, __u32 type, __u32 function, __u32 context,
-                                      __u64 lock, __u64 class_id, __u32 flags, __u32 irq_flags)
-{
-    struct lw_record *rec = new_record(ctx, type, function, context);
-
-    if (!rec)
-        return;
-    rec->class_key = lock;
-    rec->class_id = class_id;
-    rec->acquire_flags = flags;
-    rec->irq_flags = irq_flags;
-    bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
-}
-
 /* lockdep's __lock_acquire(), step by step. */
 static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct acquire *a,
                                        enum lw_hardirq_state hardirqs)
@@ -927,26 +964,27 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
         report_nmi_acquire(ctx, a, class);
         return;
     }
-    drop_stale_top(held);
+    drop_stale_top(ctx, held, a->context);
     depth = held->depth;
     set_irq_flags(a, held, hardirqs);
     site = derive_class(ctx, a, class);
     report_class_and_usage(ctx, a, class, site);
     report_recursion(ctx, cpu, depth, a, class);
     report_edges(ctx, held, depth, a, class);
-    push_held(held, depth, a, class);
-    if (record_ops)
+    if (push_held(held, depth, a, class) && record_ops)
         report_op(ctx, LW_RECORD_OP_ACQUIRE, a->function, a->context, a->lock, class->id,
                   a->flags, a->irq_flags);
 }
 
 /* True when `lock` was on this context's held stack. */
-static __always_inline bool on_release(struct cpu_state *cpu, __u32 context, __u64 lock)
+static __always_inline bool on_release(void *ctx, struct cpu_state *cpu, __u32 context,
+                                       __u64 lock)
 {
     struct held_stack *held = &cpu->ctx[context & (LW_CTX_COUNT - 1)];
     __u32 depth = held->depth;
 
     if (depth > LW_MAX_HELD) {
+        report_all_forgotten(ctx, held, context);
         held->depth = 0;
         held->irqs_off_held = 0;
         depth = 0;
@@ -1154,7 +1192,8 @@ static __always_inline __u64 lock_site(void *ctx, enum lw_site_source from)
  * release (the kernel skips a program that is already running on this CPU
  * when an interrupt re-enters it): drop it, so that it cannot make up
  * dependencies later. */
-static __always_inline void drop_finished_contexts(struct cpu_state *cpu, __u32 context)
+static __always_inline void drop_finished_contexts(void *ctx, struct cpu_state *cpu,
+                                                   __u32 context)
 {
     for (__u32 c = LW_CTX_SOFTIRQ; c < LW_CTX_COUNT; c++) {
         struct held_stack *held = &cpu->ctx[c & (LW_CTX_COUNT - 1)];
@@ -1166,6 +1205,7 @@ static __always_inline void drop_finished_contexts(struct cpu_state *cpu, __u32 
         stale = bpf_map_lookup_elem(&notes, &note);
         if (stale)
             *stale += held->depth > LW_MAX_HELD ? LW_MAX_HELD : held->depth;
+        report_all_forgotten(ctx, held, c);
         held->depth = 0;
         held->irqs_off_held = 0;
     }
@@ -1190,7 +1230,7 @@ static __always_inline int on_lock_op(void *ctx, const struct lock_op *op)
         return 0;
     }
     *busy = 1;
-    drop_finished_contexts(cpu, context);
+    drop_finished_contexts(ctx, cpu, context);
 
     if (op->kind == OP_TRYLOCK_ENTRY) {
         /* kprobe mode: remember the lock and irq state until the return. */
@@ -1214,7 +1254,7 @@ static __always_inline int on_lock_op(void *ctx, const struct lock_op *op)
 
         if (context == LW_CTX_NMI && !nmi_graph)
             goto out; /* NMI acquires are never held */
-        released = on_release(cpu, context, op->lock);
+        released = on_release(ctx, cpu, context, op->lock);
         enables = unlock_enables(op, pc, context);
         /* Only the releases of locks it holds: the others were never
          * tracked (--focus) or lost their acquire. */

@@ -113,9 +113,10 @@ enum lw_record_type {
     /* --record-ops (record_ops): each operation as it happened, for a trace
      * that a replay can derive the graph from by itself. OP_ACQUIRE: a lock
      * went on this context's held stack (class_id; class_key: the lock's
-     * address, which user space turns into an opaque per-run id;
+     * address, which user space replaces by a number while it is held;
      * acquire_flags, irq_flags as an EDGE's). OP_RELEASE: class_key was
-     * released (a lock on the held stack only). OP_IRQS_ON: an unlock turned
+     * released, or forgotten (a lost release, an interrupt that ended): a
+     * lock that was on the held stack only. OP_IRQS_ON: an unlock turned
      * interrupts back on (irq_flags: which) while locks are held. */
     LW_RECORD_OP_ACQUIRE = 10,
     LW_RECORD_OP_RELEASE = 11,

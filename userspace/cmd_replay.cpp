@@ -143,15 +143,18 @@ void print_origins(const engine::Finding &f, const engine::TraceMerge &merge) {
 // A trace with both facts and the operations they came from (run
 // --record-ops) gives the engine one of the two: the facts, or, with
 // --from-ops, the operations, for the engine to derive the graph itself.
-// Classes and stacks go either way.
+// Classes and stacks go either way. An acquire in NMI is a fact there (the
+// kernel side's verify_lock_unused() check): --record-ops excludes
+// --nmi-graph, the only way an NMI acquire is an operation.
 bool replayed(const engine::TraceReader &reader, const engine::Event &ev, bool from_ops) {
     if (!reader.operations_with_facts()) {
         return true;
     }
-    bool operation = std::holds_alternative<engine::AcquireEvent>(ev) ||
-                     std::holds_alternative<engine::ReleaseEvent>(ev) ||
+    const auto *acquire = std::get_if<engine::AcquireEvent>(&ev);
+    bool nmi_check = acquire && acquire->context == engine::Context::Nmi;
+    bool operation = (acquire && !nmi_check) || std::holds_alternative<engine::ReleaseEvent>(ev) ||
                      std::holds_alternative<engine::IrqsEnabledEvent>(ev);
-    bool fact = std::holds_alternative<engine::UsageFact>(ev) ||
+    bool fact = nmi_check || std::holds_alternative<engine::UsageFact>(ev) ||
                 std::holds_alternative<engine::EdgeFact>(ev);
     return from_ops ? !fact : !operation;
 }

@@ -181,7 +181,9 @@ CommandRunner add_run_command(CLI::App &app) {
     cmd->add_flag("--nmi-graph", options->nmi_graph,
                   "Track lock operations in NMI like any other context's: held locks, usage "
                   "bits and dependencies. Stricter than lockdep, which only reports a lock "
-                  "taken in NMI that was used outside NMI (the default)");
+                  "taken in NMI that was used outside NMI (the default). Not with "
+                  "--record-ops, whose traces tell an NMI check from an operation by this")
+        ->excludes("--record-ops");
     cmd->add_option("--ready-file", options->ready_file,
                     "Create FILE once tracing has started, remove it once the final report is "
                     "out (for scripts that must wait for either). SIGUSR1 ends tracing like "

@@ -265,9 +265,8 @@ TEST_F(FactDecoderTest, RecordsItCannotUnderstandAreCountedNotDropped) {
 }
 
 // --record-ops: operations for the trace alone, never the engine, and a
-// lock's address never in them: acquire and release of one lock share an
-// opaque id, two locks have two.
-TEST_F(FactDecoderTest, OperationsAreForTheTraceWithOpaqueLockIds) {
+// lock's address never in them: a lock is numbered while it is held.
+TEST_F(FactDecoderTest, OperationsAreForTheTraceWithLocksNumberedWhileHeld) {
     auto decode = [this](uint32_t type, uint64_t lock) {
         lw_record r = record(type);
         r.class_key = lock;
@@ -280,19 +279,26 @@ TEST_F(FactDecoderTest, OperationsAreForTheTraceWithOpaqueLockIds) {
         EXPECT_TRUE(std::holds_alternative<RawOperation>(out.back()));
         return std::get<RawOperation>(out.back()).event;
     };
+    auto lock_of = [&](uint32_t type, uint64_t lock) {
+        engine::Event ev = decode(type, lock);
+        return type == LW_RECORD_OP_RELEASE ? std::get<engine::ReleaseEvent>(ev).lock
+                                            : std::get<engine::AcquireEvent>(ev).lock;
+    };
     const uint64_t a = 0xffff888003a1c040, b = 0xffff888003a1c080;
     auto acquire = std::get<engine::AcquireEvent>(decode(LW_RECORD_OP_ACQUIRE, a));
-    auto other = std::get<engine::AcquireEvent>(decode(LW_RECORD_OP_ACQUIRE, b));
-    auto release = std::get<engine::ReleaseEvent>(decode(LW_RECORD_OP_RELEASE, a));
-    auto irqs_on = std::get<engine::IrqsEnabledEvent>(decode(LW_RECORD_OP_IRQS_ON, 0));
-    EXPECT_EQ(acquire.lock, release.lock);
-    EXPECT_NE(acquire.lock, other.lock);
-    EXPECT_NE(acquire.lock, a) << "a kernel address went into the trace";
+    EXPECT_EQ(acquire.lock, 1u) << "a lock is a number, never its address";
+    EXPECT_EQ(lock_of(LW_RECORD_OP_ACQUIRE, b), 2u);
+    EXPECT_EQ(lock_of(LW_RECORD_OP_ACQUIRE, a), 1u) << "a second reader of a held lock";
+    EXPECT_EQ(lock_of(LW_RECORD_OP_RELEASE, a), 1u);
+    EXPECT_EQ(lock_of(LW_RECORD_OP_RELEASE, a), 1u);
+    EXPECT_EQ(lock_of(LW_RECORD_OP_ACQUIRE, a), 3u) << "released by all, a lock is forgotten";
+    EXPECT_EQ(lock_of(LW_RECORD_OP_RELEASE, 0xffff888000000000), 4u) << "a lost acquire's";
     EXPECT_EQ(acquire.cls, 5u);
     EXPECT_EQ(acquire.flags, engine::acquire_flags::kIrqsOff | engine::acquire_flags::kTrylock);
     EXPECT_TRUE(acquire.hardirqs_enabled && acquire.softirqs_enabled);
     EXPECT_EQ(acquire.stack, 8u);
     EXPECT_EQ(acquire.task.pid, 42);
+    auto irqs_on = std::get<engine::IrqsEnabledEvent>(decode(LW_RECORD_OP_IRQS_ON, 0));
     EXPECT_TRUE(irqs_on.hardirqs_enabled && irqs_on.softirqs_enabled);
     EXPECT_EQ(decoder_.malformed_records(), 0u);
 }

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <sstream>
@@ -74,14 +75,13 @@ struct StateRun {
             titles.push_back(f.title);
             std::string error;
             EXPECT_TRUE(store.keep_reported(f, &error)) << error;
+            if (on_finding) {
+                on_finding(f);
+            }
         });
         store.load(engine, merge, 0);
     }
-    void feed(engine::Event event) {
-        merge.translate(1, event);
-        engine.process(event);
-        store.keep(event);
-    }
+    void feed(engine::Event event) { keep_then_process(store, merge, 1, engine, event); }
     bool flush() {
         std::string error;
         bool ok = store.flush(&error);
@@ -92,6 +92,7 @@ struct StateRun {
     engine::TraceMerge merge;
     FactStore store;
     std::vector<std::string> titles;
+    std::function<void(const engine::Finding &)> on_finding;
 };
 
 // lockdep's softirq-safe -> softirq-unsafe, in two halves. Ids differ per
@@ -209,7 +210,7 @@ TEST_F(FactStoreTest, StackIdsOfThreeRunsNeverCollide) {
     {
         StateRun first(dir_);
         first.feed(stack(40, "never_kept"));
-        usage_half(first, 100);  // its stack is the file's id 2
+        usage_half(first, 100);  // its stack: merged id 2, the file's 1
     }
     {
         StateRun second(dir_);
@@ -254,15 +255,57 @@ TEST_F(FactStoreTest, ClassesOfOneRunWithOneNameStayApart) {
     run.feed(ClassFact{1, "lock@worker_fn"});
     run.feed(ClassFact{2, "lock@worker_fn"});
     run.feed(ClassFact{3, "static-lock"});
+    run.feed(ClassFact{4, "static-lock+0x1c0 [module area]"});
     run.feed(usage(1, UsageBit::UsedInSoftirq));
     run.feed(usage(2, UsageBit::EnabledSoftirq));
     run.feed(usage(3, UsageBit::UsedInHardirq));
+    run.feed(usage(4, UsageBit::UsedInHardirq));
     EXPECT_TRUE(run.titles.empty()) << "two locks were joined: " << run.titles[0];
-    EXPECT_EQ(run.store.stats().unnamed, 2u);
+    EXPECT_EQ(run.store.stats().unnamed, 3u);
     run.flush();
     std::string facts = read("facts.trace");
     EXPECT_NE(facts.find("lock@worker_fn"), std::string::npos);
     EXPECT_EQ(facts.find("static-lock"), std::string::npos) << "a placeholder name was kept";
+}
+
+// A crash right after a finding is reported must not leave its signature
+// without the facts that made it: they are on disk when it is reported.
+TEST_F(FactStoreTest, TheFactsOfAFindingAreOnDiskWhenItIsReported) {
+    StateRun run(dir_);
+    bool edge_on_disk = false;
+    run.on_finding = [&](const engine::Finding &) {
+        edge_on_disk = read("facts.trace").find("\"t\":\"edge\"") != std::string::npos;
+    };
+    usage_half(run, 1);
+    order_half(run, 0);
+    ASSERT_EQ(run.titles.size(), 1u);
+    EXPECT_TRUE(edge_on_disk) << "the finding was reported before the edge that made it was kept";
+}
+
+// A stack line lost to damage: facts still name its id, so a new stack must
+// not take it (or those facts would show the new stack's frames).
+TEST_F(FactStoreTest, ANewStackNeverTakesTheIdOfADamagedOne) {
+    {
+        StateRun run(dir_);
+        usage_half(run, 1);  // the file's stack 1, named by the usage
+    }
+    std::string facts = read("facts.trace");
+    std::size_t at = facts.rfind('\n', facts.find("\"t\":\"stack\""));
+    ASSERT_NE(at, std::string::npos);
+    facts[at + 1] = '#';  // the stack's line no longer parses
+    std::ofstream(dir_ + "/facts.trace", std::ios::trunc) << facts;
+    {
+        StateRun run(dir_);
+        EXPECT_EQ(run.store.loaded().damaged, 1u);
+        run.feed(ClassFact{7, "other.lock"});
+        run.feed(stack(9, "other_fn"));
+        run.feed(usage(7, UsageBit::UsedInHardirq, 9));
+    }
+    std::string after = read("facts.trace");
+    const std::string first = "\"id\":1,\"t\":\"stack\"";
+    EXPECT_EQ(after.find(first), after.rfind(first)) << "a new stack took the damaged one's id:\n"
+                                                     << after;
+    EXPECT_NE(after.find("\"id\":2,\"t\":\"stack\""), std::string::npos) << after;
 }
 
 TEST_F(FactStoreTest, ReportedIsBoundedAtTheEnginesFindings) {

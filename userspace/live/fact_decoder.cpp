@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <random>
 
 #include <fmt/format.h>
 
@@ -111,10 +110,7 @@ uint64_t module_class_id(const std::string &name) {
 }
 
 FactDecoder::FactDecoder(const ClassNamer &namer, const Kallsyms &kallsyms, StackReader read_stack)
-    : namer_(namer),
-      kallsyms_(kallsyms),
-      read_stack_(std::move(read_stack)),
-      lock_salt_(uint64_t{std::random_device{}()} << 32 | std::random_device{}()) {}
+    : namer_(namer), kallsyms_(kallsyms), read_stack_(std::move(read_stack)) {}
 
 const std::string *FactDecoder::class_name(uint64_t class_id) const {
     auto it = class_names_.find(class_id);
@@ -256,11 +252,21 @@ void FactDecoder::decode_first_call(const lw_record &r, std::vector<DecodedRecor
     });
 }
 
-engine::LockId FactDecoder::opaque_lock(uint64_t address) const {
-    uint64_t x = address ^ lock_salt_;  // splitmix64's finalizer: a bijection
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
+engine::LockId FactDecoder::op_lock(uint64_t address, bool acquire) {
+    auto it = op_locks_.find(address);
+    if (it == op_locks_.end()) {
+        if (!acquire || op_locks_.size() >= kMaxOpLocks) {
+            return next_op_lock_++;  // its acquire was lost, or the table is full
+        }
+        it = op_locks_.emplace(address, OpLock{next_op_lock_++, 0}).first;
+    }
+    engine::LockId id = it->second.id;
+    if (acquire) {
+        ++it->second.holders;
+    } else if (--it->second.holders == 0) {
+        op_locks_.erase(it);
+    }
+    return id;
 }
 
 void FactDecoder::decode_operation(const lw_record &r, std::vector<DecodedRecord> &out) {
@@ -272,7 +278,7 @@ void FactDecoder::decode_operation(const lw_record &r, std::vector<DecodedRecord
     const bool softirqs_on = r.irq_flags & LW_IRQ_SOFTIRQS_ENABLED;
     if (r.type == LW_RECORD_OP_RELEASE) {
         out.push_back(RawOperation{engine::ReleaseEvent{
-            r.time_ns, r.cpu, task_of(r), context_of(r.context), opaque_lock(r.class_key)}});
+            r.time_ns, r.cpu, task_of(r), context_of(r.context), op_lock(r.class_key, false)}});
     } else if (r.type == LW_RECORD_OP_IRQS_ON) {
         engine::StackId stack = intern_stack(r.stack_id, out);
         out.push_back(RawOperation{engine::IrqsEnabledEvent{
@@ -283,7 +289,7 @@ void FactDecoder::decode_operation(const lw_record &r, std::vector<DecodedRecord
         ev.cpu = r.cpu;
         ev.task = task_of(r);
         ev.context = context_of(r.context);
-        ev.lock = opaque_lock(r.class_key);
+        ev.lock = op_lock(r.class_key, true);
         ev.cls = class_of(r.class_id);
         ev.flags = r.acquire_flags & engine::acquire_flags::kAll;
         ev.hardirqs_enabled = hardirqs_on;

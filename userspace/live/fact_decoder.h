@@ -72,7 +72,8 @@ struct LockdepOff {
 
 // LW_RECORD_OP_* (--record-ops): an acquire, release or irqs-on as it
 // happened, for the --record trace only: the engine takes the kernel side's
-// facts, which already derive from these. Locks are opaque per-run ids.
+// facts, which already derive from these. Locks are numbered in the order
+// they were taken (see op_lock()): no address, nor a function of one.
 struct RawOperation {
     engine::Event event;  // AcquireEvent, ReleaseEvent or IrqsEnabledEvent
 };
@@ -117,9 +118,10 @@ class FactDecoder {
     void decode_held_irqs_on(const lw_record &record, std::vector<DecodedRecord> &out);
     void decode_first_call(const lw_record &record, std::vector<DecodedRecord> &out);
     void decode_operation(const lw_record &record, std::vector<DecodedRecord> &out);
-    // A lock address as an id no address can be read back from: a
-    // bijection keyed by a per-run random salt.
-    engine::LockId opaque_lock(uint64_t address) const;
+    // The number a held lock goes by in the trace: given at its acquire,
+    // kept while anyone holds it (readers may be several), then forgotten,
+    // so the table holds the locks held now. O(1).
+    engine::LockId op_lock(uint64_t address, bool acquire);
 
     engine::StackId intern_stack(int32_t bpf_stack_id, std::vector<DecodedRecord> &out);
     // Where a held lock was taken (its lock call's return address), as a
@@ -148,7 +150,15 @@ class FactDecoder {
     // lockdep backend: the keys met under each lockdep name, in order.
     std::unordered_map<std::string, std::vector<uint64_t>> lockdep_keys_by_name_;
     uint64_t malformed_records_ = 0;
-    uint64_t lock_salt_ = 0;
+    struct OpLock {
+        engine::LockId id = 0;
+        uint32_t holders = 0;
+    };
+    // Locks held now; more than kMaxOpLocks (lost releases) and new ones
+    // go untracked: their release gets a number of its own.
+    static constexpr size_t kMaxOpLocks = 65536;
+    std::unordered_map<uint64_t, OpLock> op_locks_;
+    engine::LockId next_op_lock_ = 1;
 };
 
 }  // namespace lockwatch

@@ -249,6 +249,14 @@ bool LiveRun::finish_record() {
                record_failed_ ? "could not write all of" : "recorded", records_written_,
                options_.record_ops ? fmt::format(" ({} operations)", operations_written_) : "",
                options_.record_out, record_failed_ ? " (the file is incomplete)" : "");
+    // A lost release leaves its lock held in a replay from the operations.
+    if (std::uint64_t lost = options_.record_ops ? read_losses().total() : 0) {
+        fmt::print(text_out_,
+                   "lockwatch: --record-ops: {} records were lost while recording (see the "
+                   "losses line): a replay --from-ops may miss dependencies or hold a lock "
+                   "whose release was lost; narrow it with --focus\n",
+                   lost);
+    }
     std::fflush(text_out_);
     return !record_failed_;
 }
@@ -354,18 +362,13 @@ void LiveRun::on_record(const lw_record &record) {
 }
 
 // With --state, in the state's id space (classes by name), and kept there
-// when new.
-// The fact is kept before the engine sees it, so that a finding it makes
-// is written to the state after it.
+// when new, before the engine sees it.
 void LiveRun::process(const engine::Event &event) {
-    if (!merge_) {
+    if (state_) {
+        state::keep_then_process(*state_, *merge_, 1, engine_, event);
+    } else {
         engine_.process(event);
-        return;
     }
-    engine::Event merged = event;
-    merge_->translate(1, merged);
-    state_->keep(merged);
-    engine_.process(merged);
 }
 
 // Said once, where a reader of each output looks: the live output, the

@@ -120,6 +120,15 @@ FactStore::FactStore(const std::string &dir, const KernelIdentity &kernel, State
     open_dir(dir);
     facts_fd_ = open_file(kFactsFile);
     reported_fd_ = open_file(kReportedFile);
+    sync_dir();
+}
+
+// The files' names made durable (a new file, a rename), as their data is
+// at each flush.
+void FactStore::sync_dir() const {
+    if (::fsync(dir_fd_) != 0) {
+        fail(fmt::format("--state: cannot sync {}: {}", dir_, std::strerror(errno)));
+    }
 }
 
 FactStore::~FactStore() {
@@ -209,9 +218,12 @@ std::size_t FactStore::read_facts(std::string *text) {
 // Facts of another kernel (or a file that is not a state) renamed to
 // facts.trace.old, the findings they made to reported.old (replacing older
 // ones), and a new state begun.
+// `reported` goes first: a crash between the two renames leaves old facts
+// with no findings (reported again, at worst), never old findings that
+// silence new facts.
 void FactStore::set_aside(const std::string &why) {
     for (auto [name, fd] :
-         {std::pair{kFactsFile, &facts_fd_}, std::pair{kReportedFile, &reported_fd_}}) {
+         {std::pair{kReportedFile, &reported_fd_}, std::pair{kFactsFile, &facts_fd_}}) {
         std::string old = std::string(name) + ".old";
         if (::renameat(dir_fd_, name, dir_fd_, old.c_str()) != 0) {
             fail(fmt::format("--state: cannot set {}/{} aside: {}", dir_, name,
@@ -220,6 +232,7 @@ void FactStore::set_aside(const std::string &why) {
         ::close(*fd);
         *fd = open_file(name);
     }
+    sync_dir();
     load_.set_aside =
         fmt::format("{}/{} and {} set aside as *.old ({})", dir_, kFactsFile, kReportedFile, why);
     start_new("");
@@ -274,14 +287,29 @@ void FactStore::apply_record(std::string_view line, std::size_t number, engine::
     }
     const auto *stack = std::get_if<engine::StackFact>(&*event);
     engine::StackId file_id = stack ? stack->id : engine::kNoStack;
+    last_file_stack_ = std::max(last_file_stack_, largest_stack_named(*event));
     merge.translate(input, *event);
     engine.process(*event);
     if (stack) {
         file_stacks_[stack->id] = file_id;
-        last_file_stack_ = std::max(last_file_stack_, file_id);
     }
     note_new(*event);
     ++load_.records;
+}
+
+// The largest stack id a record defines or names: new stacks are numbered
+// past it, so that one a damaged line lost never gets another's frames.
+engine::StackId FactStore::largest_stack_named(const engine::Event &event) {
+    if (const auto *stack = std::get_if<engine::StackFact>(&event)) {
+        return stack->id;
+    }
+    if (const auto *usage = std::get_if<engine::UsageFact>(&event)) {
+        return usage->stack;
+    }
+    if (const auto *edge = std::get_if<engine::EdgeFact>(&event)) {
+        return std::max(edge->next_stack, edge->prev_stack);
+    }
+    return engine::kNoStack;
 }
 
 void FactStore::cut_at(std::uint64_t offset, std::uint64_t size, std::string reason) {
@@ -321,13 +349,14 @@ void FactStore::load_reported(engine::Engine &engine) {
 }
 
 // A class whose name means the same lock in the next run. Not: a class
-// with no name, one named by a placeholder ("static-lock", a function
-// kallsyms could not name), or one TraceMerge kept apart because another
+// with no name, one named by a placeholder ("static-lock", an offset in the
+// module area, a function kallsyms could not name), or one TraceMerge kept apart because another
 // lock of this run has its name (its id is then not its name's hash).
 bool FactStore::keepable_class(const engine::ClassFact &fact) {
     const std::string &name = fact.name;
-    bool placeholder =
-        name == "static-lock" || name.ends_with("@unknown") || name.ends_with("@locker:unknown");
+    // "static-lock+0x1c0 [module area]" moves with where a module loads.
+    bool placeholder = name.starts_with("static-lock") || name.ends_with("@unknown") ||
+                       name.ends_with("@locker:unknown");
     if (name.empty() || placeholder || fact.id != engine::TraceMerge::class_id_of_name(name)) {
         classes_.erase(fact.id);
         return false;
@@ -447,8 +476,9 @@ bool FactStore::flush(std::string *error) {
     return true;
 }
 
-// The facts that made the finding go first; its signature is written even
-// when they could not be (the finding was reported: it is not to be again).
+// The facts that made the finding are flushed first; its signature is
+// written even when they could not be (the finding was reported: it is not
+// to be again).
 bool FactStore::keep_reported(const engine::Finding &finding, std::string *error) {
     std::string facts_error;
     bool facts_kept = flush(&facts_error);
@@ -478,6 +508,13 @@ bool FactStore::write_reported(const engine::Finding &finding, std::string *erro
     }
     ++reported_lines_;
     return true;
+}
+
+void keep_then_process(FactStore &state, engine::TraceMerge &merge, std::size_t input,
+                       engine::Engine &engine, engine::Event event) {
+    merge.translate(input, event);
+    state.keep(event);
+    engine.process(event);
 }
 
 }  // namespace lockwatch::state

@@ -118,6 +118,8 @@ class FactStore {
     void apply_record(std::string_view line, std::size_t number, engine::Engine &engine,
                       engine::TraceMerge &merge, std::size_t input);
     void cut_at(std::uint64_t offset, std::uint64_t size, std::string reason);
+    void sync_dir() const;
+    static engine::StackId largest_stack_named(const engine::Event &event);
     // Marks what an event adds as kept; false when the state had it already
     // or cannot keep it (counted).
     bool note_new(const engine::Event &event);
@@ -147,5 +149,11 @@ class FactStore {
     engine::StackId last_file_stack_ = 0;
     std::uint64_t reported_lines_ = 0;
 };
+
+// A live event: into the state's ids (input `input` of `merge`), kept when
+// new, then to the engine, so that a finding it makes is written to the
+// state after the facts that made it.
+void keep_then_process(FactStore &state, engine::TraceMerge &merge, std::size_t input,
+                       engine::Engine &engine, engine::Event event);
 
 }  // namespace lockwatch::state
