@@ -18,7 +18,7 @@
  *
  * Nothing is cached per address: the slab lookup is a handful of loads, and
  * recomputing it each time means a freed and reused address can never keep
- * a stale class.
+ * a stale class. What is cached are the boot's constants (below).
  */
 #ifndef LOCKWATCH_LOCK_CLASS_BPF_H
 #define LOCKWATCH_LOCK_CLASS_BPF_H
@@ -52,6 +52,45 @@ static __always_inline __u64 read_u64(const void *addr)
     __u64 v = 0;
 
     bpf_probe_read_kernel(&v, sizeof(v), addr);
+    return v;
+}
+
+/* page_offset_base, vmemmap_base and each CPU's per-CPU offset are set
+ * once at boot (for every possible CPU, hotplug or not): read on first use
+ * and kept (0: not read yet, or the read failed), instead of a
+ * bpf_probe_read_kernel() each, about 50 instructions, on every acquire
+ * (with the kmalloc verdicts in lockwatch.bpf.c: -17 to -22 % of
+ * lockwatch's added instructions on bench/vm/cost.sh). CPUs that race to
+ * fill one store the same value. */
+#define LW_MAX_CPUS 8192 /* NR_CPUS bound */
+__u64 lw_boot_constants[2];
+__u64 lw_percpu_offsets[LW_MAX_CPUS];
+#define LW_BOOT_PAGE_OFFSET 0
+#define LW_BOOT_VMEMMAP 1
+
+static __always_inline __u64 boot_constant(int which, const void *addr)
+{
+    __u64 v = lw_boot_constants[which];
+
+    if (!v) {
+        v = read_u64(addr);
+        lw_boot_constants[which] = v;
+    }
+    return v;
+}
+
+/* __per_cpu_offset[n], kept as the boot constants are. */
+static __always_inline __u64 percpu_offset(__u64 offsets, __u64 n)
+{
+    __u64 v;
+
+    if (n >= LW_MAX_CPUS)
+        return 0;
+    v = lw_percpu_offsets[n];
+    if (!v) {
+        v = read_u64((void *)(offsets + n * 8));
+        lw_percpu_offsets[n] = v;
+    }
     return v;
 }
 
@@ -96,15 +135,15 @@ static __always_inline bool classify_percpu(__u64 addr, struct lw_class *c)
 
     if (!end || !offsets)
         return false;
-    if (!percpu_offset_of(addr, read_u64((void *)(offsets + cpu * 8)), start, end, &rel)) {
-        off0 = read_u64((void *)offsets);
-        off1 = read_u64((void *)(offsets + 8));
+    if (!percpu_offset_of(addr, percpu_offset(offsets, cpu), start, end, &rel)) {
+        off0 = percpu_offset(offsets, 0);
+        off1 = percpu_offset(offsets, 1);
         if (off1 <= off0 || addr < off0 + start)
             return false;
         n = (addr - off0 - start) / (off1 - off0);
-        if (n >= 8192) /* NR_CPUS bound */
+        if (n >= LW_MAX_CPUS)
             return false;
-        if (!percpu_offset_of(addr, read_u64((void *)(offsets + n * 8)), start, end, &rel))
+        if (!percpu_offset_of(addr, percpu_offset(offsets, n), start, end, &rel))
             return false;
     }
     c->type = LW_CLASS_PERCPU;
@@ -122,9 +161,9 @@ static __always_inline bool classify_slab(__u64 addr, struct lw_class *c)
     struct slab *slab;
 
     if (&page_offset_base)
-        page_offset = read_u64(&page_offset_base);
+        page_offset = boot_constant(LW_BOOT_PAGE_OFFSET, &page_offset_base);
     if (&vmemmap_base)
-        vmemmap = read_u64(&vmemmap_base);
+        vmemmap = boot_constant(LW_BOOT_VMEMMAP, &vmemmap_base);
     if (addr < page_offset || !page_size)
         return false;
     pfn = (addr - page_offset) >> LW_PAGE_SHIFT;
@@ -159,7 +198,7 @@ static __always_inline bool classify_page(__u64 addr, struct lw_class *c)
     __u64 page_size = bpf_core_type_size(struct page);
 
     if (&vmemmap_base)
-        vmemmap = read_u64(&vmemmap_base);
+        vmemmap = boot_constant(LW_BOOT_VMEMMAP, &vmemmap_base);
     /* The virtual memmap spans at most 1 TiB with 4-level page tables. */
     if (!page_size || addr < vmemmap || addr - vmemmap >= (1ULL << 40))
         return false;
