@@ -86,6 +86,9 @@ const volatile bool nmi_graph = false;
  * record and a stack walk per operation: a debugging aid). Off, the
  * verifier drops the code that sends them. */
 const volatile bool record_ops = false;
+/* --profile-phases: what each step of an operation costs, added up in
+ * phase_costs (enum lw_phase). Off, the verifier drops the stamps. */
+const volatile bool profile_phases = false;
 
 /* Focus scope depth: per task in task context (focus functions may sleep),
  * per CPU for the interrupt contexts (they cannot). */
@@ -172,6 +175,39 @@ struct acquire {
     __u32 preempt_count; /* read once per operation, in on_lock_op() */
 };
 
+struct edge_key {
+    __u64 prev;
+    __u64 next;
+    /* Read levels, bits 0-1 prev, 2-3 next: a dependency through a
+     * recursive reader is weaker than through a plain one (calc_dep()), so
+     * the stronger one must still be sent when the weaker came first. */
+    __u32 read_flags;
+    __u32 context;
+};
+
+/*
+ * Facts the dedup maps (class_usage, edges) already hold, direct-mapped per
+ * CPU and context in front of them: in steady state nearly every acquire's
+ * facts are known, and a hit here is a few loads where the hash lookup
+ * hashes the key and walks a bucket (bench/vm/cost.sh --profile). Only what
+ * a lookup found in a map goes in, and the maps never forget a fact, so a
+ * hit is never wrong and a miss costs the lookup it always did. (A fact
+ * whose record found the ring buffer full is unmarked again, and counted; a
+ * CPU that saw it marked in that window may not send it again.) Per
+ * context, so that our programs run nested by an interrupt cannot tear an
+ * entry this context is reading.
+ */
+#define LW_KNOWN_SLOTS 64
+struct known_usage {
+    __u64 class_id;
+    __u64 bits; /* usage bits (and LW_CLASS_REPORTED) the map holds */
+};
+
+struct known_facts {
+    struct known_usage usage[LW_KNOWN_SLOTS];
+    struct edge_key edges[LW_KNOWN_SLOTS];
+};
+
 struct cpu_state {
     struct held_stack ctx[LW_CTX_COUNT];
     /* kprobe mode: a trylock's lock and hardirq state between entry and return */
@@ -184,6 +220,8 @@ struct cpu_state {
      * combination (class type, irq state, ...) and run out of its budget. */
     struct acquire acquire[LW_CTX_COUNT];
     struct lw_class class[LW_CTX_COUNT];
+    __u64 phase_since[LW_CTX_COUNT]; /* --profile-phases: the last stamp */
+    struct known_facts known[LW_CTX_COUNT];
 };
 
 struct {
@@ -199,6 +237,13 @@ struct {
     __type(key, __u32);
     __type(value, __u64);
 } calls SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, LW_PHASE_COUNT);
+    __type(key, __u32);
+    __type(value, struct lw_phase_cost);
+} phase_costs SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -229,16 +274,6 @@ struct {
     __type(key, __u64);
     __type(value, __u64); /* 64-bit for atomic or without -mcpu=v3 */
 } class_usage SEC(".maps");
-
-struct edge_key {
-    __u64 prev;
-    __u64 next;
-    /* Read levels, bits 0-1 prev, 2-3 next: a dependency through a
-     * recursive reader is weaker than through a plain one (calc_dep()), so
-     * the stronger one must still be sent when the weaker came first. */
-    __u32 read_flags;
-    __u32 context;
-};
 
 /* Edges already reported. */
 struct {
@@ -327,6 +362,30 @@ static __always_inline void count(void *map, __u32 key)
 
     if (n)
         *n += 1;
+}
+
+/* --profile-phases: a stamp that ends `phase` (LW_PHASE_COUNT: none) and
+ * starts the next. Self-contained, so that each stamp costs the same and
+ * LW_PHASE_STAMP measures it. */
+static __always_inline void phase_stamp(__u32 context, __u32 phase)
+{
+    struct lw_phase_cost *cost;
+    struct cpu_state *cpu;
+    __u32 zero = 0;
+    __u64 now;
+
+    if (!profile_phases)
+        return;
+    now = bpf_ktime_get_ns();
+    cpu = bpf_map_lookup_elem(&cpu_states, &zero);
+    if (!cpu)
+        return;
+    cost = bpf_map_lookup_elem(&phase_costs, &phase);
+    if (cost) {
+        cost->ns += now - cpu->phase_since[context & (LW_CTX_COUNT - 1)];
+        cost->count++;
+    }
+    cpu->phase_since[context & (LW_CTX_COUNT - 1)] = bpf_ktime_get_ns();
 }
 
 /* A dedup insert's outcome: true when the fact is to be sent. A full map
@@ -463,6 +522,23 @@ static __always_inline __u32 usage_mask_of(const struct acquire *a)
                          !!(a->irq_flags & LW_IRQ_SOFTIRQS_ENABLED));
 }
 
+/* Whether this context's cache says class_usage holds all of `mask`. */
+static __always_inline bool usage_known(const struct known_facts *k, __u64 class_id, __u64 mask)
+{
+    const struct known_usage *slot = &k->usage[class_id & (LW_KNOWN_SLOTS - 1)];
+
+    return slot->class_id == class_id && (slot->bits & mask) == mask;
+}
+
+/* `bits`: what class_usage was just read to hold for the class. */
+static __always_inline void remember_usage(struct known_facts *k, __u64 class_id, __u64 bits)
+{
+    struct known_usage *slot = &k->usage[class_id & (LW_KNOWN_SLOTS - 1)];
+
+    slot->class_id = class_id;
+    slot->bits = bits;
+}
+
 /* A fact whose record found no room in the ring buffer is not seen yet:
  * the next acquire that has it sends it again. */
 static __always_inline void unmark_usage(__u64 class_id, __u64 bits)
@@ -473,18 +549,23 @@ static __always_inline void unmark_usage(__u64 class_id, __u64 bits)
         __sync_fetch_and_and(known, ~bits);
 }
 
-static __always_inline void report_class_and_usage(void *ctx, const struct acquire *a,
+static __always_inline void report_class_and_usage(void *ctx, struct known_facts *k,
+                                                   const struct acquire *a,
                                                    const struct lw_class *c, __u64 site)
 {
     __u64 mask = usage_mask_of(a) | LW_CLASS_REPORTED;
-    __u64 *known = bpf_map_lookup_elem(&class_usage, &c->id);
-    __u64 old = 0, fresh;
+    __u64 *known, old = 0, fresh;
     struct lw_record *rec;
 
+    if (usage_known(k, c->id, mask))
+        return;
+    known = bpf_map_lookup_elem(&class_usage, &c->id);
     if (known) {
         old = *known;
-        if ((old & mask) == mask)
+        if ((old & mask) == mask) {
+            remember_usage(k, c->id, old);
             return;
+        }
         __sync_fetch_and_or(known, mask);
     } else {
         long err = bpf_map_update_elem(&class_usage, &c->id, &mask, BPF_NOEXIST);
@@ -545,23 +626,46 @@ static __always_inline bool still_locked(__u64 lock)
     return word != 0;
 }
 
-static __always_inline void report_edge(void *ctx, const struct acquire *a,
+static __always_inline void edge_key_of(struct edge_key *key, const struct acquire *a,
+                                        __u64 next_class, const struct held_lock *prev)
+{
+    key->prev = prev->class_id;
+    key->next = next_class;
+    key->read_flags =
+        lw_read_level(prev->acquire_flags, a->context) | lw_read_level(a->flags, a->context) << 2;
+    key->context = a->context;
+}
+
+static __always_inline struct edge_key *known_edge_slot(struct known_facts *k,
+                                                        const struct edge_key *key)
+{
+    return &k->edges[(key->prev ^ (key->next >> 7) ^ key->read_flags) & (LW_KNOWN_SLOTS - 1)];
+}
+
+static __always_inline bool edge_known(struct known_facts *k, const struct edge_key *key)
+{
+    const struct edge_key *known = known_edge_slot(k, key);
+
+    return known->prev == key->prev && known->next == key->next &&
+           known->read_flags == key->read_flags && known->context == key->context;
+}
+
+static __always_inline void report_edge(void *ctx, struct known_facts *k, const struct acquire *a,
                                         const struct lw_class *next, const struct held_lock *prev,
                                         __u32 depth)
 {
-    struct edge_key key = {
-        .prev = prev->class_id,
-        .next = next->id,
-        .read_flags = lw_read_level(prev->acquire_flags, a->context) |
-                      lw_read_level(a->flags, a->context) << 2,
-        .context = a->context,
-    };
+    struct edge_key key;
     __u8 one = 1;
     struct lw_record *rec;
     long err;
 
-    if (bpf_map_lookup_elem(&edges, &key))
+    edge_key_of(&key, a, next->id, prev);
+    if (edge_known(k, &key))
         return;
+    if (bpf_map_lookup_elem(&edges, &key)) {
+        *known_edge_slot(k, &key) = key;
+        return;
+    }
     err = bpf_map_update_elem(&edges, &key, &one, BPF_NOEXIST);
     if (err == -EEXIST || !dedup_inserted(err))
         return;
@@ -767,18 +871,23 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a, st
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
-/* A held entry whose lock reads unlocked lost its release: drop such
- * entries off the top, two at most per acquire. A depth out of bounds
- * resets the stack. */
-static __always_inline void drop_stale_top(void *ctx, struct held_stack *held, __u32 context)
+/* A depth out of bounds resets the stack. */
+static __always_inline void reset_corrupt_stack(void *ctx, struct held_stack *held,
+                                                __u32 context)
 {
-    __u32 depth;
-
     if (held->depth > LW_MAX_HELD) {
         report_all_forgotten(ctx, held, context);
         held->depth = 0;
         held->irqs_off_held = 0;
     }
+}
+
+/* A held entry whose lock reads unlocked lost its release: drop such
+ * entries off the top, two at most per acquire. */
+static __always_inline void drop_stale_top(void *ctx, struct held_stack *held, __u32 context)
+{
+    __u32 depth;
+
     for (int i = 0; i < 2; i++) {
         depth = held->depth;
         if (depth == 0 || depth > LW_MAX_HELD)
@@ -823,7 +932,7 @@ static __always_inline void set_irq_flags(struct acquire *a, const struct held_s
 static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
                                           struct lw_class *class)
 {
-    __u64 site;
+    __u64 site = 0;
 
     /* Resolved at load: on kernels without lockdep only the else remains. */
     if (a->function == LW_FN_LOCKDEP &&
@@ -832,12 +941,14 @@ static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
     } else {
         classify_lock(a->lock, 0, class);
     }
-    if (in_generic_kmalloc(class))
-        return kmalloc_class(ctx, a->lock, 0, true, class);
-    if (class->type != LW_CLASS_SITE)
-        return 0;
-    site = first_site(ctx, a->lock, 0, true);
-    class->id = class_id_of(LW_CLASS_SITE, site, 0);
+    phase_stamp(a->context, LW_PHASE_CLASS);
+    if (in_generic_kmalloc(class)) {
+        site = kmalloc_class(ctx, a->lock, 0, true, class);
+    } else if (class->type == LW_CLASS_SITE) {
+        site = first_site(ctx, a->lock, 0, true);
+        class->id = class_id_of(LW_CLASS_SITE, site, 0);
+    }
+    phase_stamp(a->context, LW_PHASE_CLASS_SITE);
     return site;
 }
 
@@ -864,14 +975,17 @@ static __always_inline bool held_entry_of(const struct held_stack *held, __u32 d
  * holds it, in this context or in one this context interrupted (an irq that
  * takes a lock its task holds spins on it for good; lockdep walks the task's
  * whole held list). Legal only for a recursive reader after a reader:
- * "if ((next->read == 2) && prev->read) continue;". A lower context's entry
- * counts only while the lock reads locked (a lost release leaves a stale one). */
+ * "if ((next->read == 2) && prev->read) continue;". An entry counts only
+ * while the lock reads locked (a lost release leaves a stale one, and stale
+ * entries are dropped only when a dependency is new). */
 static __always_inline void report_recursion(void *ctx, struct cpu_state *cpu, __u32 depth,
                                              const struct acquire *a, const struct lw_class *class)
 {
     struct held_lock same = {};
     struct lw_record *rec;
-    bool found = held_entry_of(&cpu->ctx[a->context & (LW_CTX_COUNT - 1)], depth, a->lock, &same);
+    bool found = held_entry_of(&cpu->ctx[a->context & (LW_CTX_COUNT - 1)], depth, a->lock,
+                               &same) &&
+                 still_locked(a->lock);
 
     if (!found && a->context > LW_CTX_TASK)
         found = held_entry_of(&cpu->ctx[LW_CTX_TASK], cpu->ctx[LW_CTX_TASK].depth, a->lock,
@@ -901,7 +1015,8 @@ static __always_inline void report_recursion(void *ctx, struct cpu_state *cpu, _
  * one below when the top is a trylock. No edge into a trylock. Same class,
  * different instance is a nesting lockdep would see through
  * spin_lock_nested(), which we cannot: no self-edge. */
-static __always_inline void report_edges(void *ctx, struct held_stack *held, __u32 depth,
+static __always_inline void report_edges(void *ctx, struct known_facts *k,
+                                         struct held_stack *held, __u32 depth,
                                          const struct acquire *a, const struct lw_class *class)
 {
     int top, below = -1;
@@ -912,9 +1027,40 @@ static __always_inline void report_edges(void *ctx, struct held_stack *held, __u
     if (top >= 0 && (held->locks[LW_SLOT(top)].acquire_flags & LW_ACQ_TRYLOCK))
         below = live_entry_below(held, top - 1);
     if (top >= 0 && held->locks[LW_SLOT(top)].class_id != class->id)
-        report_edge(ctx, a, class, &held->locks[LW_SLOT(top)], depth);
+        report_edge(ctx, k, a, class, &held->locks[LW_SLOT(top)], depth);
     if (below >= 0 && held->locks[LW_SLOT(below)].class_id != class->id)
-        report_edge(ctx, a, class, &held->locks[LW_SLOT(below)], depth);
+        report_edge(ctx, k, a, class, &held->locks[LW_SLOT(below)], depth);
+}
+
+/* Whether the dependencies report_edges() would add are all in this
+ * context's cache. Then whether the top entries lost their release changes
+ * nothing this acquire sends, and their lock words are not read; else
+ * drop_stale_top() runs first, so that no new dependency comes from a lock
+ * no longer held. */
+static __always_inline bool held_edges_known(struct known_facts *k, struct held_stack *held,
+                                             __u32 depth, const struct acquire *a,
+                                             __u64 class_id)
+{
+    struct edge_key key;
+    int top, below;
+
+    if ((a->flags & LW_ACQ_TRYLOCK) || !depth)
+        return true;
+    top = live_entry_below(held, depth - 1);
+    if (top < 0)
+        return true;
+    if (held->locks[LW_SLOT(top)].class_id != class_id) {
+        edge_key_of(&key, a, class_id, &held->locks[LW_SLOT(top)]);
+        if (!edge_known(k, &key))
+            return false;
+    }
+    if (!(held->locks[LW_SLOT(top)].acquire_flags & LW_ACQ_TRYLOCK))
+        return true;
+    below = live_entry_below(held, top - 1);
+    if (below < 0 || held->locks[LW_SLOT(below)].class_id == class_id)
+        return true;
+    edge_key_of(&key, a, class_id, &held->locks[LW_SLOT(below)]);
+    return edge_known(k, &key);
 }
 
 /* False when the stack is full (counted): the lock is not held. */
@@ -973,6 +1119,7 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
 {
     struct held_stack *held = &cpu->ctx[a->context & (LW_CTX_COUNT - 1)];
     struct lw_class *class = &cpu->class[a->context & (LW_CTX_COUNT - 1)];
+    struct known_facts *known = &cpu->known[a->context & (LW_CTX_COUNT - 1)];
     __u32 depth;
     __u64 site;
 
@@ -981,16 +1128,27 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
         report_nmi_acquire(ctx, a, class);
         return;
     }
-    drop_stale_top(ctx, held, a->context);
-    depth = held->depth;
+    reset_corrupt_stack(ctx, held, a->context);
     set_irq_flags(a, held, hardirqs);
     site = derive_class(ctx, a, class);
-    report_class_and_usage(ctx, a, class, site);
+    report_class_and_usage(ctx, known, a, class, site);
+    phase_stamp(a->context, LW_PHASE_USAGE);
+    depth = held->depth;
+    /* Past half the stack, stale entries go whatever the cache says, so
+     * that lost releases cannot fill it. */
+    if (depth >= LW_MAX_HELD / 2 || !held_edges_known(known, held, depth, a, class->id)) {
+        drop_stale_top(ctx, held, a->context);
+        depth = held->depth;
+    }
+    phase_stamp(a->context, LW_PHASE_STALE);
     report_recursion(ctx, cpu, depth, a, class);
-    report_edges(ctx, held, depth, a, class);
+    phase_stamp(a->context, LW_PHASE_RECURSION);
+    report_edges(ctx, known, held, depth, a, class);
+    phase_stamp(a->context, LW_PHASE_EDGES);
     if (push_held(held, depth, a, class) && record_ops)
         report_op(ctx, LW_RECORD_OP_ACQUIRE, a->function, a->context, a->lock, class->id,
                   a->flags, a->irq_flags);
+    phase_stamp(a->context, LW_PHASE_PUSH);
 }
 
 /* True when `lock` was on this context's held stack. */
@@ -1021,25 +1179,38 @@ static __always_inline bool on_release(void *ctx, struct cpu_state *cpu, __u32 c
     return false;
 }
 
-/* One lock still held when interrupts come back on: its ENABLED_* bits
- * (the _READ ones for a reader) that are new for its class. */
-static __always_inline void mark_held_lock(void *ctx, const struct held_lock *entry,
-                                           __u32 context, __u32 enables)
+/* The ENABLED_* bits (the _READ ones for a reader) that interrupts coming
+ * back on sets on a lock still held. */
+static __always_inline __u64 enabled_usage_mask(const struct held_lock *entry, __u32 context,
+                                                __u32 enables)
 {
     __u32 read = lw_read_level(entry->acquire_flags, context) != 0;
-    __u64 mask = 0, old, *known;
-    struct lw_record *rec;
+    __u64 mask = 0;
 
     if (enables & LW_IRQ_HARDIRQS_ENABLED)
         mask |= 1ULL << (LW_ENABLED_HARDIRQ + read);
     if (enables & LW_IRQ_SOFTIRQS_ENABLED)
         mask |= 1ULL << (LW_ENABLED_SOFTIRQ + read);
+    return mask;
+}
+
+/* One lock still held when interrupts come back on: its `mask` bits that
+ * are new for its class. */
+static __always_inline void mark_held_lock(void *ctx, struct known_facts *k,
+                                           const struct held_lock *entry, __u32 context,
+                                           __u32 enables, __u64 mask)
+{
+    __u64 old, *known;
+    struct lw_record *rec;
+
     known = bpf_map_lookup_elem(&class_usage, &entry->class_id);
     if (!known)
         return; /* the class was never reported: nothing to mark it on */
     old = *known;
-    if ((old & mask) == mask)
+    if ((old & mask) == mask) {
+        remember_usage(k, entry->class_id, old);
         return;
+    }
     __sync_fetch_and_or(known, mask);
     rec = new_record(ctx, LW_RECORD_HELD_IRQS_ON, entry->function, context);
     if (!rec)
@@ -1053,19 +1224,25 @@ static __always_inline void mark_held_lock(void *ctx, const struct held_lock *en
 
 /* lockdep_hardirqs_on() / lockdep_softirqs_on() run mark_held_locks():
  * every lock this context still holds becomes HARDIRQ-ON (SOFTIRQ-ON).
- * Entries whose lock reads unlocked lost their release and are skipped.
- * O(LW_MAX_HELD) map lookups. */
-static __always_inline void mark_held_locks(void *ctx, struct held_stack *held, __u32 context,
+ * Entries whose lock reads unlocked lost their release and are skipped
+ * (read only when the bits are not known already). O(LW_MAX_HELD) cache
+ * probes, and map lookups at most. */
+static __always_inline void mark_held_locks(void *ctx, struct known_facts *k,
+                                            struct held_stack *held, __u32 context,
                                             __u32 enables)
 {
     for (int i = 0; i < LW_MAX_HELD; i++) {
         const struct held_lock *entry;
+        __u64 mask;
 
         if (i >= held->depth)
             break;
         entry = &held->locks[LW_SLOT(i)];
-        if (entry->lock && still_locked(entry->lock))
-            mark_held_lock(ctx, entry, context, enables);
+        if (!entry->lock)
+            continue;
+        mask = enabled_usage_mask(entry, context, enables);
+        if (!usage_known(k, entry->class_id, mask) && still_locked(entry->lock))
+            mark_held_lock(ctx, k, entry, context, enables, mask);
     }
 }
 
@@ -1247,6 +1424,8 @@ static __always_inline int on_lock_op(void *ctx, const struct lock_op *op)
         return 0;
     }
     *busy = 1;
+    phase_stamp(context, LW_PHASE_COUNT);
+    phase_stamp(context, LW_PHASE_STAMP);
     drop_finished_contexts(ctx, cpu, context);
 
     if (op->kind == OP_TRYLOCK_ENTRY) {
@@ -1264,6 +1443,7 @@ static __always_inline int on_lock_op(void *ctx, const struct lock_op *op)
      * of it); acquires outside the scope are not tracked at all. */
     if (focus_enabled && op->kind != OP_RELEASE && !in_focus(context))
         goto out;
+    phase_stamp(context, LW_PHASE_ENTRY);
     if (op->kind == OP_RELEASE) {
         struct held_stack *held = &cpu->ctx[context & (LW_CTX_COUNT - 1)];
         __u32 enables;
@@ -1273,6 +1453,7 @@ static __always_inline int on_lock_op(void *ctx, const struct lock_op *op)
             goto out; /* NMI acquires are never held */
         released = on_release(ctx, cpu, context, op->lock);
         enables = unlock_enables(op, pc, context);
+        phase_stamp(context, LW_PHASE_RELEASE);
         /* Only the releases of locks it holds: the others were never
          * tracked (--focus) or lost their acquire. */
         if (record_ops && released)
@@ -1280,13 +1461,16 @@ static __always_inline int on_lock_op(void *ctx, const struct lock_op *op)
         if (enables && held->depth) {
             if (record_ops) /* what it changes: the held locks' usage */
                 report_op(ctx, LW_RECORD_OP_IRQS_ON, op->function, context, 0, 0, 0, enables);
-            mark_held_locks(ctx, held, context, enables);
+            mark_held_locks(ctx, &cpu->known[context & (LW_CTX_COUNT - 1)], held, context,
+                            enables);
+            phase_stamp(context, LW_PHASE_IRQS_ON);
         }
     } else {
         struct acquire *a = &cpu->acquire[context & (LW_CTX_COUNT - 1)];
 
         a->lock = op->lock;
         a->site = lock_site(ctx, op->site_from);
+        phase_stamp(context, LW_PHASE_SITE);
         a->subclass = op->subclass;
         a->function = op->function;
         a->flags = op->flags;

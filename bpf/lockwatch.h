@@ -60,6 +60,31 @@ enum lw_note {
 
 #define LW_MAX_HELD 32
 
+/* --profile-phases: the steps of one lock operation whose cost the
+ * phase_costs map adds up (bpf_ktime_get_ns() deltas: instructions under
+ * qemu -icount shift=0), in the order they run. LW_PHASE_STAMP is two
+ * stamps with nothing between, the overhead each phase's figure includes. */
+enum lw_phase {
+    LW_PHASE_STAMP = 0,
+    LW_PHASE_ENTRY = 1,      /* finished contexts, call count, first call, focus */
+    LW_PHASE_SITE = 2,       /* the lock call's return address */
+    LW_PHASE_CLASS = 3,      /* irq state; the class from the address */
+    LW_PHASE_CLASS_SITE = 4, /* kmalloc allocation site, or first acquirer's site */
+    LW_PHASE_USAGE = 5,      /* class and usage bits: known, or sent */
+    LW_PHASE_STALE = 6,      /* held entries whose release was lost (when an edge is new) */
+    LW_PHASE_RECURSION = 7,  /* the same lock already held */
+    LW_PHASE_EDGES = 8,      /* dependencies on the held locks: known, or sent */
+    LW_PHASE_PUSH = 9,       /* onto the held stack */
+    LW_PHASE_RELEASE = 10,   /* off the held stack */
+    LW_PHASE_IRQS_ON = 11,   /* an unlock that turns interrupts on: held locks marked */
+    LW_PHASE_COUNT
+};
+
+struct lw_phase_cost {
+    __u64 ns;
+    __u64 count;
+};
+
 enum lw_class_type {
     LW_CLASS_STATIC = 1, /* kernel image data: named by kallsyms */
     LW_CLASS_PERCPU = 2, /* per-CPU data: named by its per-CPU offset */

@@ -184,6 +184,12 @@ CommandRunner add_run_command(CLI::App &app) {
                   "taken in NMI that was used outside NMI (the default). Not with "
                   "--record-ops, whose traces tell an NMI check from an operation by this")
         ->excludes("--record-ops");
+    cmd->add_flag("--profile-phases", options->profile_phases,
+                  "Print at the end what each step of the kernel side's lock operations cost "
+                  "(call site, class, usage bits, dependencies, ...): bpf_ktime_get_ns() "
+                  "deltas, exact instruction counts in a qemu -icount guest "
+                  "(bench/vm/cost.sh --profile). Adds about two clock reads a step; off, the "
+                  "verifier drops it");
     cmd->add_option("--ready-file", options->ready_file,
                     "Create FILE once tracing has started, remove it once the final report is "
                     "out (for scripts that must wait for either). SIGUSR1 ends tracing like "

@@ -4,7 +4,7 @@
 # each configuration named; then, for each backend in STATS, one more run
 # under lockwatch with kernel.bpf_stats_enabled, for the cost per program.
 #
-# Usage: cost-guest.sh ROUNDS RUNS "CONFIG..." "STATS_BACKEND..."
+# Usage: cost-guest.sh ROUNDS RUNS "CONFIG..." "STATS_BACKEND..." [PROFILE]
 #   CONFIG: none, floor-BACKEND (empty programs), held-BACKEND (programs
 #   that only keep held-lock stacks) or lockwatch-BACKEND (BACKEND: auto,
 #   fentry, kprobe; lockdep too for lockwatch on a lockdep kernel)
@@ -16,9 +16,10 @@
 #   cost-attach CONFIG SECONDS          how long attaching took
 #   cost-prog BACKEND NAME CALLS NS     bpf_stats per program
 #   cost-xlated BACKEND NAME BYTES      the program's size after the verifier
+#   cost-profile BACKEND LINE           PROFILE=1: lockwatch's cost per phase
 #   cost-error TEXT
-rounds=$1 runs=$2 configs=$3 stats=$4
-ready=/tmp/cost-ready log=/tmp/cost-lw.log
+rounds=$1 runs=$2 configs=$3 stats=$4 profile=${5:-0}
+ready=/tmp/cost-ready log=/tmp/cost-lw.log extra=
 
 now() { cut -d' ' -f1 /proc/uptime; }
 
@@ -30,7 +31,7 @@ start_tracer() {  # CONFIG: starts what it names, waits until attached
         none) tracer=; return 0 ;;
         floor-*) hook-floor --backend "${1#floor-}" --ready-file $ready >$log 2>&1 & ;;
         held-*) hook-floor --backend "${1#held-}" --held-stack --ready-file $ready >$log 2>&1 & ;;
-        lockwatch-*) lockwatch run --backend "${1#lockwatch-}" --ready-file $ready >$log 2>&1 & ;;
+        lockwatch-*) lockwatch run --backend "${1#lockwatch-}" --ready-file $ready $extra >$log 2>&1 & ;;
         *) echo "cost-error unknown configuration $1"; return 1 ;;
     esac
     tracer=$!
@@ -89,4 +90,12 @@ for backend in $stats; do
     sed -n '/cost per call/,/all programs/p' $log | awk -v b="$backend" '
         $3 == "calls" { print "cost-prog", b, $1, $2, $4 }
         $1 == "all" { print "cost-prog", b, "all", $3, $5 }'
+    [ "$profile" = 1 ] || continue
+    # Its own run: the stamps cost instructions of their own.
+    extra=--profile-phases
+    start_tracer "lockwatch-$backend" || continue
+    lock-workload "$rounds" >/dev/null
+    stop_tracer "lockwatch-$backend"
+    extra=
+    sed -n '/cost per phase/,/irqs on:/p' $log | sed "s/^/cost-profile $backend /"
 done

@@ -21,6 +21,7 @@ $1 == "cost-attach" { attach[$2] = $3 }
 $1 == "cost-losses" { c = $2; sub(/^cost-losses [^ ]+ +/, ""); losses[c] = $0 }
 $1 == "cost-findings" { findings = findings sprintf(" %s %s;", $2, $3) }
 $1 == "cost-prog" { prog[++progs] = $0 }
+$1 == "cost-profile" { profile[++profiles] = $0 }
 $1 == "cost-xlated" { xlated[$2] = xlated[$2] " " $3 "=" $4 }
 $1 == "cost-error" { errors[++nerr] = $0 }
 END {
@@ -59,6 +60,14 @@ END {
         for (i = 1; i <= progs; i++) {
             split(prog[i], p, " ")
             printf "  %-8s %-44s %12s calls %8s\n", p[2], p[3], p[4], p[5]
+        }
+    }
+    if (profiles) {
+        printf "\nper phase, lockwatch run --profile-phases (%s per time; a run of its own):\n", mode == "icount" ? "instructions" : "ns"
+        for (i = 1; i <= profiles; i++) {
+            line = profile[i]
+            sub(/^cost-profile /, "", line)
+            printf "  %s\n", line
         }
     }
     for (b in xlated) printf "  %s: xlated bytes per program:%s\n", b, xlated[b]

@@ -8,7 +8,8 @@
 # reference. Prints one table.
 #
 # Usage: bench/vm/cost.sh [--mode icount|wall] [--runs N] [--rounds N]
-#            [--backends "auto fentry kprobe"] [--no-lockdep] [--out DIR]
+#            [--backends "auto fentry kprobe"] [--no-lockdep] [--profile]
+#            [--out DIR]
 #   --mode icount (default): qemu -icount shift=0,sleep=off on one vCPU: the
 #          guest clock counts executed instructions (1 ns each), so a run's
 #          "seconds" are billions of instructions and repeat exactly on a
@@ -21,6 +22,9 @@
 #   --rounds  lock-workload's rounds per run (default 20000)
 #   --backends  lockwatch's backends to measure, each with its own floor
 #   --no-lockdep  skip the reference boots of the seed and lockdep kernels
+#   --profile one more run per backend under `lockwatch run --profile-phases`:
+#             what each step of an acquire and a release costs (instructions
+#             in icount mode), for finding where the cost goes
 #   --out     keep the guest logs there (default: a temporary directory)
 # Needs a build with the benchmarks (build/bench/hook-floor,
 # build/bench/lock-workload) and the kernels: Debian's (fetched on first
@@ -33,7 +37,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 die() { echo "cost.sh: $2" >&2; exit "$1"; }
 
-mode=icount runs=3 rounds=20000 backends="auto fentry kprobe" lockdep=1 out=''
+mode=icount runs=3 rounds=20000 backends="auto fentry kprobe" lockdep=1 out='' profile=0
 build=${LOCKWATCH_BUILD_DIR:-$root/build}
 while (($#)); do
     case $1 in
@@ -48,6 +52,7 @@ while (($#)); do
             esac
             shift 2 ;;
         --no-lockdep) lockdep=0; shift ;;
+        --profile) profile=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die 2 "unknown argument '$1' (see --help)" ;;
     esac
@@ -79,7 +84,7 @@ bpftool=$(command -v bpftool || echo /usr/sbin/bpftool)
 boot() {
     echo "cost.sh: booting $1 ($2): $3" >&2
     "$root/tools/vm/run-vm.sh" --kernel "$2" --console "$out/$1.console" "${vm_args[@]}" -- \
-        sh /cost-guest.sh "$rounds" "$runs" "$3" "$4" >"$out/$1.log" ||
+        sh /cost-guest.sh "$rounds" "$runs" "$3" "$4" "$profile" >"$out/$1.log" ||
         die 3 "the $1 guest failed (exit $?): see $out/$1.log and $out/$1.console"
     grep '^cost-error' "$out/$1.log" >&2 && failed=1
     return 0

@@ -228,6 +228,7 @@ LockCapture::LockCapture(const CaptureOptions &options) {
         plan_hooks(options.focus, kallsyms, availability);
         skel_->rodata->nmi_graph = options.nmi_graph;
         skel_->rodata->record_ops = options.record_ops;
+        skel_->rodata->profile_phases = options.profile_phases;
         load(options.verbose);
         attach_in_order();
         open_ring_buffer();
@@ -523,6 +524,26 @@ std::vector<LockCapture::ProgramCost> LockCapture::read_costs() const {
         }
     }
     return costs;
+}
+
+std::array<lw_phase_cost, LW_PHASE_COUNT> LockCapture::read_phase_costs() const {
+    std::array<lw_phase_cost, LW_PHASE_COUNT> totals{};
+    int ncpus = libbpf_num_possible_cpus();
+    if (ncpus <= 0) {
+        return totals;
+    }
+    std::vector<lw_phase_cost> values(static_cast<size_t>(ncpus));
+    int fd = bpf_map__fd(skel_->maps.phase_costs);
+    for (uint32_t phase = 0; phase < LW_PHASE_COUNT; ++phase) {
+        if (bpf_map_lookup_elem(fd, &phase, values.data()) != 0) {
+            continue;
+        }
+        for (const lw_phase_cost &v : values) {
+            totals[phase].ns += v.ns;
+            totals[phase].count += v.count;
+        }
+    }
+    return totals;
 }
 
 // libbpf's ring_buffer__consume() returns only once it finds the ring empty.

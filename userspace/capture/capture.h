@@ -42,6 +42,8 @@ struct CaptureOptions {
     bool nmi_graph = false;
     // Every acquire, release and irqs-on as a record too (LW_RECORD_OP_*).
     bool record_ops = false;
+    // What each step of an operation costs, in phase_costs (enum lw_phase).
+    bool profile_phases = false;
     bool verbose = false;  // pass libbpf's own log through to stderr
     // Key generic kmalloc classes by allocation site (the kmem:kmalloc
     // tracepoint); off: by the first acquirer's call site only.
@@ -99,6 +101,8 @@ class LockCapture {
         uint64_t run_time_ns = 0;
     };
     std::vector<ProgramCost> read_costs() const;
+    // --profile-phases: each step's total ns and count, summed over CPUs.
+    std::array<lw_phase_cost, LW_PHASE_COUNT> read_phase_costs() const;
 
     // Waits up to timeout_ms for records and hands each to `handler`, for
     // at most kConsumeSliceMs of handling: a caller sees its stop flag in

@@ -68,6 +68,7 @@ LiveRun::LiveRun(const RunOptions &options)
                                     .focus = options.focus,
                                     .nmi_graph = options.nmi_graph,
                                     .record_ops = options.record_ops,
+                                    .profile_phases = options.profile_phases,
                                     .verbose = options.verbose,
                                     .alloc_sites = options.alloc_sites});
     vmlinux_btf_ = btf__load_vmlinux_btf();
@@ -509,6 +510,7 @@ void LiveRun::print_summary() const {
                format_symbol_rereads(refresher_->reloads(), refresher_->deferred(),
                                      refresher_->failed_reloads()));
     print_costs();
+    print_phase_costs();
     const auto &st = engine_.stats();
     fmt::print(text_out_, "  graph: {} classes, {} usage bits, {} edges; {} findings{}\n",
                engine_.class_count(), st.usages, st.edges, findings_,
@@ -626,6 +628,41 @@ void LiveRun::print_costs() const {
     }
     fmt::print(text_out_, "    {:<40} {:>10} calls {:>8.0f} ns\n", "all programs", runs,
                runs ? static_cast<double>(ns) / runs : 0.0);
+}
+
+// Each step's figure includes one stamp's own cost (LW_PHASE_STAMP, two
+// stamps with nothing between), taken off here.
+void LiveRun::print_phase_costs() const {
+    static constexpr std::array<const char *, LW_PHASE_COUNT> kNames = {
+        "stamp (taken off the others)",
+        "entry: contexts, counts, focus",
+        "call site",
+        "irq state, class from address",
+        "class: allocation/first site",
+        "class and usage bits",
+        "stale held locks, if an edge is new",
+        "recursion check",
+        "dependencies",
+        "push held",
+        "release",
+        "irqs on: held locks marked"};
+    if (!options_.profile_phases) {
+        return;
+    }
+    auto costs = capture_->read_phase_costs();
+    double stamp = costs[LW_PHASE_STAMP].count
+                       ? static_cast<double>(costs[LW_PHASE_STAMP].ns) / costs[LW_PHASE_STAMP].count
+                       : 0.0;
+    fmt::print(text_out_, "  cost per phase (--profile-phases; ns, instructions under icount):\n");
+    for (size_t phase = 0; phase < LW_PHASE_COUNT; ++phase) {
+        const lw_phase_cost &c = costs[phase];
+        double mean = c.count ? static_cast<double>(c.ns) / c.count : 0.0;
+        if (phase != LW_PHASE_STAMP) {
+            mean = std::max(0.0, mean - stamp);
+        }
+        fmt::print(text_out_, "    {:<40} {:>10} times {:>8.0f} ns {:>12.0f} ns in all\n",
+                   kNames[phase], c.count, mean, mean * static_cast<double>(c.count));
+    }
 }
 
 void LiveRun::stay_attached() {

@@ -35,11 +35,12 @@ struct RunOptions {
     bool stats = false;
     bool rates = false;
     std::string backend_name = "auto";
-    std::string json_out;     // "-" for standard output
-    std::string graph_out;    // --graph FILE: the lock graph as dot, written at the end
-    std::string record_out;   // --record FILE: every fact, in the trace format
-    bool record_ops = false;  // --record-ops: and every lock operation
-    std::string state_dir;    // --state DIR: facts and reported findings across runs
+    std::string json_out;         // "-" for standard output
+    std::string graph_out;        // --graph FILE: the lock graph as dot, written at the end
+    std::string record_out;       // --record FILE: every fact, in the trace format
+    bool record_ops = false;      // --record-ops: and every lock operation
+    bool profile_phases = false;  // --profile-phases: what each step costs
+    std::string state_dir;        // --state DIR: facts and reported findings across runs
     std::uint64_t state_limit_mib = state::StateLimits{}.max_bytes >> 20;
     // Starts every JSON line (lockwatch vm: the boot's token, tools/vm/README.md).
     std::string json_line_prefix;
@@ -114,6 +115,7 @@ class LiveRun {
     void print_interval(std::array<uint64_t, LW_FN_COUNT> &previous);
     void print_classes() const;
     void print_costs() const;
+    void print_phase_costs() const;
     void print_address_class_findings() const;
     CaptureLosses read_losses() const;
     double seconds_since_start() const;
