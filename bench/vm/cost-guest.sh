@@ -97,5 +97,6 @@ for backend in $stats; do
     lock-workload "$rounds" >/dev/null
     stop_tracer "lockwatch-$backend"
     extra=
-    sed -n '/cost per phase/,/irqs on:/p' $log | sed "s/^/cost-profile $backend /"
+    awk -v b="$backend" '/cost per phase/ { on = 1; print "cost-profile", b, $0; next }
+        on && /^    / { print "cost-profile", b, $0; next } { on = 0 }' $log
 done

@@ -46,9 +46,10 @@ class LiveCapture : public ::testing::Test {
         // duration: /proc and /sys walks, pipes and forks. It reports, stays
         // attached, and the guest powers off without detaching (the detach
         // is tested on its own in CleanDetach).
-        run_ = new LockwatchVmRun(run_lockwatch_vm(
-            {"--bin", BPFTOOL_BINARY, "--linger", "0", "--run-arg=--rates", "--run-arg=--classes"},
-            R"SH(
+        run_ = new LockwatchVmRun(
+            run_lockwatch_vm({"--bin", BPFTOOL_BINARY, "--linger", "0", "--run-arg=--rates",
+                              "--run-arg=--classes", "--run-arg=--profile-phases"},
+                             R"SH(
 ( end=$(( $(date +%s) + 4 ))
   while [ "$(date +%s)" -lt "$end" ]; do
     cat /proc/[0-9]*/stat >/dev/null 2>&1
@@ -198,6 +199,35 @@ TEST_F(LiveCapture, PrintsRatesEverySecond) {
         ticks += std::regex_search(line, interval);
     }
     EXPECT_GE(ticks, 2) << run_->output;
+}
+
+TEST_F(LiveCapture, ProfilesEachStepOfTheLockOperations) {
+    // --profile-phases: every tracked acquire outside NMI passes each of its
+    // steps once, so the steps' counts agree (up to the operations that ran
+    // while the summary read them one by one, still attached), and each step
+    // costs something.
+    std::regex row(R"(^    (.+?)\s+(\d+) times\s+(\d+) ns\s+(\d+) ns in all$)");
+    std::map<std::string, std::pair<uint64_t, uint64_t>> steps;  // name -> (times, ns)
+    for (const auto &line : lines_of(run_->output)) {
+        std::smatch m;
+        if (std::regex_match(line, m, row)) {
+            steps[m[1]] = {std::stoull(m[2]), std::stoull(m[3])};
+        }
+    }
+    ASSERT_NE(run_->output.find("cost per phase (--profile-phases"), std::string::npos)
+        << run_->output;
+    uint64_t acquires = steps["call site"].first;
+    EXPECT_GT(acquires, 100u) << run_->output;
+    for (const char *step :
+         {"irq state, class from address", "class and usage bits", "dependencies", "push held"}) {
+        EXPECT_NEAR(static_cast<double>(steps[step].first), static_cast<double>(acquires),
+                    10 + acquires / 100.0)
+            << step << "\n"
+            << run_->output;
+    }
+    EXPECT_GT(steps["irq state, class from address"].second, 0u) << run_->output;
+    EXPECT_GT(steps["release"].first, 100u) << run_->output;
+    EXPECT_GT(steps["stamp (taken off the others)"].second, 0u) << run_->output;
 }
 
 }  // namespace
