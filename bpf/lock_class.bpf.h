@@ -200,6 +200,8 @@ struct cache_geometry {
     __u32 size; /* the stride between objects */
     __u32 object_size;
     __u32 red_left_pad;
+    __u32 unused;
+    __u64 identity; /* with the geometry cache: a hash of the cache's name; else 0 */
 };
 
 static __always_inline void read_cache_geometry(struct kmem_cache *cache, struct cache_geometry *g)
@@ -219,14 +221,76 @@ static __always_inline void read_cache_geometry(struct kmem_cache *cache, struct
         g->size = window[0];
         g->object_size = window[(object_at - size_at) / 4];
         g->red_left_pad = window[(pad_at - size_at) / 4];
+        g->identity = 0;
         return;
     }
     g->size = BPF_CORE_READ(cache, size);
     g->object_size = BPF_CORE_READ(cache, object_size);
     g->red_left_pad = BPF_CORE_READ(cache, red_left_pad);
+    g->identity = 0;
 }
 
-static __always_inline bool classify_slab(__u64 addr, struct lw_class *c)
+/*
+ * The caches' geometry, kept per CPU and context (in lockwatch.bpf.c's
+ * cpu_state): a cache's size, object_size and red_left_pad never change
+ * while it lives, and reading them is a bpf_probe_read_kernel() of 68 bytes,
+ * about 200 instructions, on every slab lock (bench/vm/cost.sh --profile).
+ * A cache destroyed and made anew may come back at the same address with
+ * another geometry, so cache_released(), on slab_kmem_cache_release() where
+ * the kernel frees a kmem_cache, bumps lw_cache_generation, and an entry
+ * counts only in the generation it was read in. Used once that program is
+ * attached (user space sets lw_geometry_cache_on).
+ */
+#define LW_GEOMETRY_SLOTS 32
+struct known_geometry {
+    __u64 cache;
+    __u64 generation;
+    struct cache_geometry geometry;
+};
+
+__u64 lw_cache_generation = 0;
+bool lw_geometry_cache_on = false;
+
+/* A cache made where a destroyed one was has its address but not, as a
+ * rule, its name: slab class ids hash the name in too, so that the new
+ * cache's locks are not taken for the old one's classes (and named after
+ * it). Read only when the geometry is, which the cache makes rare. */
+static __always_inline __u64 cache_identity(struct kmem_cache *cache)
+{
+    __u64 name[4] = {};
+
+    bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(cache, name));
+    return mix64(name[0] ^ mix64(name[1] ^ mix64(name[2] ^ mix64(name[3]))));
+}
+
+static __always_inline void cache_geometry(struct known_geometry *known, __u64 cache,
+                                           struct cache_geometry *g)
+{
+    struct known_geometry *slot;
+    __u64 generation;
+
+    if (!lw_geometry_cache_on) {
+        read_cache_geometry((struct kmem_cache *)cache, g);
+        return;
+    }
+    /* kmem_caches are cache-line aligned, a few hundred bytes apart. */
+    slot = &known[((cache >> 8) ^ (cache >> 16)) & (LW_GEOMETRY_SLOTS - 1)];
+    generation = lw_cache_generation; /* before the read: a bump during it voids the entry */
+    if (slot->cache == cache && slot->generation == generation) {
+        *g = slot->geometry;
+        return;
+    }
+    read_cache_geometry((struct kmem_cache *)cache, g);
+    if (!g->size)
+        return;
+    g->identity = cache_identity((struct kmem_cache *)cache);
+    slot->cache = cache;
+    slot->generation = generation;
+    slot->geometry = *g;
+}
+
+static __always_inline bool classify_slab(__u64 addr, struct known_geometry *known,
+                                          struct lw_class *c)
 {
     __u64 page_offset = LW_DEFAULT_PAGE_OFFSET, vmemmap = LW_DEFAULT_VMEMMAP_START;
     __u64 page_size = bpf_core_type_size(struct page);
@@ -251,7 +315,7 @@ static __always_inline bool classify_slab(__u64 addr, struct lw_class *c)
     }
     if (!(slab.flags & (1ULL << bpf_core_enum_value(enum pageflags, PG_slab))) || !slab.cache)
         return false;
-    read_cache_geometry((struct kmem_cache *)slab.cache, &geometry);
+    cache_geometry(known, slab.cache, &geometry);
     if (!geometry.size)
         return false;
     slab_base = page_offset + (((page - vmemmap) / page_size) << LW_PAGE_SHIFT);
@@ -259,7 +323,7 @@ static __always_inline bool classify_slab(__u64 addr, struct lw_class *c)
     c->offset = (__u32)((addr - slab_base) % geometry.size) - geometry.red_left_pad;
     c->cache = slab.cache;
     c->object_size = geometry.object_size;
-    c->id = class_id_of(LW_CLASS_SLAB, slab.cache, c->offset);
+    c->id = class_id_of(LW_CLASS_SLAB, slab.cache ^ geometry.identity, c->offset);
     return true;
 }
 
@@ -279,8 +343,10 @@ static __always_inline bool classify_page(__u64 addr, struct lw_class *c)
     return true;
 }
 
-/* `site` is the acquiring call site, used when nothing better names the lock. */
-static __always_inline void classify_lock(__u64 addr, __u64 site, struct lw_class *c)
+/* `site` is the acquiring call site, used when nothing better names the
+ * lock; `known`: this CPU and context's LW_GEOMETRY_SLOTS cache entries. */
+static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_geometry *known,
+                                          struct lw_class *c)
 {
     __u64 text = (__u64)&_stext, end = (__u64)&_end;
 
@@ -299,7 +365,7 @@ static __always_inline void classify_lock(__u64 addr, __u64 site, struct lw_clas
     }
     if (classify_percpu(addr, c))
         return;
-    if (classify_slab(addr, c))
+    if (classify_slab(addr, known, c))
         return;
     if (classify_page(addr, c))
         return;

@@ -222,6 +222,7 @@ struct cpu_state {
     struct lw_class class[LW_CTX_COUNT];
     __u64 phase_since[LW_CTX_COUNT]; /* --profile-phases: the last stamp */
     struct known_facts known[LW_CTX_COUNT];
+    struct known_geometry geometry[LW_CTX_COUNT][LW_GEOMETRY_SLOTS];
 };
 
 struct {
@@ -828,7 +829,8 @@ static __always_inline __u64 kmalloc_class(void *ctx, __u64 lock, __u64 site, bo
 /* lockdep backend: the class is lockdep's own, (key, subclass). Each new
  * pairing with the class lockwatch's address rules would give the same lock
  * is reported once, to measure how the two agree. */
-static __always_inline void lockdep_class(void *ctx, const struct acquire *a, struct lw_class *c)
+static __always_inline void lockdep_class(void *ctx, const struct acquire *a,
+                                          struct known_geometry *geometry, struct lw_class *c)
 {
     struct lockdep_map___lw *map = (struct lockdep_map___lw *)a->lock;
     struct class_pair pair;
@@ -846,7 +848,7 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a, st
     paired = bpf_map_lookup_elem(&paired_locks, &a->lock);
     if (paired && *paired == c->id)
         return;
-    classify_lock(a->lock, 0, &derived);
+    classify_lock(a->lock, 0, geometry, &derived);
     /* A kmalloc object's class changes with each allocation of the address:
      * such locks are derived on every acquire (remembered as 0). */
     remembered = c->id;
@@ -930,16 +932,16 @@ static __always_inline void set_irq_flags(struct acquire *a, const struct held_s
  * allocation site (generic kmalloc caches), else the first acquirer's (SITE,
  * kmalloc objects allocated before tracing began). Returns that site, or 0. */
 static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
-                                          struct lw_class *class)
+                                          struct known_geometry *geometry, struct lw_class *class)
 {
     __u64 site = 0;
 
     /* Resolved at load: on kernels without lockdep only the else remains. */
     if (a->function == LW_FN_LOCKDEP &&
         bpf_core_field_exists(((struct lockdep_map___lw *)0)->key)) {
-        lockdep_class(ctx, a, class);
+        lockdep_class(ctx, a, geometry, class);
     } else {
-        classify_lock(a->lock, 0, class);
+        classify_lock(a->lock, 0, geometry, class);
     }
     phase_stamp(a->context, LW_PHASE_CLASS);
     if (in_generic_kmalloc(class)) {
@@ -1120,17 +1122,18 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     struct held_stack *held = &cpu->ctx[a->context & (LW_CTX_COUNT - 1)];
     struct lw_class *class = &cpu->class[a->context & (LW_CTX_COUNT - 1)];
     struct known_facts *known = &cpu->known[a->context & (LW_CTX_COUNT - 1)];
+    struct known_geometry *geometry = cpu->geometry[a->context & (LW_CTX_COUNT - 1)];
     __u32 depth;
     __u64 site;
 
     if (a->context == LW_CTX_NMI && !nmi_graph) {
-        derive_class(ctx, a, class);
+        derive_class(ctx, a, geometry, class);
         report_nmi_acquire(ctx, a, class);
         return;
     }
     reset_corrupt_stack(ctx, held, a->context);
     set_irq_flags(a, held, hardirqs);
-    site = derive_class(ctx, a, class);
+    site = derive_class(ctx, a, geometry, class);
     report_class_and_usage(ctx, known, a, class, site);
     phase_stamp(a->context, LW_PHASE_USAGE);
     depth = held->depth;
@@ -1819,6 +1822,15 @@ int lockdep_lock_op(__u64 *ctx)
     };
 
     return on_lock_op(ctx, &acquire_op);
+}
+
+/* A kmem_cache is freed: the geometry kept for caches (lock_class.bpf.h)
+ * is void from here on, as its address may come back as another cache. */
+SEC("kprobe/slab_kmem_cache_release")
+int cache_released(struct pt_regs *ctx)
+{
+    __sync_fetch_and_add(&lw_cache_generation, 1);
+    return 0;
 }
 
 /*

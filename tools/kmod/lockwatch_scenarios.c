@@ -42,6 +42,9 @@
  *                               hardirq, read_lock with irqs on)
  *   chain_safe_unsafe           HARDIRQ-safe -> HARDIRQ-unsafe lock order
  *                               (safe -> mid -> unsafe, one nesting)
+ *   cache_reuse                 circular (a->b, then b->a, two locks of one
+ *                               slab object, in a cache made where another
+ *                               was just destroyed)
  *   irqs_on_held                inconsistent lock state, {IN-HARDIRQ-W} ->
  *                               {HARDIRQ-ON-W}: a hardirq lock still held
  *                               when spin_unlock_irqrestore() of an outer
@@ -75,6 +78,7 @@
 #include <linux/ktime.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/timer.h>
@@ -195,6 +199,82 @@ static void circular_three(void)
 	nest_two(&circ3_a, &circ3_b);
 	nest_two(&circ3_b, &circ3_c);
 	nest_two(&circ3_c, &circ3_a);
+}
+
+/*
+ * A cycle between two locks of one slab object, in a cache made right after
+ * another was destroyed: most often in the kmem_cache the old one had. The
+ * old cache's objects are 64 bytes apart; the new one's 128, its second lock
+ * at 64. A tracer that kept the old cache's sizes for that address would put
+ * both locks at offset 0, one class, and see no cycle; one that kept the old
+ * cache's classes would name the new lock at offset 0 after the old cache.
+ * The caches' own locks (their ctors init them) are the only ones here.
+ */
+struct geomreuse_small {
+	spinlock_t lock;
+} __aligned(64);
+
+struct geomreuse_pair {
+	spinlock_t lock_a __aligned(64);
+	spinlock_t lock_b __aligned(64);
+};
+
+/* lockdep names a lock class after spin_lock_init()'s argument. */
+static void geomreuse_small_init(void *object)
+{
+	spinlock_t *geomreuse_small_lock = &((struct geomreuse_small *)object)->lock;
+
+	spin_lock_init(geomreuse_small_lock);
+}
+
+static void geomreuse_pair_init(void *object)
+{
+	spinlock_t *geomreuse_pair_a = &((struct geomreuse_pair *)object)->lock_a;
+	spinlock_t *geomreuse_pair_b = &((struct geomreuse_pair *)object)->lock_b;
+
+	spin_lock_init(geomreuse_pair_a);
+	spin_lock_init(geomreuse_pair_b);
+}
+
+/* A ctor also keeps the cache from being merged into another. */
+static struct kmem_cache *geomreuse_cache(const char *name, size_t size, void (*ctor)(void *))
+{
+	return kmem_cache_create(name, size, 64, 0, ctor);
+}
+
+static void cache_reuse(void)
+{
+	struct kmem_cache *small, *pairs;
+	struct geomreuse_small *one;
+	struct geomreuse_pair *pair;
+	void *old;
+
+	small = geomreuse_cache("geomreuse_small", sizeof(*one), geomreuse_small_init);
+	one = small ? kmem_cache_alloc(small, GFP_KERNEL) : NULL;
+	if (!one) {
+		pr_err(PFX "cache_reuse: no memory\n");
+		kmem_cache_destroy(small);
+		return;
+	}
+	spin_lock(&one->lock);
+	spin_unlock(&one->lock);
+	kmem_cache_free(small, one);
+	old = small;
+	kmem_cache_destroy(small);
+
+	pairs = geomreuse_cache("geomreuse_pair", sizeof(*pair), geomreuse_pair_init);
+	pair = pairs ? kmem_cache_alloc(pairs, GFP_KERNEL) : NULL;
+	if (!pair) {
+		pr_err(PFX "cache_reuse: no memory\n");
+		kmem_cache_destroy(pairs);
+		return;
+	}
+	pr_info(PFX "cache_reuse: the new cache %s where the old one was\n",
+		(void *)pairs == old ? "is" : "is not");
+	nest_two(&pair->lock_a, &pair->lock_b);
+	nest_two(&pair->lock_b, &pair->lock_a);
+	kmem_cache_free(pairs, pair);
+	kmem_cache_destroy(pairs);
 }
 
 /* ---- recursion ------------------------------------------------------------- */
@@ -464,6 +544,7 @@ static const struct scenario {
 } scenarios[] = {
 	{ "circular_two", circular_two },
 	{ "circular_three", circular_three },
+	{ "cache_reuse", cache_reuse },
 	{ "recursive", recursive },
 	{ "inconsistent_hardirq_first", inconsistent_hardirq_first },
 	{ "inconsistent_hardirq_last", inconsistent_hardirq_last },

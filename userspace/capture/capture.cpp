@@ -281,6 +281,7 @@ void LockCapture::plan_hooks(const std::vector<std::string> &focus, const Kallsy
         bpf_program__set_autoload(tracepoint_program(), true);
     }
     bpf_program__set_autoload(skel_->progs.kmalloc_site, alloc_sites_wanted_);
+    bpf_program__set_autoload(skel_->progs.cache_released, true);
     hooks_ = plan_lock_hooks(backend_->backend, availability);
     for (const HookStatus &hook : hooks_) {
         if (hook.state == HookState::Planned) {
@@ -334,6 +335,7 @@ void LockCapture::attach_in_order() {
     if (alloc_sites_wanted_) {
         attach_alloc_sites();
     }
+    attach_cache_release();
 
     // lockdep's tracepoints, one program on both: release first, for the
     // reason below.
@@ -388,6 +390,22 @@ void LockCapture::attach_alloc_sites() {
     }
     links_.push_back(link);
     alloc_sites_attached_ = true;
+}
+
+// The BPF side keeps each slab cache's sizes only while it hears of every
+// kmem_cache freed (lock_class.bpf.h): without this kprobe a slab lock reads
+// them again on each acquire, slower but as exact.
+void LockCapture::attach_cache_release() {
+    bpf_link *link = bpf_program__attach(skel_->progs.cache_released);
+    if (!link) {
+        int err = errno;
+        fmt::print(
+            stderr, "lockwatch: {}; each slab lock reads its cache's sizes instead\n",
+            explain_tracing_failure("attach a kprobe to slab_kmem_cache_release", err, env_));
+        return;
+    }
+    links_.push_back(link);
+    skel_->bss->lw_geometry_cache_on = true;
 }
 
 void LockCapture::attach_raw_tracepoint(const TracepointHook &tracepoint) {

@@ -144,7 +144,8 @@ class LockCapture {
     // attach is marked AttachFailed with the reason.
     void attach_focus_kprobes();
     void attach_raw_tracepoint(const TracepointHook &tracepoint);
-    void attach_alloc_sites();  // the kmem:kmalloc tracepoint; a failure is only noted
+    void attach_alloc_sites();    // the kmem:kmalloc tracepoint; a failure is only noted
+    void attach_cache_release();  // slab_kmem_cache_release's kprobe; likewise
     void attach_lock_hook(HookStatus &hook);  // kprobe/kretprobe or fentry/fexit
 
     void release();
