@@ -197,15 +197,19 @@ struct edge_key {
  * context, so that our programs run nested by an interrupt cannot tear an
  * entry this context is reading.
  */
-#define LW_KNOWN_SLOTS 64
+/* bench/vm/cost.sh's ~90 classes: a usage check cost 106 instructions
+ * with 64 slots, 62 with 256; 128 keeps cpu_state well under the 32 KiB a
+ * per-CPU map value may take (it is 24 KiB). */
+#define LW_KNOWN_USAGE_SLOTS 128
+#define LW_KNOWN_EDGE_SLOTS 64
 struct known_usage {
     __u64 class_id;
     __u64 bits; /* usage bits (and LW_CLASS_REPORTED) the map holds */
 };
 
 struct known_facts {
-    struct known_usage usage[LW_KNOWN_SLOTS];
-    struct edge_key edges[LW_KNOWN_SLOTS];
+    struct known_usage usage[LW_KNOWN_USAGE_SLOTS];
+    struct edge_key edges[LW_KNOWN_EDGE_SLOTS];
 };
 
 struct cpu_state {
@@ -526,7 +530,7 @@ static __always_inline __u32 usage_mask_of(const struct acquire *a)
 /* Whether this context's cache says class_usage holds all of `mask`. */
 static __always_inline bool usage_known(const struct known_facts *k, __u64 class_id, __u64 mask)
 {
-    const struct known_usage *slot = &k->usage[class_id & (LW_KNOWN_SLOTS - 1)];
+    const struct known_usage *slot = &k->usage[class_id & (LW_KNOWN_USAGE_SLOTS - 1)];
 
     return slot->class_id == class_id && (slot->bits & mask) == mask;
 }
@@ -534,7 +538,7 @@ static __always_inline bool usage_known(const struct known_facts *k, __u64 class
 /* `bits`: what class_usage was just read to hold for the class. */
 static __always_inline void remember_usage(struct known_facts *k, __u64 class_id, __u64 bits)
 {
-    struct known_usage *slot = &k->usage[class_id & (LW_KNOWN_SLOTS - 1)];
+    struct known_usage *slot = &k->usage[class_id & (LW_KNOWN_USAGE_SLOTS - 1)];
 
     slot->class_id = class_id;
     slot->bits = bits;
@@ -640,7 +644,7 @@ static __always_inline void edge_key_of(struct edge_key *key, const struct acqui
 static __always_inline struct edge_key *known_edge_slot(struct known_facts *k,
                                                         const struct edge_key *key)
 {
-    return &k->edges[(key->prev ^ (key->next >> 7) ^ key->read_flags) & (LW_KNOWN_SLOTS - 1)];
+    return &k->edges[(key->prev ^ (key->next >> 7) ^ key->read_flags) & (LW_KNOWN_EDGE_SLOTS - 1)];
 }
 
 static __always_inline bool edge_known(struct known_facts *k, const struct edge_key *key)
