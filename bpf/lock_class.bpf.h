@@ -201,7 +201,7 @@ struct cache_geometry {
     __u32 object_size;
     __u32 red_left_pad;
     __u32 unused;
-    __u64 identity; /* with the geometry cache: a hash of the cache's name; else 0 */
+    __u64 identity; /* a hash of the cache's name (cache_identity) */
 };
 
 static __always_inline void read_cache_geometry(struct kmem_cache *cache, struct cache_geometry *g)
@@ -254,7 +254,8 @@ bool lw_geometry_cache_on = false;
 /* A cache made where a destroyed one was has its address but not, as a
  * rule, its name: slab class ids hash the name in too, so that the new
  * cache's locks are not taken for the old one's classes (and named after
- * it). Read only when the geometry is, which the cache makes rare. */
+ * it). Read when the geometry is: rarely with the geometry cache, on every
+ * slab lock without it. */
 static __always_inline __u64 cache_identity(struct kmem_cache *cache)
 {
     __u64 name[4] = {};
@@ -271,6 +272,8 @@ static __always_inline void cache_geometry(struct known_geometry *known, __u64 c
 
     if (!lw_geometry_cache_on) {
         read_cache_geometry((struct kmem_cache *)cache, g);
+        if (g->size)
+            g->identity = cache_identity((struct kmem_cache *)cache);
         return;
     }
     /* kmem_caches are cache-line aligned, a few hundred bytes apart. */
@@ -294,7 +297,7 @@ static __always_inline bool classify_slab(__u64 addr, struct known_geometry *kno
 {
     __u64 page_offset = LW_DEFAULT_PAGE_OFFSET, vmemmap = LW_DEFAULT_VMEMMAP_START;
     __u64 page_size = bpf_core_type_size(struct page);
-    struct cache_geometry geometry;
+    struct cache_geometry geometry = {};
     struct slab_page slab;
     __u64 pfn, page, slab_base;
 

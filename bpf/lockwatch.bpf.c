@@ -198,8 +198,8 @@ struct edge_key {
  * entry this context is reading.
  */
 /* bench/vm/cost.sh's ~90 classes: a usage check cost 106 instructions
- * with 64 slots, 62 with 256; 128 keeps cpu_state well under the 32 KiB a
- * per-CPU map value may take (it is 24 KiB). */
+ * with 32 slots in use, 62 with 128 (bench/vm/cost.sh --profile); 128
+ * keeps cpu_state well under the 32 KiB a per-CPU map value may take. */
 #define LW_KNOWN_USAGE_SLOTS 128
 #define LW_KNOWN_EDGE_SLOTS 64
 struct known_usage {
@@ -527,10 +527,16 @@ static __always_inline __u32 usage_mask_of(const struct acquire *a)
                          !!(a->irq_flags & LW_IRQ_SOFTIRQS_ENABLED));
 }
 
+/* Class ids always have bit 0 set (class_id_of). */
+static __always_inline __u32 known_usage_slot(__u64 class_id)
+{
+    return (class_id >> 1) & (LW_KNOWN_USAGE_SLOTS - 1);
+}
+
 /* Whether this context's cache says class_usage holds all of `mask`. */
 static __always_inline bool usage_known(const struct known_facts *k, __u64 class_id, __u64 mask)
 {
-    const struct known_usage *slot = &k->usage[class_id & (LW_KNOWN_USAGE_SLOTS - 1)];
+    const struct known_usage *slot = &k->usage[known_usage_slot(class_id)];
 
     return slot->class_id == class_id && (slot->bits & mask) == mask;
 }
@@ -538,7 +544,7 @@ static __always_inline bool usage_known(const struct known_facts *k, __u64 class
 /* `bits`: what class_usage was just read to hold for the class. */
 static __always_inline void remember_usage(struct known_facts *k, __u64 class_id, __u64 bits)
 {
-    struct known_usage *slot = &k->usage[class_id & (LW_KNOWN_USAGE_SLOTS - 1)];
+    struct known_usage *slot = &k->usage[known_usage_slot(class_id)];
 
     slot->class_id = class_id;
     slot->bits = bits;
@@ -877,23 +883,18 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a,
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
-/* A depth out of bounds resets the stack. */
-static __always_inline void reset_corrupt_stack(void *ctx, struct held_stack *held,
-                                                __u32 context)
+/* A held entry whose lock reads unlocked lost its release: drop such
+ * entries off the top, two at most per acquire. A depth out of bounds
+ * resets the stack. */
+static __always_inline void drop_stale_top(void *ctx, struct held_stack *held, __u32 context)
 {
+    __u32 depth;
+
     if (held->depth > LW_MAX_HELD) {
         report_all_forgotten(ctx, held, context);
         held->depth = 0;
         held->irqs_off_held = 0;
     }
-}
-
-/* A held entry whose lock reads unlocked lost its release: drop such
- * entries off the top, two at most per acquire. */
-static __always_inline void drop_stale_top(void *ctx, struct held_stack *held, __u32 context)
-{
-    __u32 depth;
-
     for (int i = 0; i < 2; i++) {
         depth = held->depth;
         if (depth == 0 || depth > LW_MAX_HELD)
@@ -981,17 +982,14 @@ static __always_inline bool held_entry_of(const struct held_stack *held, __u32 d
  * holds it, in this context or in one this context interrupted (an irq that
  * takes a lock its task holds spins on it for good; lockdep walks the task's
  * whole held list). Legal only for a recursive reader after a reader:
- * "if ((next->read == 2) && prev->read) continue;". An entry counts only
- * while the lock reads locked (a lost release leaves a stale one, and stale
- * entries are dropped only when a dependency is new). */
+ * "if ((next->read == 2) && prev->read) continue;". A lower context's entry
+ * counts only while the lock reads locked (a lost release leaves a stale one). */
 static __always_inline void report_recursion(void *ctx, struct cpu_state *cpu, __u32 depth,
                                              const struct acquire *a, const struct lw_class *class)
 {
     struct held_lock same = {};
     struct lw_record *rec;
-    bool found = held_entry_of(&cpu->ctx[a->context & (LW_CTX_COUNT - 1)], depth, a->lock,
-                               &same) &&
-                 still_locked(a->lock);
+    bool found = held_entry_of(&cpu->ctx[a->context & (LW_CTX_COUNT - 1)], depth, a->lock, &same);
 
     if (!found && a->context > LW_CTX_TASK)
         found = held_entry_of(&cpu->ctx[LW_CTX_TASK], cpu->ctx[LW_CTX_TASK].depth, a->lock,
@@ -1036,37 +1034,6 @@ static __always_inline void report_edges(void *ctx, struct known_facts *k,
         report_edge(ctx, k, a, class, &held->locks[LW_SLOT(top)], depth);
     if (below >= 0 && held->locks[LW_SLOT(below)].class_id != class->id)
         report_edge(ctx, k, a, class, &held->locks[LW_SLOT(below)], depth);
-}
-
-/* Whether the dependencies report_edges() would add are all in this
- * context's cache. Then whether the top entries lost their release changes
- * nothing this acquire sends, and their lock words are not read; else
- * drop_stale_top() runs first, so that no new dependency comes from a lock
- * no longer held. */
-static __always_inline bool held_edges_known(struct known_facts *k, struct held_stack *held,
-                                             __u32 depth, const struct acquire *a,
-                                             __u64 class_id)
-{
-    struct edge_key key;
-    int top, below;
-
-    if ((a->flags & LW_ACQ_TRYLOCK) || !depth)
-        return true;
-    top = live_entry_below(held, depth - 1);
-    if (top < 0)
-        return true;
-    if (held->locks[LW_SLOT(top)].class_id != class_id) {
-        edge_key_of(&key, a, class_id, &held->locks[LW_SLOT(top)]);
-        if (!edge_known(k, &key))
-            return false;
-    }
-    if (!(held->locks[LW_SLOT(top)].acquire_flags & LW_ACQ_TRYLOCK))
-        return true;
-    below = live_entry_below(held, top - 1);
-    if (below < 0 || held->locks[LW_SLOT(below)].class_id == class_id)
-        return true;
-    edge_key_of(&key, a, class_id, &held->locks[LW_SLOT(below)]);
-    return edge_known(k, &key);
 }
 
 /* False when the stack is full (counted): the lock is not held. */
@@ -1135,19 +1102,15 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
         report_nmi_acquire(ctx, a, class);
         return;
     }
-    reset_corrupt_stack(ctx, held, a->context);
+    /* Before anything reads the held stack: a stale irqsave entry would
+     * make the inferred irq state wrong, and a stale top a dependency. */
+    drop_stale_top(ctx, held, a->context);
+    depth = held->depth;
+    phase_stamp(a->context, LW_PHASE_STALE);
     set_irq_flags(a, held, hardirqs);
     site = derive_class(ctx, a, geometry, class);
     report_class_and_usage(ctx, known, a, class, site);
     phase_stamp(a->context, LW_PHASE_USAGE);
-    depth = held->depth;
-    /* Past half the stack, stale entries go whatever the cache says, so
-     * that lost releases cannot fill it. */
-    if (depth >= LW_MAX_HELD / 2 || !held_edges_known(known, held, depth, a, class->id)) {
-        drop_stale_top(ctx, held, a->context);
-        depth = held->depth;
-    }
-    phase_stamp(a->context, LW_PHASE_STALE);
     report_recursion(ctx, cpu, depth, a, class);
     phase_stamp(a->context, LW_PHASE_RECURSION);
     report_edges(ctx, known, held, depth, a, class);

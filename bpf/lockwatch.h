@@ -68,10 +68,10 @@ enum lw_phase {
     LW_PHASE_STAMP = 0,
     LW_PHASE_ENTRY = 1,      /* finished contexts, call count, first call, focus */
     LW_PHASE_SITE = 2,       /* the lock call's return address */
-    LW_PHASE_CLASS = 3,      /* irq state; the class from the address */
-    LW_PHASE_CLASS_SITE = 4, /* kmalloc allocation site, or first acquirer's site */
-    LW_PHASE_USAGE = 5,      /* class and usage bits: known, or sent */
-    LW_PHASE_STALE = 6,      /* held entries whose release was lost (when an edge is new) */
+    LW_PHASE_STALE = 3,      /* held entries whose release was lost: the top's lock word */
+    LW_PHASE_CLASS = 4,      /* irq state; the class from the address */
+    LW_PHASE_CLASS_SITE = 5, /* kmalloc allocation site, or first acquirer's site */
+    LW_PHASE_USAGE = 6,      /* class and usage bits: known, or sent */
     LW_PHASE_RECURSION = 7,  /* the same lock already held */
     LW_PHASE_EDGES = 8,      /* dependencies on the held locks: known, or sent */
     LW_PHASE_PUSH = 9,       /* onto the held stack */

@@ -78,6 +78,7 @@
 #include <linux/ktime.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
@@ -249,12 +250,14 @@ static void cache_reuse(void)
 	struct geomreuse_pair *pair;
 	void *old;
 
+	/* One CPU throughout: a tracer keeps what it knows of caches per CPU. */
+	set_cpus_allowed_ptr(current, cpumask_of(raw_smp_processor_id()));
 	small = geomreuse_cache("geomreuse_small", sizeof(*one), geomreuse_small_init);
 	one = small ? kmem_cache_alloc(small, GFP_KERNEL) : NULL;
 	if (!one) {
 		pr_err(PFX "cache_reuse: no memory\n");
 		kmem_cache_destroy(small);
-		return;
+		goto out;
 	}
 	spin_lock(&one->lock);
 	spin_unlock(&one->lock);
@@ -267,7 +270,7 @@ static void cache_reuse(void)
 	if (!pair) {
 		pr_err(PFX "cache_reuse: no memory\n");
 		kmem_cache_destroy(pairs);
-		return;
+		goto out;
 	}
 	pr_info(PFX "cache_reuse: the new cache %s where the old one was\n",
 		(void *)pairs == old ? "is" : "is not");
@@ -275,6 +278,8 @@ static void cache_reuse(void)
 	nest_two(&pair->lock_b, &pair->lock_a);
 	kmem_cache_free(pairs, pair);
 	kmem_cache_destroy(pairs);
+out:
+	set_cpus_allowed_ptr(current, cpu_possible_mask);
 }
 
 /* ---- recursion ------------------------------------------------------------- */
