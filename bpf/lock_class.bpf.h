@@ -18,7 +18,8 @@
  *
  * Nothing is cached per address: the slab lookup is a handful of loads, and
  * recomputing it each time means a freed and reused address can never keep
- * a stale class. What is cached are the boot's constants (below).
+ * a stale class. What is cached are the boot's constants and, while each
+ * cache lives, its sizes and what its name says (below).
  */
 #ifndef LOCKWATCH_LOCK_CLASS_BPF_H
 #define LOCKWATCH_LOCK_CLASS_BPF_H
@@ -45,6 +46,7 @@ struct lw_class {
     __u32 offset;      /* slab: offset in the object; per-CPU: offset in the area */
     __u64 cache;       /* slab: struct kmem_cache * */
     __u64 object_size; /* slab: kmem_cache->object_size */
+    bool generic_kmalloc; /* slab: the cache is a generic kmalloc-N one */
 };
 
 static __always_inline __u64 read_u64(const void *addr)
@@ -200,8 +202,8 @@ struct cache_geometry {
     __u32 size; /* the stride between objects */
     __u32 object_size;
     __u32 red_left_pad;
-    __u32 unused;
-    __u64 identity; /* a hash of the cache's name (cache_identity) */
+    __u32 generic_kmalloc; /* read_cache_name() */
+    __u64 identity;        /* read_cache_name() */
 };
 
 static __always_inline void read_cache_geometry(struct kmem_cache *cache, struct cache_geometry *g)
@@ -221,13 +223,11 @@ static __always_inline void read_cache_geometry(struct kmem_cache *cache, struct
         g->size = window[0];
         g->object_size = window[(object_at - size_at) / 4];
         g->red_left_pad = window[(pad_at - size_at) / 4];
-        g->identity = 0;
         return;
     }
     g->size = BPF_CORE_READ(cache, size);
     g->object_size = BPF_CORE_READ(cache, object_size);
     g->red_left_pad = BPF_CORE_READ(cache, red_left_pad);
-    g->identity = 0;
 }
 
 /*
@@ -251,17 +251,32 @@ struct known_geometry {
 __u64 lw_cache_generation = 0;
 bool lw_geometry_cache_on = false;
 
-/* A cache made where a destroyed one was has its address but not, as a
- * rule, its name: slab class ids hash the name in too, so that the new
- * cache's locks are not taken for the old one's classes (and named after
- * it). Read when the geometry is: rarely with the geometry cache, on every
- * slab lock without it. */
-static __always_inline __u64 cache_identity(struct kmem_cache *cache)
+/*
+ * What a cache's name says, read with its sizes: rarely with the geometry
+ * cache, on every slab lock without it. A hash of it (identity): a cache
+ * made where a destroyed one was has its address but not, as a rule, its
+ * name, and slab class ids hash the name in, so that the new cache's locks
+ * are not taken for the old one's classes (and named after it). And whether
+ * it is a generic kmalloc-N cache (kmalloc-N, kmalloc-cg-N, kmalloc-rcl-N),
+ * which any struct of a size may come from, so that (cache, offset) alone
+ * would merge unrelated locks. False when the name could not be read.
+ */
+static __always_inline bool read_cache_name(struct kmem_cache *cache, struct cache_geometry *g)
 {
     __u64 name[4] = {};
 
-    bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(cache, name));
-    return mix64(name[0] ^ mix64(name[1] ^ mix64(name[2] ^ mix64(name[3]))));
+    if (bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(cache, name)) <= 0)
+        return false;
+    g->generic_kmalloc = name[0] == 0x2d636f6c6c616d6bULL; /* "kmalloc-", little endian */
+    g->identity = mix64(name[0] ^ mix64(name[1] ^ mix64(name[2] ^ mix64(name[3]))));
+    return true;
+}
+
+/* Sizes and name; false (nothing to keep) when either could not be read. */
+static __always_inline bool read_cache(struct kmem_cache *cache, struct cache_geometry *g)
+{
+    read_cache_geometry(cache, g);
+    return g->size && read_cache_name(cache, g);
 }
 
 static __always_inline void cache_geometry(struct known_geometry *known, __u64 cache,
@@ -271,9 +286,7 @@ static __always_inline void cache_geometry(struct known_geometry *known, __u64 c
     __u64 generation;
 
     if (!lw_geometry_cache_on) {
-        read_cache_geometry((struct kmem_cache *)cache, g);
-        if (g->size)
-            g->identity = cache_identity((struct kmem_cache *)cache);
+        read_cache((struct kmem_cache *)cache, g);
         return;
     }
     /* kmem_caches are cache-line aligned, a few hundred bytes apart. */
@@ -283,10 +296,8 @@ static __always_inline void cache_geometry(struct known_geometry *known, __u64 c
         *g = slot->geometry;
         return;
     }
-    read_cache_geometry((struct kmem_cache *)cache, g);
-    if (!g->size)
+    if (!read_cache((struct kmem_cache *)cache, g))
         return;
-    g->identity = cache_identity((struct kmem_cache *)cache);
     slot->cache = cache;
     slot->generation = generation;
     slot->geometry = *g;
@@ -326,6 +337,7 @@ static __always_inline bool classify_slab(__u64 addr, struct known_geometry *kno
     c->offset = (__u32)((addr - slab_base) % geometry.size) - geometry.red_left_pad;
     c->cache = slab.cache;
     c->object_size = geometry.object_size;
+    c->generic_kmalloc = geometry.generic_kmalloc;
     c->id = class_id_of(LW_CLASS_SLAB, slab.cache ^ geometry.identity, c->offset);
     return true;
 }
@@ -356,6 +368,7 @@ static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_g
     c->cache = 0;
     c->object_size = 0;
     c->offset = 0;
+    c->generic_kmalloc = false;
     if (text && end && addr >= text && addr < end) {
         c->type = LW_CLASS_STATIC;
         c->id = class_id_of(LW_CLASS_STATIC, addr, 0);

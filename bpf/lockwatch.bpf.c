@@ -767,37 +767,9 @@ static __always_inline void report_all_forgotten(void *ctx, const struct held_st
     }
 }
 
-/* What generic_kmalloc_cache() said of a cache, direct-mapped by its
- * address: (cache | 1) for a kmalloc cache, cache for another. Safe to keep:
- * the kmalloc caches are made at boot and never destroyed, so no address
- * ever changes sides. A racing CPU stores a pair as true as ours. Saves two
- * bpf_probe_read_kernel() calls per acquire of a slab lock. */
-#define LW_KMALLOC_CACHE_SLOTS 256
-__u64 lw_kmalloc_verdicts[LW_KMALLOC_CACHE_SLOTS];
-
-/* kmalloc-N, kmalloc-cg-N, kmalloc-rcl-N: caches any struct of a size may
- * come from, so (cache, offset) alone would merge unrelated locks. */
-static __always_inline bool generic_kmalloc_cache(__u64 cache)
-{
-    __u32 slot = (cache >> 6) & (LW_KMALLOC_CACHE_SLOTS - 1);
-    __u64 verdict = lw_kmalloc_verdicts[slot];
-    const char *name;
-    __u64 prefix = 0;
-    bool kmalloc;
-
-    if (verdict && (verdict & ~1ULL) == cache)
-        return verdict & 1;
-    name = BPF_CORE_READ((struct kmem_cache *)cache, name);
-    if (bpf_probe_read_kernel(&prefix, sizeof(prefix), name))
-        return false; /* not kept: unread is not an answer */
-    kmalloc = prefix == 0x2d636f6c6c616d6bULL; /* "kmalloc-", little endian */
-    lw_kmalloc_verdicts[slot] = cache | kmalloc;
-    return kmalloc;
-}
-
 static __always_inline bool in_generic_kmalloc(const struct lw_class *c)
 {
-    return c->type == LW_CLASS_SLAB && generic_kmalloc_cache(c->cache);
+    return c->type == LW_CLASS_SLAB && c->generic_kmalloc;
 }
 
 /* The call site of the first acquire of `lock` seen, kept for as long as

@@ -237,10 +237,21 @@ static void geomreuse_pair_init(void *object)
 	spin_lock_init(geomreuse_pair_b);
 }
 
-/* A ctor also keeps the cache from being merged into another. */
-static struct kmem_cache *geomreuse_cache(const char *name, size_t size, void (*ctor)(void *))
+/* A cache of `size`-byte objects, in *cache, and one object from it; NULL
+ * (logged, the cache destroyed) when there is no memory. A ctor also keeps
+ * the cache from being merged into another. */
+static void *geomreuse_object(const char *name, size_t size, void (*ctor)(void *),
+			      struct kmem_cache **cache)
 {
-	return kmem_cache_create(name, size, 64, 0, ctor);
+	void *object;
+
+	*cache = kmem_cache_create(name, size, 64, 0, ctor);
+	object = *cache ? kmem_cache_alloc(*cache, GFP_KERNEL) : NULL;
+	if (!object) {
+		pr_err(PFX "cache_reuse: no memory for %s\n", name);
+		kmem_cache_destroy(*cache);
+	}
+	return object;
 }
 
 static void cache_reuse(void)
@@ -248,32 +259,23 @@ static void cache_reuse(void)
 	struct kmem_cache *small, *pairs;
 	struct geomreuse_small *one;
 	struct geomreuse_pair *pair;
-	void *old;
 
 	/* One CPU throughout: a tracer keeps what it knows of caches per CPU. */
 	set_cpus_allowed_ptr(current, cpumask_of(raw_smp_processor_id()));
-	small = geomreuse_cache("geomreuse_small", sizeof(*one), geomreuse_small_init);
-	one = small ? kmem_cache_alloc(small, GFP_KERNEL) : NULL;
-	if (!one) {
-		pr_err(PFX "cache_reuse: no memory\n");
-		kmem_cache_destroy(small);
+	one = geomreuse_object("geomreuse_small", sizeof(*one), geomreuse_small_init, &small);
+	if (!one)
 		goto out;
-	}
 	spin_lock(&one->lock);
 	spin_unlock(&one->lock);
 	kmem_cache_free(small, one);
-	old = small;
 	kmem_cache_destroy(small);
 
-	pairs = geomreuse_cache("geomreuse_pair", sizeof(*pair), geomreuse_pair_init);
-	pair = pairs ? kmem_cache_alloc(pairs, GFP_KERNEL) : NULL;
-	if (!pair) {
-		pr_err(PFX "cache_reuse: no memory\n");
-		kmem_cache_destroy(pairs);
+	pair = geomreuse_object("geomreuse_pair", sizeof(*pair), geomreuse_pair_init, &pairs);
+	if (!pair)
 		goto out;
-	}
+	/* small is compared, never used: its kmem_cache is freed. */
 	pr_info(PFX "cache_reuse: the new cache %s where the old one was\n",
-		(void *)pairs == old ? "is" : "is not");
+		pairs == small ? "is" : "is not");
 	nest_two(&pair->lock_a, &pair->lock_b);
 	nest_two(&pair->lock_b, &pair->lock_a);
 	kmem_cache_free(pairs, pair);
