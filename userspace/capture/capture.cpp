@@ -474,20 +474,30 @@ size_t LockCapture::attached_count() const {
 
 namespace {
 
-template <size_t N>
-std::array<uint64_t, N> sum_percpu_array(int map_fd) {
-    std::array<uint64_t, N> totals{};
+void add_to(uint64_t &total, uint64_t value) {
+    total += value;
+}
+
+void add_to(lw_phase_cost &total, const lw_phase_cost &value) {
+    total.ns += value.ns;
+    total.count += value.count;
+}
+
+// Each of a per-CPU array's N entries, summed over the CPUs.
+template <size_t N, typename T = uint64_t>
+std::array<T, N> sum_percpu_array(int map_fd) {
+    std::array<T, N> totals{};
     int ncpus = libbpf_num_possible_cpus();
     if (ncpus <= 0) {
         return totals;
     }
-    std::vector<uint64_t> values(static_cast<size_t>(ncpus));
+    std::vector<T> values(static_cast<size_t>(ncpus));
     for (uint32_t key = 0; key < N; ++key) {
         if (bpf_map_lookup_elem(map_fd, &key, values.data()) != 0) {
             continue;
         }
-        for (uint64_t v : values) {
-            totals[key] += v;
+        for (const T &v : values) {
+            add_to(totals[key], v);
         }
     }
     return totals;
@@ -545,23 +555,7 @@ std::vector<LockCapture::ProgramCost> LockCapture::read_costs() const {
 }
 
 std::array<lw_phase_cost, LW_PHASE_COUNT> LockCapture::read_phase_costs() const {
-    std::array<lw_phase_cost, LW_PHASE_COUNT> totals{};
-    int ncpus = libbpf_num_possible_cpus();
-    if (ncpus <= 0) {
-        return totals;
-    }
-    std::vector<lw_phase_cost> values(static_cast<size_t>(ncpus));
-    int fd = bpf_map__fd(skel_->maps.phase_costs);
-    for (uint32_t phase = 0; phase < LW_PHASE_COUNT; ++phase) {
-        if (bpf_map_lookup_elem(fd, &phase, values.data()) != 0) {
-            continue;
-        }
-        for (const lw_phase_cost &v : values) {
-            totals[phase].ns += v.ns;
-            totals[phase].count += v.count;
-        }
-    }
-    return totals;
+    return sum_percpu_array<LW_PHASE_COUNT, lw_phase_cost>(bpf_map__fd(skel_->maps.phase_costs));
 }
 
 // libbpf's ring_buffer__consume() returns only once it finds the ring empty.
