@@ -16,10 +16,9 @@
  *   page-table lock is one class (page.ptl), as lockdep has it.
  * - anything else (stacks, vmalloc): the acquiring call site.
  *
- * Nothing is cached per address: the slab lookup is a handful of loads, and
- * recomputing it each time means a freed and reused address can never keep
- * a stale class. What is cached are the boot's constants and, while each
- * cache lives, its sizes and what its name says (below).
+ * What is cached: the boot's constants; while each cache lives, its sizes
+ * and what its name says; and, until any slab's pages are freed, each
+ * recently taken lock's class by its address (known_address, below).
  */
 #ifndef LOCKWATCH_LOCK_CLASS_BPF_H
 #define LOCKWATCH_LOCK_CLASS_BPF_H
@@ -342,6 +341,46 @@ static __always_inline bool classify_slab(__u64 addr, struct known_geometry *kno
     return true;
 }
 
+/*
+ * Lock address -> class, kept per CPU and context (in lockwatch.bpf.c's
+ * cpu_state): the per-CPU and slab rules cost a page read (one or two
+ * bpf_probe_read_kernel()s, about 200 instructions) or a per-CPU range
+ * check (about 80) on every acquire (bench/vm/cost.sh --profile), and most
+ * acquires take a lock taken a moment before. A slab lock's class holds
+ * while its slab's pages stay in the slab; slab_freeing() and slab_freed(),
+ * on __free_slab()'s entry and return, bump lw_slab_generation around every
+ * slab's pages going back to the page allocator, and an entry counts only
+ * in the generation it was read in. A single generation, not one per page:
+ * slabs are freed a few hundred times a second under bench/vm/cost.sh's
+ * workload against about a million acquires, and each bump voids every
+ * CPU's entries. Addresses that fall to no rule (stacks, vmalloc, pages
+ * outside the slab) are not kept: their page may become a slab's. Used once
+ * both probes are attached (user space sets lw_address_cache_on).
+ */
+#define LW_KNOWN_ADDRESS_SLOTS 32
+#define LW_KNOWN_ADDRESS_SHIFT 59 /* 64 - log2(slots) */
+struct known_address {
+    __u64 lock;
+    __u64 generation;
+    struct lw_class class;
+};
+
+/* One CPU and context's caches of what the address rules read. */
+struct known_classes {
+    struct known_geometry geometry[LW_GEOMETRY_SLOTS];
+    struct known_address addresses[LW_KNOWN_ADDRESS_SLOTS];
+};
+
+__u64 lw_slab_generation = 0;
+bool lw_address_cache_on = false;
+
+static __always_inline struct known_address *known_address_slot(struct known_classes *known,
+                                                                __u64 addr)
+{
+    /* Fibonacci hashing: locks in one object differ in the low bits only. */
+    return &known->addresses[(addr * 0x9e3779b97f4a7c15ULL) >> LW_KNOWN_ADDRESS_SHIFT];
+}
+
 static __always_inline bool classify_page(__u64 addr, struct lw_class *c)
 {
     __u64 vmemmap = LW_DEFAULT_VMEMMAP_START;
@@ -359,11 +398,13 @@ static __always_inline bool classify_page(__u64 addr, struct lw_class *c)
 }
 
 /* `site` is the acquiring call site, used when nothing better names the
- * lock; `known`: this CPU and context's LW_GEOMETRY_SLOTS cache entries. */
-static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_geometry *known,
+ * lock; `known`: this CPU and context's caches. */
+static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_classes *known,
                                           struct lw_class *c)
 {
     __u64 text = (__u64)&_stext, end = (__u64)&_end;
+    struct known_address *slot;
+    __u64 generation;
 
     c->cache = 0;
     c->object_size = 0;
@@ -379,12 +420,19 @@ static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_g
         c->id = class_id_of(LW_CLASS_MODULE, addr, 0);
         return;
     }
-    if (classify_percpu(addr, c))
+    slot = known_address_slot(known, addr);
+    generation = lw_slab_generation; /* before the reads: a bump during them voids the entry */
+    if (lw_address_cache_on && slot->lock == addr && slot->generation == generation) {
+        *c = slot->class;
         return;
-    if (classify_slab(addr, known, c))
+    }
+    if (classify_percpu(addr, c) || classify_slab(addr, known->geometry, c) ||
+        classify_page(addr, c)) {
+        slot->lock = addr;
+        slot->generation = generation;
+        slot->class = *c;
         return;
-    if (classify_page(addr, c))
-        return;
+    }
     c->type = LW_CLASS_SITE;
     c->id = class_id_of(LW_CLASS_SITE, site, 0);
 }

@@ -213,6 +213,7 @@ struct known_facts {
 };
 
 struct cpu_state {
+    struct lw_cpu_calls counted; /* first: user space reads it (lockwatch.h) */
     struct held_stack ctx[LW_CTX_COUNT];
     /* kprobe mode: a trylock's lock and hardirq state between entry and return */
     __u64 trylock_lock[LW_CTX_COUNT];
@@ -226,8 +227,9 @@ struct cpu_state {
     struct lw_class class[LW_CTX_COUNT];
     __u64 phase_since[LW_CTX_COUNT]; /* --profile-phases: the last stamp */
     struct known_facts known[LW_CTX_COUNT];
-    struct known_geometry geometry[LW_CTX_COUNT][LW_GEOMETRY_SLOTS];
+    struct known_classes classes[LW_CTX_COUNT];
 };
+_Static_assert(__builtin_offsetof(struct cpu_state, counted) == 0, "user space reads it there");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -235,13 +237,6 @@ struct {
     __type(key, __u32);
     __type(value, struct cpu_state);
 } cpu_states SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, LW_FN_SLOTS);
-    __type(key, __u32);
-    __type(value, __u64);
-} calls SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -487,6 +482,21 @@ static __always_inline void report_first_call(void *ctx, __u32 function, __u32 c
     rec = new_record(ctx, LW_RECORD_FIRST_CALL, function, context);
     if (rec)
         bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
+/* One more call of `function` on this CPU; its first anywhere is reported
+ * (a CPU's first asks whether another CPU's came before). */
+static __always_inline void count_call(void *ctx, struct cpu_state *cpu, __u32 function,
+                                       __u32 context)
+{
+    __u64 *calls;
+
+    if (function >= LW_FN_SLOTS)
+        return;
+    calls = &cpu->counted.calls[function];
+    if (*calls == 0)
+        report_first_call(ctx, function, context);
+    *calls += 1;
 }
 
 static __always_inline void fill_class(struct lw_record *rec, const struct lw_class *c,
@@ -812,7 +822,7 @@ static __always_inline __u64 kmalloc_class(void *ctx, __u64 lock, __u64 site, bo
  * pairing with the class lockwatch's address rules would give the same lock
  * is reported once, to measure how the two agree. */
 static __always_inline void lockdep_class(void *ctx, const struct acquire *a,
-                                          struct known_geometry *geometry, struct lw_class *c)
+                                          struct known_classes *known, struct lw_class *c)
 {
     struct lockdep_map___lw *map = (struct lockdep_map___lw *)a->lock;
     struct class_pair pair;
@@ -830,7 +840,7 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a,
     paired = bpf_map_lookup_elem(&paired_locks, &a->lock);
     if (paired && *paired == c->id)
         return;
-    classify_lock(a->lock, 0, geometry, &derived);
+    classify_lock(a->lock, 0, known, &derived);
     /* A kmalloc object's class changes with each allocation of the address:
      * such locks are derived on every acquire (remembered as 0). */
     remembered = c->id;
@@ -909,16 +919,16 @@ static __always_inline void set_irq_flags(struct acquire *a, const struct held_s
  * allocation site (generic kmalloc caches), else the first acquirer's (SITE,
  * kmalloc objects allocated before tracing began). Returns that site, or 0. */
 static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
-                                          struct known_geometry *geometry, struct lw_class *class)
+                                          struct known_classes *known, struct lw_class *class)
 {
     __u64 site = 0;
 
     /* Resolved at load: on kernels without lockdep only the else remains. */
     if (a->function == LW_FN_LOCKDEP &&
         bpf_core_field_exists(((struct lockdep_map___lw *)0)->key)) {
-        lockdep_class(ctx, a, geometry, class);
+        lockdep_class(ctx, a, known, class);
     } else {
-        classify_lock(a->lock, 0, geometry, class);
+        classify_lock(a->lock, 0, known, class);
     }
     phase_stamp(a->context, LW_PHASE_CLASS);
     if (in_generic_kmalloc(class)) {
@@ -1065,12 +1075,12 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     struct held_stack *held = &cpu->ctx[a->context & (LW_CTX_COUNT - 1)];
     struct lw_class *class = &cpu->class[a->context & (LW_CTX_COUNT - 1)];
     struct known_facts *known = &cpu->known[a->context & (LW_CTX_COUNT - 1)];
-    struct known_geometry *geometry = cpu->geometry[a->context & (LW_CTX_COUNT - 1)];
+    struct known_classes *classes = &cpu->classes[a->context & (LW_CTX_COUNT - 1)];
     __u32 depth;
     __u64 site;
 
     if (a->context == LW_CTX_NMI && !nmi_graph) {
-        derive_class(ctx, a, geometry, class);
+        derive_class(ctx, a, classes, class);
         report_nmi_acquire(ctx, a, class);
         return;
     }
@@ -1080,7 +1090,7 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     depth = held->depth;
     phase_stamp(a->context, LW_PHASE_STALE);
     set_irq_flags(a, held, hardirqs);
-    site = derive_class(ctx, a, geometry, class);
+    site = derive_class(ctx, a, classes, class);
     report_class_and_usage(ctx, known, a, class, site);
     phase_stamp(a->context, LW_PHASE_USAGE);
     report_recursion(ctx, cpu, depth, a, class);
@@ -1379,8 +1389,7 @@ static __always_inline int on_lock_op(void *ctx, const struct lock_op *op)
     if (op->kind == OP_TRYLOCK_EXIT && !op->trylock_ok)
         goto out;
 
-    count(&calls, op->function);
-    report_first_call(ctx, op->function, context);
+    count_call(ctx, cpu, op->function, context);
     /* Focus: releases always pop (a lock taken in scope may be dropped out
      * of it); acquires outside the scope are not tracked at all. */
     if (focus_enabled && op->kind != OP_RELEASE && !in_focus(context))
@@ -1769,6 +1778,25 @@ SEC("kprobe/slab_kmem_cache_release")
 int cache_released(struct pt_regs *ctx)
 {
     __sync_fetch_and_add(&lw_cache_generation, 1);
+    return 0;
+}
+
+/* A slab's pages go back to the page allocator: every lock address kept
+ * with its class (lock_class.bpf.h) is void, as it may have been in them.
+ * Bumped on entry, so that nothing read before the pages are reused
+ * counts, and on return, so that nothing read from them while they were
+ * being freed does. */
+SEC("kprobe/__free_slab")
+int slab_freeing(struct pt_regs *ctx)
+{
+    __sync_fetch_and_add(&lw_slab_generation, 1);
+    return 0;
+}
+
+SEC("kretprobe/__free_slab")
+int slab_freed(struct pt_regs *ctx)
+{
+    __sync_fetch_and_add(&lw_slab_generation, 1);
     return 0;
 }
 

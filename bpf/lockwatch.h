@@ -106,6 +106,14 @@ enum lw_class_type {
 #define LW_FN_LOCKDEP LW_FN_COUNT
 #define LW_FN_SLOTS (LW_FN_COUNT + 1)
 
+/* Each CPU's calls of each lock function, at the start of its cpu_states
+ * value, where user space reads them: a map of their own would cost a
+ * helper call on every lock operation (about 25 instructions on 6.1, which
+ * does not inline per-CPU array lookups). */
+struct lw_cpu_calls {
+    __u64 calls[LW_FN_SLOTS];
+};
+
 enum lw_record_type {
     /* The first time a lock function ran: who called it. */
     LW_RECORD_FIRST_CALL = 1,

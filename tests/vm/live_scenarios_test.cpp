@@ -124,6 +124,9 @@ void expect_lockwatch_agrees(const LiveRun &run, const Scenario &s) {
         EXPECT_NE(run.guest.output.find("cache_reuse: the new cache is where the old one was"),
                   std::string::npos)
             << run.guest.output;
+        EXPECT_NE(run.guest.output.find("cache_reuse: a new lock is where an old one was"),
+                  std::string::npos)
+            << run.guest.output;
     }
     for (const LiveFinding &f : mine) {
         EXPECT_EQ(f.kind, s.kind) << f.title;

@@ -204,12 +204,14 @@ static void circular_three(void)
 
 /*
  * A cycle between two locks of one slab object, in a cache made right after
- * another was destroyed: most often in the kmem_cache the old one had. The
- * old cache's objects are 64 bytes apart; the new one's 128, its second lock
- * at 64. A tracer that kept the old cache's sizes for that address would put
- * both locks at offset 0, one class, and see no cycle; one that kept the old
- * cache's classes would name the new lock at offset 0 after the old cache.
- * The caches' own locks (their ctors init them) are the only ones here.
+ * another was destroyed: most often in the kmem_cache the old one had, and
+ * on the page the old one's slab had. The old cache's objects are 64 bytes
+ * apart; the new one's 128, its second lock at 64. A tracer that kept the
+ * old cache's sizes for that address would put both locks at offset 0, one
+ * class, and see no cycle; one that kept the old cache's classes, or the
+ * class of each old lock's address, would name the new lock at offset 0
+ * after the old cache. The caches' own locks (their ctors init them) are
+ * the only ones here.
  */
 struct geomreuse_small {
 	spinlock_t lock;
@@ -254,20 +256,45 @@ static void *geomreuse_object(const char *name, size_t size, void (*ctor)(void *
 	return object;
 }
 
+/* A page's worth of the old cache's objects, each lock taken, so that the
+ * new object's locks most likely lie where old ones did. */
+#define GEOMREUSE_OLD_OBJECTS (PAGE_SIZE / sizeof(struct geomreuse_small))
+
+/* Compared, never used: the old objects are freed. */
+static bool geomreuse_where_old_locks_were(struct geomreuse_small **old,
+					   struct geomreuse_pair *pair)
+{
+	size_t i;
+
+	for (i = 0; i < GEOMREUSE_OLD_OBJECTS; i++)
+		if ((void *)old[i] == &pair->lock_a || (void *)old[i] == &pair->lock_b)
+			return true;
+	return false;
+}
+
 static void cache_reuse(void)
 {
+	struct geomreuse_small *old[GEOMREUSE_OLD_OBJECTS] = {};
 	struct kmem_cache *small, *pairs;
-	struct geomreuse_small *one;
 	struct geomreuse_pair *pair;
+	size_t i;
 
 	/* One CPU throughout: a tracer keeps what it knows of caches per CPU. */
 	set_cpus_allowed_ptr(current, cpumask_of(raw_smp_processor_id()));
-	one = geomreuse_object("geomreuse_small", sizeof(*one), geomreuse_small_init, &small);
-	if (!one)
+	old[0] = geomreuse_object("geomreuse_small", sizeof(*old[0]), geomreuse_small_init, &small);
+	if (!old[0])
 		goto out;
-	spin_lock(&one->lock);
-	spin_unlock(&one->lock);
-	kmem_cache_free(small, one);
+	for (i = 1; i < GEOMREUSE_OLD_OBJECTS; i++)
+		old[i] = kmem_cache_alloc(small, GFP_KERNEL);
+	for (i = 0; i < GEOMREUSE_OLD_OBJECTS; i++) {
+		if (!old[i])
+			continue;
+		spin_lock(&old[i]->lock);
+		spin_unlock(&old[i]->lock);
+	}
+	for (i = 0; i < GEOMREUSE_OLD_OBJECTS; i++)
+		if (old[i])
+			kmem_cache_free(small, old[i]);
 	kmem_cache_destroy(small);
 
 	pair = geomreuse_object("geomreuse_pair", sizeof(*pair), geomreuse_pair_init, &pairs);
@@ -276,6 +303,8 @@ static void cache_reuse(void)
 	/* small is compared, never used: its kmem_cache is freed. */
 	pr_info(PFX "cache_reuse: the new cache %s where the old one was\n",
 		pairs == small ? "is" : "is not");
+	pr_info(PFX "cache_reuse: a new lock %s where an old one was\n",
+		geomreuse_where_old_locks_were(old, pair) ? "is" : "is not");
 	nest_two(&pair->lock_a, &pair->lock_b);
 	nest_two(&pair->lock_b, &pair->lock_a);
 	kmem_cache_free(pairs, pair);

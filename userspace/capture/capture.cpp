@@ -282,6 +282,8 @@ void LockCapture::plan_hooks(const std::vector<std::string> &focus, const Kallsy
     }
     bpf_program__set_autoload(skel_->progs.kmalloc_site, alloc_sites_wanted_);
     bpf_program__set_autoload(skel_->progs.cache_released, true);
+    bpf_program__set_autoload(skel_->progs.slab_freeing, true);
+    bpf_program__set_autoload(skel_->progs.slab_freed, true);
     hooks_ = plan_lock_hooks(backend_->backend, availability);
     for (const HookStatus &hook : hooks_) {
         if (hook.state == HookState::Planned) {
@@ -336,6 +338,7 @@ void LockCapture::attach_in_order() {
         attach_alloc_sites();
     }
     attach_cache_release();
+    attach_slab_free();
 
     // lockdep's tracepoints, one program on both: release first, for the
     // reason below.
@@ -406,6 +409,24 @@ void LockCapture::attach_cache_release() {
     }
     links_.push_back(link);
     skel_->bss->lw_geometry_cache_on = true;
+}
+
+// Likewise, the BPF side keeps each lock address's class while it hears of
+// every slab's pages being freed, before and after (lock_class.bpf.h).
+void LockCapture::attach_slab_free() {
+    bpf_link *freeing = bpf_program__attach(skel_->progs.slab_freeing);
+    bpf_link *freed = freeing ? bpf_program__attach(skel_->progs.slab_freed) : nullptr;
+    if (!freed) {
+        int err = errno;  // the failed attach's
+        bpf_link__destroy(freeing);
+        fmt::print(
+            stderr, "lockwatch: {}; each lock's class is read from its page instead\n",
+            explain_tracing_failure("attach a kprobe and a kretprobe to __free_slab", err, env_));
+        return;
+    }
+    links_.push_back(freeing);
+    links_.push_back(freed);
+    skel_->bss->lw_address_cache_on = true;
 }
 
 void LockCapture::attach_raw_tracepoint(const TracepointHook &tracepoint) {
@@ -505,12 +526,40 @@ std::array<T, N> sum_percpu_array(int map_fd) {
 
 }  // namespace
 
+// Each CPU's lw_cpu_calls, at the start of its cpu_states value: one
+// lookup copies every CPU's whole state (about 31 KiB each), once an
+// interval.
+std::array<uint64_t, LW_FN_SLOTS> LockCapture::read_call_slots() const {
+    std::array<uint64_t, LW_FN_SLOTS> totals{};
+    int ncpus = libbpf_num_possible_cpus();
+    size_t stride = (bpf_map__value_size(skel_->maps.cpu_states) + 7) / 8 * 8;
+    if (ncpus <= 0 || stride < sizeof(lw_cpu_calls)) {
+        return totals;
+    }
+    std::vector<uint8_t> values(static_cast<size_t>(ncpus) * stride);
+    uint32_t key = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.cpu_states), &key, values.data()) != 0) {
+        return totals;
+    }
+    for (size_t cpu = 0; cpu < static_cast<size_t>(ncpus); ++cpu) {
+        lw_cpu_calls counted;
+        std::memcpy(&counted, values.data() + cpu * stride, sizeof(counted));
+        for (size_t fn = 0; fn < LW_FN_SLOTS; ++fn) {
+            totals[fn] += counted.calls[fn];
+        }
+    }
+    return totals;
+}
+
 std::array<uint64_t, LW_FN_COUNT> LockCapture::read_calls() const {
-    return sum_percpu_array<LW_FN_COUNT>(bpf_map__fd(skel_->maps.calls));
+    std::array<uint64_t, LW_FN_COUNT> calls{};
+    auto slots = read_call_slots();
+    std::copy_n(slots.begin(), LW_FN_COUNT, calls.begin());
+    return calls;
 }
 
 uint64_t LockCapture::read_lockdep_calls() const {
-    return sum_percpu_array<LW_FN_SLOTS>(bpf_map__fd(skel_->maps.calls))[LW_FN_LOCKDEP];
+    return read_call_slots()[LW_FN_LOCKDEP];
 }
 
 CaptureLosses LockCapture::read_losses() const {

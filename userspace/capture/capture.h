@@ -123,6 +123,7 @@ class LockCapture {
     std::vector<uint64_t> stack(int32_t stack_id) const;
 
   private:
+    std::array<uint64_t, LW_FN_SLOTS> read_call_slots() const;
     using VmlinuxBtf = std::unique_ptr<btf, void (*)(btf *)>;
     struct KernelCheck {
         VmlinuxBtf vmlinux_btf;
@@ -146,6 +147,7 @@ class LockCapture {
     void attach_raw_tracepoint(const TracepointHook &tracepoint);
     void attach_alloc_sites();    // the kmem:kmalloc tracepoint; a failure is only noted
     void attach_cache_release();  // slab_kmem_cache_release's kprobe; likewise
+    void attach_slab_free();      // __free_slab's kprobe and kretprobe; likewise
     void attach_lock_hook(HookStatus &hook);  // kprobe/kretprobe or fentry/fexit
 
     void release();
