@@ -128,7 +128,10 @@ bool names_scenario_lock(const std::string &lock_name, const Scenario &s) {
     if (!name.empty() && name[0] == '&') {
         name.erase(0, 1);
     }
-    return name.compare(0, s.lock_prefix.size(), s.lock_prefix) == 0;
+    // A generic kmalloc object's lock: kmalloc-N+OFFSET@FUNCTION, its
+    // allocating function's name after the '@' (lockwatch's name for it).
+    return name.compare(0, s.lock_prefix.size(), s.lock_prefix) == 0 ||
+           (name.rfind("kmalloc", 0) == 0 && name.find("@" + s.lock_prefix) != std::string::npos);
 }
 
 std::vector<LiveFinding> findings_in(const std::string &guest_output, const std::string &prefix) {

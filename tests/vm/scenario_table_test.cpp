@@ -68,6 +68,14 @@ TEST(ScenarioTable, FindingsBelongToTheScenarioWhoseLocksTheyName) {
     EXPECT_FALSE(names_scenario_lock("lock@do_one_initcall", circ2));
     EXPECT_FALSE(names_scenario_lock("circ3_a [lockwatch_scenarios]", circ2));
     EXPECT_TRUE(names_scenario_lock("&oknest_objs[i].lock", nested));
+    // A generic kmalloc object's lock, by its allocating function.
+    Scenario kmreuse{"kmalloc_reuse", "kmreuse_pair", "circular", ""};
+    EXPECT_TRUE(
+        names_scenario_lock("kmalloc-128+0x40@kmreuse_pair_alloc [lockwatch_scenarios]", kmreuse));
+    EXPECT_FALSE(
+        names_scenario_lock("kmalloc-128+0x40@kmreuse_old_alloc [lockwatch_scenarios]", kmreuse));
+    EXPECT_FALSE(
+        names_scenario_lock("kmalloc-128+0x0@locker:nest_two [lockwatch_scenarios]", kmreuse));
 
     auto findings = findings_in(
         "noise\n"

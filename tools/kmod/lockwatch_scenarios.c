@@ -45,6 +45,9 @@
  *   cache_reuse                 circular (a->b, then b->a, two locks of one
  *                               slab object, in a cache made where another
  *                               was just destroyed)
+ *   kmalloc_reuse               circular (a->b, then b->a, two locks of one
+ *                               kmalloc object at the address of one just
+ *                               freed that came from another call site)
  *   irqs_on_held                inconsistent lock state, {IN-HARDIRQ-W} ->
  *                               {HARDIRQ-ON-W}: a hardirq lock still held
  *                               when spin_unlock_irqrestore() of an outer
@@ -309,6 +312,78 @@ static void cache_reuse(void)
 	nest_two(&pair->lock_b, &pair->lock_a);
 	kmem_cache_free(pairs, pair);
 	kmem_cache_destroy(pairs);
+out:
+	set_cpus_allowed_ptr(current, cpu_possible_mask);
+}
+
+/*
+ * A cycle between two locks of a generic kmalloc object whose address was
+ * just another's, from another call site. Such a lock's class is (cache,
+ * offset, allocation site), since any struct of the size may come from
+ * kmalloc-N: a tracer that kept the old object's classes for the address
+ * would see the cycle between kmreuse_old_alloc's locks, or none.
+ */
+struct kmreuse_object {
+	spinlock_t lock_a __aligned(64);
+	spinlock_t lock_b __aligned(64);
+};
+
+static noinline struct kmreuse_object *kmreuse_old_alloc(void)
+{
+	struct kmreuse_object *old = kmalloc(sizeof(*old), GFP_KERNEL);
+	spinlock_t *kmreuse_old_a, *kmreuse_old_b;
+
+	if (old) {
+		kmreuse_old_a = &old->lock_a;
+		kmreuse_old_b = &old->lock_b;
+		spin_lock_init(kmreuse_old_a);
+		spin_lock_init(kmreuse_old_b);
+	}
+	return old;
+}
+
+static noinline struct kmreuse_object *kmreuse_pair_alloc(void)
+{
+	struct kmreuse_object *pair = kmalloc(sizeof(*pair), GFP_KERNEL);
+	spinlock_t *kmreuse_pair_a, *kmreuse_pair_b;
+
+	if (pair) {
+		kmreuse_pair_a = &pair->lock_a;
+		kmreuse_pair_b = &pair->lock_b;
+		spin_lock_init(kmreuse_pair_a);
+		spin_lock_init(kmreuse_pair_b);
+	}
+	return pair;
+}
+
+static void kmalloc_reuse(void)
+{
+	struct kmreuse_object *old, *pair;
+	bool reused;
+
+	/* One CPU throughout: kmalloc hands this CPU's last freed object out
+	 * first, and a tracer keeps what it knows of addresses per CPU. */
+	set_cpus_allowed_ptr(current, cpumask_of(raw_smp_processor_id()));
+	old = kmreuse_old_alloc();
+	pair = old ? NULL : ERR_PTR(-ENOMEM);
+	if (old) {
+		take_plain(&old->lock_a);
+		take_plain(&old->lock_b);
+		kfree(old);
+		pair = kmreuse_pair_alloc();
+	}
+	if (IS_ERR_OR_NULL(pair)) {
+		pr_err(PFX "kmalloc_reuse: no memory\n");
+		goto out;
+	}
+	reused = pair == old; /* compared, never used: old is freed */
+	/* No lock between the two objects' (printk takes several), so that
+	 * what a tracer kept of the old locks is still there to be misused. */
+	nest_two(&pair->lock_a, &pair->lock_b);
+	nest_two(&pair->lock_b, &pair->lock_a);
+	kfree(pair);
+	pr_info(PFX "kmalloc_reuse: the new object %s where the old one was\n",
+		reused ? "is" : "is not");
 out:
 	set_cpus_allowed_ptr(current, cpu_possible_mask);
 }
@@ -581,6 +656,7 @@ static const struct scenario {
 	{ "circular_two", circular_two },
 	{ "circular_three", circular_three },
 	{ "cache_reuse", cache_reuse },
+	{ "kmalloc_reuse", kmalloc_reuse },
 	{ "recursive", recursive },
 	{ "inconsistent_hardirq_first", inconsistent_hardirq_first },
 	{ "inconsistent_hardirq_last", inconsistent_hardirq_last },
