@@ -17,8 +17,9 @@
  * - anything else (stacks, vmalloc): the acquiring call site.
  *
  * What is cached: the boot's constants; while each cache lives, its sizes
- * and what its name says; and, until any slab's pages are freed, each
- * recently taken lock's class by its address (known_address, below).
+ * and what its name says; and each recently taken lock's class by its
+ * address, until any slab's pages are freed or, for a kmalloc object,
+ * until its address is allocated again (known_address, below).
  */
 #ifndef LOCKWATCH_LOCK_CLASS_BPF_H
 #define LOCKWATCH_LOCK_CLASS_BPF_H
@@ -41,10 +42,10 @@ extern const void vmemmap_base __ksym __weak;
 
 struct lw_class {
     __u64 id;
-    __u32 type;        /* enum lw_class_type */
-    __u32 offset;      /* slab: offset in the object; per-CPU: offset in the area */
-    __u64 cache;       /* slab: struct kmem_cache * */
-    __u64 object_size; /* slab: kmem_cache->object_size */
+    __u32 type;           /* enum lw_class_type */
+    __u32 offset;         /* slab: offset in the object; per-CPU: offset in the area */
+    __u64 cache;          /* slab: struct kmem_cache * */
+    __u32 object_size;    /* slab: kmem_cache->object_size */
     bool generic_kmalloc; /* slab: the cache is a generic kmalloc-N one */
 };
 
@@ -343,25 +344,38 @@ static __always_inline bool classify_slab(__u64 addr, struct known_geometry *kno
 
 /*
  * Lock address -> class, kept per CPU and context (in lockwatch.bpf.c's
- * cpu_state): the per-CPU and slab rules cost a page read (one or two
- * bpf_probe_read_kernel()s, about 200 instructions) or a per-CPU range
- * check (about 80) on every acquire (bench/vm/cost.sh --profile), and most
- * acquires take a lock taken a moment before. A slab lock's class holds
- * while its slab's pages stay in the slab; slab_freeing() and slab_freed(),
- * on __free_slab()'s entry and return, bump lw_slab_generation around every
- * slab's pages going back to the page allocator, and an entry counts only
- * in the generation it was read in. A single generation, not one per page:
- * slabs are freed a few hundred times a second under bench/vm/cost.sh's
- * workload against about a million acquires, and each bump voids every
- * CPU's entries. Addresses that fall to no rule (stacks, vmalloc, pages
- * outside the slab) are not kept: their page may become a slab's. Used once
- * both probes are attached (user space sets lw_address_cache_on).
+ * cpu_state) by derive_class(): the per-CPU and slab rules cost a page read
+ * (one or two bpf_probe_read_kernel()s, about 200 instructions) or a
+ * per-CPU range check (about 80), and a generic kmalloc object's class an
+ * allocation-site lookup (about 100), on every acquire (bench/vm/cost.sh
+ * --profile), while most acquires take a lock taken a moment before.
+ *
+ * - A slab lock's class holds while its slab's pages stay in the slab:
+ *   slab_freeing() and slab_freed(), on __free_slab()'s entry and return,
+ *   bump lw_slab_generation around every slab's pages going back to the
+ *   page allocator, and an entry counts only in the generation it was read
+ *   in. One generation, not one per page: cost.sh's workload frees a slab
+ *   38 to 54 times a run against about a million acquires, and each bump
+ *   voids every CPU's entries.
+ * - A generic kmalloc object's class also holds until its address is
+ *   allocated from another site: kmalloc_site() bumps the object's bucket
+ *   in lw_alloc_generation after it records the new site. (An object whose
+ *   record fell out of the alloc_sites LRU keeps its allocation site's
+ *   class here while the entry lasts, where a lookup would give it its
+ *   first acquirer's.)
+ * - Addresses that fall to no rule (stacks, vmalloc, pages outside the
+ *   slab) are not kept: their page may become a slab's.
+ *
+ * Used once the __free_slab probes are attached (lw_address_cache_on).
  */
 #define LW_KNOWN_ADDRESS_SLOTS 32
 #define LW_KNOWN_ADDRESS_SHIFT 59 /* 64 - log2(slots) */
 struct known_address {
     __u64 lock;
-    __u64 generation;
+    __u64 generation;       /* lw_slab_generation when read */
+    __u64 site;             /* the allocation or first acquirer's site, if any */
+    __u32 alloc_bucket;     /* generic kmalloc: the object's lw_alloc_generation */
+    __u32 alloc_generation; /* and its value when read */
     struct lw_class class;
 };
 
@@ -371,14 +385,37 @@ struct known_classes {
     struct known_address addresses[LW_KNOWN_ADDRESS_SLOTS];
 };
 
+#define LW_ALLOC_GENERATIONS 4096
+#define LW_ALLOC_GENERATION_SHIFT 52 /* 64 - log2(buckets) */
 __u64 lw_slab_generation = 0;
+__u32 lw_alloc_generation[LW_ALLOC_GENERATIONS];
 bool lw_address_cache_on = false;
 
-static __always_inline struct known_address *known_address_slot(struct known_classes *known,
-                                                                __u64 addr)
+/* Fibonacci hashing: locks in one object, and objects in one slab, differ
+ * in their low bits only. */
+static __always_inline __u64 fibonacci_hash(__u64 addr, int shift)
 {
-    /* Fibonacci hashing: locks in one object differ in the low bits only. */
-    return &known->addresses[(addr * 0x9e3779b97f4a7c15ULL) >> LW_KNOWN_ADDRESS_SHIFT];
+    return (addr * 0x9e3779b97f4a7c15ULL) >> shift;
+}
+
+static __always_inline __u32 alloc_bucket_of(__u64 object)
+{
+    return fibonacci_hash(object, LW_ALLOC_GENERATION_SHIFT);
+}
+
+static __always_inline struct known_address *known_address_slot(struct known_classes *known,
+                                                                __u64 lock)
+{
+    return &known->addresses[fibonacci_hash(lock, LW_KNOWN_ADDRESS_SHIFT)];
+}
+
+static __always_inline bool address_known(const struct known_address *slot, __u64 lock)
+{
+    if (!lw_address_cache_on || slot->lock != lock || slot->generation != lw_slab_generation)
+        return false;
+    return !slot->class.generic_kmalloc ||
+           slot->alloc_generation ==
+               lw_alloc_generation[slot->alloc_bucket & (LW_ALLOC_GENERATIONS - 1)];
 }
 
 static __always_inline bool classify_page(__u64 addr, struct lw_class *c)
@@ -398,13 +435,11 @@ static __always_inline bool classify_page(__u64 addr, struct lw_class *c)
 }
 
 /* `site` is the acquiring call site, used when nothing better names the
- * lock; `known`: this CPU and context's caches. */
-static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_classes *known,
+ * lock; `known`: this CPU and context's LW_GEOMETRY_SLOTS cache entries. */
+static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_geometry *known,
                                           struct lw_class *c)
 {
     __u64 text = (__u64)&_stext, end = (__u64)&_end;
-    struct known_address *slot;
-    __u64 generation;
 
     c->cache = 0;
     c->object_size = 0;
@@ -420,19 +455,8 @@ static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_c
         c->id = class_id_of(LW_CLASS_MODULE, addr, 0);
         return;
     }
-    slot = known_address_slot(known, addr);
-    generation = lw_slab_generation; /* before the reads: a bump during them voids the entry */
-    if (lw_address_cache_on && slot->lock == addr && slot->generation == generation) {
-        *c = slot->class;
+    if (classify_percpu(addr, c) || classify_slab(addr, known, c) || classify_page(addr, c))
         return;
-    }
-    if (classify_percpu(addr, c) || classify_slab(addr, known->geometry, c) ||
-        classify_page(addr, c)) {
-        slot->lock = addr;
-        slot->generation = generation;
-        slot->class = *c;
-        return;
-    }
     c->type = LW_CLASS_SITE;
     c->id = class_id_of(LW_CLASS_SITE, site, 0);
 }

@@ -840,7 +840,7 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a,
     paired = bpf_map_lookup_elem(&paired_locks, &a->lock);
     if (paired && *paired == c->id)
         return;
-    classify_lock(a->lock, 0, known, &derived);
+    classify_lock(a->lock, 0, known->geometry, &derived);
     /* A kmalloc object's class changes with each allocation of the address:
      * such locks are derived on every acquire (remembered as 0). */
     remembered = c->id;
@@ -914,10 +914,55 @@ static __always_inline void set_irq_flags(struct acquire *a, const struct held_s
         a->irq_flags |= LW_IRQ_SOFTIRQS_ENABLED;
 }
 
+static __always_inline void remember_address(struct known_address *slot, __u64 lock,
+                                             __u64 generation, __u32 alloc_bucket,
+                                             __u32 alloc_generation, __u64 site,
+                                             const struct lw_class *class)
+{
+    slot->lock = lock;
+    slot->generation = generation;
+    slot->site = site;
+    slot->alloc_bucket = alloc_bucket;
+    slot->alloc_generation = alloc_generation;
+    slot->class = *class;
+}
+
+/* The class by the address rules, with a call site where the address says
+ * too little: the allocation site (generic kmalloc caches), else the first
+ * acquirer's (SITE, kmalloc objects allocated before tracing began); kept
+ * per address while it holds (lock_class.bpf.h). Returns that site, or 0. */
+static __always_inline __u64 address_class(void *ctx, const struct acquire *a,
+                                           struct known_classes *known, struct lw_class *class)
+{
+    struct known_address *slot = known_address_slot(known, a->lock);
+    /* Each generation before what it guards is read: a bump during the
+     * reads voids what they found. */
+    __u64 generation = lw_slab_generation, site = 0;
+    __u32 bucket = 0, alloc_generation = 0;
+
+    if (address_known(slot, a->lock)) {
+        *class = slot->class;
+        phase_stamp(a->context, LW_PHASE_CLASS);
+        return slot->site;
+    }
+    classify_lock(a->lock, 0, known->geometry, class);
+    phase_stamp(a->context, LW_PHASE_CLASS);
+    if (class->type == LW_CLASS_SITE) {
+        site = first_site(ctx, a->lock, 0, true);
+        class->id = class_id_of(LW_CLASS_SITE, site, 0);
+        return site; /* not kept: the address may yet be a slab's */
+    }
+    if (in_generic_kmalloc(class)) {
+        bucket = alloc_bucket_of(a->lock - class->offset);
+        alloc_generation = lw_alloc_generation[bucket & (LW_ALLOC_GENERATIONS - 1)];
+        site = kmalloc_class(ctx, a->lock, 0, true, class);
+    }
+    remember_address(slot, a->lock, generation, bucket, alloc_generation, site, class);
+    return site;
+}
+
 /* The lock's class: lockdep's own on the lockdep backend, else from the
- * address, with a call site where the address says too little: the
- * allocation site (generic kmalloc caches), else the first acquirer's (SITE,
- * kmalloc objects allocated before tracing began). Returns that site, or 0. */
+ * address. Returns the site address_class() names it by, or 0. */
 static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
                                           struct known_classes *known, struct lw_class *class)
 {
@@ -927,15 +972,9 @@ static __always_inline __u64 derive_class(void *ctx, const struct acquire *a,
     if (a->function == LW_FN_LOCKDEP &&
         bpf_core_field_exists(((struct lockdep_map___lw *)0)->key)) {
         lockdep_class(ctx, a, known, class);
+        phase_stamp(a->context, LW_PHASE_CLASS);
     } else {
-        classify_lock(a->lock, 0, known, class);
-    }
-    phase_stamp(a->context, LW_PHASE_CLASS);
-    if (in_generic_kmalloc(class)) {
-        site = kmalloc_class(ctx, a->lock, 0, true, class);
-    } else if (class->type == LW_CLASS_SITE) {
-        site = first_site(ctx, a->lock, 0, true);
-        class->id = class_id_of(LW_CLASS_SITE, site, 0);
+        site = address_class(ctx, a, known, class);
     }
     phase_stamp(a->context, LW_PHASE_CLASS_SITE);
     return site;
@@ -1837,8 +1876,13 @@ int kmalloc_site(__u64 *ctx)
      * (bench/vm/cost.sh: 2595 instructions per call before, 283 after,
      * and 400 k fewer nested lock operations in its run). */
     known = bpf_map_lookup_elem(&alloc_sites, &object);
-    if (!known || *known != site)
+    if (!known || *known != site) {
         bpf_map_update_elem(&alloc_sites, &object, &site, BPF_ANY);
+        /* After the update: the classes kept for its locks are void. */
+        __sync_fetch_and_add(&lw_alloc_generation[alloc_bucket_of(object) &
+                                                  (LW_ALLOC_GENERATIONS - 1)],
+                             1);
+    }
     *busy = 0;
     return 0;
 }

@@ -342,9 +342,11 @@ static noinline struct kmreuse_object *kmreuse_old_alloc(void)
 	return old;
 }
 
+/* kzalloc, not kmalloc: were the two functions the same code, the
+ * compiler could fold them into one, and the two sites would be one. */
 static noinline struct kmreuse_object *kmreuse_pair_alloc(void)
 {
-	struct kmreuse_object *pair = kmalloc(sizeof(*pair), GFP_KERNEL);
+	struct kmreuse_object *pair = kzalloc(sizeof(*pair), GFP_KERNEL);
 	spinlock_t *kmreuse_pair_a, *kmreuse_pair_b;
 
 	if (pair) {
