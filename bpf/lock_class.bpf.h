@@ -19,7 +19,8 @@
  * What is cached: the boot's constants; while each cache lives, its sizes
  * and what its name says; and each recently taken lock's class by its
  * address, until any slab's pages are freed or, for a kmalloc object,
- * until its address is allocated again (known_address, below).
+ * until its address is allocated again from another site (known_address,
+ * below).
  */
 #ifndef LOCKWATCH_LOCK_CLASS_BPF_H
 #define LOCKWATCH_LOCK_CLASS_BPF_H
@@ -47,6 +48,7 @@ struct lw_class {
     __u64 cache;          /* slab: struct kmem_cache * */
     __u32 object_size;    /* slab: kmem_cache->object_size */
     bool generic_kmalloc; /* slab: the cache is a generic kmalloc-N one */
+    bool name_unread;     /* slab: the cache's name could not be read (not to be kept) */
 };
 
 static __always_inline __u64 read_u64(const void *addr)
@@ -338,6 +340,7 @@ static __always_inline bool classify_slab(__u64 addr, struct known_geometry *kno
     c->cache = slab.cache;
     c->object_size = geometry.object_size;
     c->generic_kmalloc = geometry.generic_kmalloc;
+    c->name_unread = geometry.identity == 0; /* mix64() of a read name is never 0 in practice */
     c->id = class_id_of(LW_CLASS_SLAB, slab.cache ^ geometry.identity, c->offset);
     return true;
 }
@@ -350,21 +353,29 @@ static __always_inline bool classify_slab(__u64 addr, struct known_geometry *kno
  * allocation-site lookup (about 100), on every acquire (bench/vm/cost.sh
  * --profile), while most acquires take a lock taken a moment before.
  *
- * - A slab lock's class holds while its slab's pages stay in the slab:
- *   slab_freeing() and slab_freed(), on __free_slab()'s entry and return,
- *   bump lw_slab_generation around every slab's pages going back to the
- *   page allocator, and an entry counts only in the generation it was read
- *   in. One generation, not one per page: cost.sh's workload frees a slab
- *   38 to 54 times a run against about a million acquires, and each bump
- *   voids every CPU's entries.
+ * - A slab lock's class holds while its slab's pages stay in that slab:
+ *   lockwatch.bpf.c's fentry and fexit programs on __free_slab() (every
+ *   slab's pages going back to the page allocator) and __kfence_alloc() (a
+ *   KFENCE page given to a cache) bump lw_slab_generation, and an entry
+ *   counts only in the generation it was read in. One generation, not one
+ *   per page: cost.sh's workload frees a slab 38 to 54 times a run against
+ *   about a million acquires, and each bump voids every CPU's entries.
+ *   (On a kernel that inlined __free_slab() into some of its callers a
+ *   fentry would miss those frees; user space turns the cache off when
+ *   kallsyms shows copies of it, but cannot see a copy without a name.)
  * - A generic kmalloc object's class also holds until its address is
  *   allocated from another site: kmalloc_site() bumps the object's bucket
  *   in lw_alloc_generation after it records the new site. (An object whose
  *   record fell out of the alloc_sites LRU keeps its allocation site's
  *   class here while the entry lasts, where a lookup would give it its
  *   first acquirer's.)
+ * - The maps of allocation and first acquirers' sites are LRUs, and an
+ *   acquire served from here does not look its entry up: every 16th such
+ *   hit does, so that a hot object's entry stays as recent as it was when
+ *   every acquire looked it up, and is not evicted to split its class.
  * - Addresses that fall to no rule (stacks, vmalloc, pages outside the
- *   slab) are not kept: their page may become a slab's.
+ *   slab) are not kept: their page may become a slab's. Nor are slab locks
+ *   whose cache's name could not be read (their class lacks it).
  *
  * Used once the __free_slab probes are attached (lw_address_cache_on).
  */
@@ -374,8 +385,9 @@ struct known_address {
     __u64 lock;
     __u64 generation;       /* lw_slab_generation when read */
     __u64 site;             /* the allocation or first acquirer's site, if any */
-    __u32 alloc_bucket;     /* generic kmalloc: the object's lw_alloc_generation */
-    __u32 alloc_generation; /* and its value when read */
+    __u16 alloc_bucket;     /* generic kmalloc: the object's lw_alloc_generation index */
+    __u16 hits;             /* generic kmalloc: hits, for touching its LRU entry */
+    __u32 alloc_generation; /* and that generation's value when read */
     struct lw_class class;
 };
 
@@ -385,7 +397,7 @@ struct known_classes {
     struct known_address addresses[LW_KNOWN_ADDRESS_SLOTS];
 };
 
-#define LW_ALLOC_GENERATIONS 4096
+#define LW_ALLOC_GENERATIONS 4096 /* fits known_address's __u16 alloc_bucket */
 #define LW_ALLOC_GENERATION_SHIFT 52 /* 64 - log2(buckets) */
 __u64 lw_slab_generation = 0;
 __u32 lw_alloc_generation[LW_ALLOC_GENERATIONS];
@@ -445,6 +457,7 @@ static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_g
     c->object_size = 0;
     c->offset = 0;
     c->generic_kmalloc = false;
+    c->name_unread = false;
     if (text && end && addr >= text && addr < end) {
         c->type = LW_CLASS_STATIC;
         c->id = class_id_of(LW_CLASS_STATIC, addr, 0);

@@ -230,6 +230,7 @@ struct cpu_state {
     struct known_classes classes[LW_CTX_COUNT];
 };
 _Static_assert(__builtin_offsetof(struct cpu_state, counted) == 0, "user space reads it there");
+_Static_assert(sizeof(struct cpu_state) <= 32768, "a per-CPU map value takes at most 32 KiB");
 
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -304,7 +305,9 @@ struct {
  * is the closest thing to that an address can give: one struct type, one
  * constructor. Entries are never deleted on kfree(): every allocation of an
  * address overwrites its entry, so an entry always names the object's latest
- * allocation, and entries nobody locks are the first the LRU evicts.
+ * allocation, and entries nobody locks are the first the LRU evicts (the
+ * acquires that lock_class.bpf.h's cache serves look theirs up now and then
+ * to keep it so).
  */
 #define LW_ALLOC_SITES 65536
 struct {
@@ -923,8 +926,23 @@ static __always_inline void remember_address(struct known_address *slot, __u64 l
     slot->generation = generation;
     slot->site = site;
     slot->alloc_bucket = alloc_bucket;
+    slot->hits = 0;
     slot->alloc_generation = alloc_generation;
     slot->class = *class;
+}
+
+/* A kept kmalloc lock's site entry, looked up on every 16th hit: the LRU
+ * keeps entries that are looked up (lock_class.bpf.h). */
+static __always_inline void touch_site_entry(struct known_address *slot, __u64 lock)
+{
+    __u64 object = lock - slot->class.offset;
+
+    if (!slot->class.generic_kmalloc || (++slot->hits & 15))
+        return;
+    if (slot->class.type == LW_CLASS_KMALLOC_ALLOC)
+        bpf_map_lookup_elem(&alloc_sites, &object);
+    else
+        bpf_map_lookup_elem(&first_sites, &lock);
 }
 
 /* The class by the address rules, with a call site where the address says
@@ -941,6 +959,7 @@ static __always_inline __u64 address_class(void *ctx, const struct acquire *a,
     __u32 bucket = 0, alloc_generation = 0;
 
     if (address_known(slot, a->lock)) {
+        touch_site_entry(slot, a->lock);
         *class = slot->class;
         phase_stamp(a->context, LW_PHASE_CLASS);
         return slot->site;
@@ -957,7 +976,8 @@ static __always_inline __u64 address_class(void *ctx, const struct acquire *a,
         alloc_generation = lw_alloc_generation[bucket & (LW_ALLOC_GENERATIONS - 1)];
         site = kmalloc_class(ctx, a->lock, 0, true, class);
     }
-    remember_address(slot, a->lock, generation, bucket, alloc_generation, site, class);
+    if (!class->name_unread)
+        remember_address(slot, a->lock, generation, bucket, alloc_generation, site, class);
     return site;
 }
 
@@ -1811,32 +1831,57 @@ int lockdep_lock_op(__u64 *ctx)
     return on_lock_op(ctx, &acquire_op);
 }
 
-/* A kmem_cache is freed: the geometry kept for caches (lock_class.bpf.h)
- * is void from here on, as its address may come back as another cache. */
-SEC("kprobe/slab_kmem_cache_release")
-int cache_released(struct pt_regs *ctx)
+/*
+ * What lock_class.bpf.h keeps is void once the kernel changes what it was
+ * read from. fentry and fexit, not kprobes: the kernel skips a kprobe
+ * program while another BPF program of that kind runs on the CPU or a
+ * bpf() syscall copies a map there (bpf_prog_active), and a lost bump
+ * would keep a stale class for good; a trampoline's program is skipped
+ * only when it would run inside itself. User space attaches them all or
+ * turns the caches they guard off.
+ */
+static __always_inline int void_kept_classes(void)
+{
+    __sync_fetch_and_add(&lw_slab_generation, 1);
+    return 0;
+}
+
+/* A kmem_cache is freed: the geometry kept for caches is void from here
+ * on, as its address may come back as another cache. */
+SEC("fentry/slab_kmem_cache_release")
+int cache_released(void *ctx)
 {
     __sync_fetch_and_add(&lw_cache_generation, 1);
     return 0;
 }
 
-/* A slab's pages go back to the page allocator: every lock address kept
- * with its class (lock_class.bpf.h) is void, as it may have been in them.
- * Bumped on entry, so that nothing read before the pages are reused
- * counts, and on return, so that nothing read from them while they were
- * being freed does. */
-SEC("kprobe/__free_slab")
-int slab_freeing(struct pt_regs *ctx)
+/* A slab's pages go back to the page allocator, or a KFENCE object's page
+ * is handed to a cache (which rewrites the page's slab_cache without
+ * freeing anything): every lock address kept with its class may have been
+ * in them. Bumped on entry, so that nothing read before the page is reused
+ * counts, and on return, so that nothing read from it meanwhile does. */
+SEC("fentry/__free_slab")
+int slab_freeing(void *ctx)
 {
-    __sync_fetch_and_add(&lw_slab_generation, 1);
-    return 0;
+    return void_kept_classes();
 }
 
-SEC("kretprobe/__free_slab")
-int slab_freed(struct pt_regs *ctx)
+SEC("fexit/__free_slab")
+int slab_freed(void *ctx)
 {
-    __sync_fetch_and_add(&lw_slab_generation, 1);
-    return 0;
+    return void_kept_classes();
+}
+
+SEC("fentry/__kfence_alloc")
+int kfence_allocating(void *ctx)
+{
+    return void_kept_classes();
+}
+
+SEC("fexit/__kfence_alloc")
+int kfence_allocated(void *ctx)
+{
+    return void_kept_classes();
 }
 
 /*

@@ -91,6 +91,10 @@ bool has_lockdep_tracepoints(const btf &vmlinux_btf) {
            btf__find_by_name_kind(&vmlinux_btf, "btf_trace_lock_release", BTF_KIND_TYPEDEF) > 0;
 }
 
+bool has_btf_function(const btf &vmlinux_btf, const char *name) {
+    return btf__find_by_name_kind(&vmlinux_btf, name, BTF_KIND_FUNC) > 0;
+}
+
 // Which lock functions this kernel has: in BTF (fentry can attach), in
 // kallsyms only (kprobes can), or neither.
 std::array<Availability, LW_FN_COUNT> lock_functions_in(const btf &vmlinux_btf,
@@ -98,11 +102,30 @@ std::array<Availability, LW_FN_COUNT> lock_functions_in(const btf &vmlinux_btf,
     return discover_lock_functions({
         .has_btf_function =
             [&](std::string_view name) {
-                return btf__find_by_name_kind(&vmlinux_btf, std::string(name).c_str(),
-                                              BTF_KIND_FUNC) > 0;
+                return has_btf_function(vmlinux_btf, std::string(name).c_str());
             },
         .has_text_symbol = [&](std::string_view name) { return kallsyms.has_text_symbol(name); },
     });
+}
+
+// Whether the fentry/fexit programs that void what the BPF side keeps of
+// lock classes (lockwatch.bpf.c, void_kept_classes) can attach here: each
+// cache is used only when every program guarding it is attached.
+LockCapture::ClassCacheGuards class_cache_guards(const btf &vmlinux_btf, const Kallsyms &kallsyms) {
+    LockCapture::ClassCacheGuards guards;
+    guards.cache_release = has_btf_function(vmlinux_btf, "slab_kmem_cache_release");
+    guards.kfence = kallsyms.has_text_symbol("__kfence_alloc");
+    auto free_slab_copies = kallsyms.function_copies("__free_slab");
+    if (!has_btf_function(vmlinux_btf, "__free_slab")) {
+        guards.address_cache_off = "__free_slab is not in this kernel's BTF (no fentry there)";
+    } else if (free_slab_copies.size() != 1) {
+        guards.address_cache_off =
+            fmt::format("__free_slab has {} copies in kallsyms: one fentry would miss the others",
+                        free_slab_copies.size());
+    } else if (guards.kfence && !has_btf_function(vmlinux_btf, "__kfence_alloc")) {
+        guards.address_cache_off = "__kfence_alloc (KFENCE) is not in this kernel's BTF";
+    }
+    return guards;
 }
 
 // The verifier's verdict when it gave one: errno alone says little.
@@ -223,6 +246,7 @@ LockCapture::LockCapture(const CaptureOptions &options) {
         choose_backend(options.backend, kernel);
         Kallsyms kallsyms = Kallsyms::load();
         auto availability = lock_functions_in(*kernel.vmlinux_btf, kallsyms);
+        guards_ = class_cache_guards(*kernel.vmlinux_btf, kallsyms);
         kernel.vmlinux_btf.reset();
         open_programs();
         plan_hooks(options.focus, kallsyms, availability);
@@ -281,9 +305,10 @@ void LockCapture::plan_hooks(const std::vector<std::string> &focus, const Kallsy
         bpf_program__set_autoload(tracepoint_program(), true);
     }
     bpf_program__set_autoload(skel_->progs.kmalloc_site, alloc_sites_wanted_);
-    bpf_program__set_autoload(skel_->progs.cache_released, true);
-    bpf_program__set_autoload(skel_->progs.slab_freeing, true);
-    bpf_program__set_autoload(skel_->progs.slab_freed, true);
+    bpf_program__set_autoload(skel_->progs.cache_released, guards_.cache_release);
+    for (bpf_program *guard : address_cache_guards()) {
+        bpf_program__set_autoload(guard, true);
+    }
     hooks_ = plan_lock_hooks(backend_->backend, availability);
     for (const HookStatus &hook : hooks_) {
         if (hook.state == HookState::Planned) {
@@ -396,36 +421,65 @@ void LockCapture::attach_alloc_sites() {
 }
 
 // The BPF side keeps each slab cache's sizes only while it hears of every
-// kmem_cache freed (lock_class.bpf.h): without this kprobe a slab lock reads
-// them again on each acquire, slower but as exact.
+// kmem_cache freed (lock_class.bpf.h): without this program a slab lock
+// reads them again on each acquire, slower but as exact.
 void LockCapture::attach_cache_release() {
+    if (!guards_.cache_release) {
+        fmt::print(stderr,
+                   "lockwatch: slab_kmem_cache_release is not in this kernel's BTF (no fentry "
+                   "there); each slab lock reads its cache's sizes instead\n");
+        return;
+    }
     bpf_link *link = bpf_program__attach(skel_->progs.cache_released);
     if (!link) {
         int err = errno;
-        fmt::print(
-            stderr, "lockwatch: {}; each slab lock reads its cache's sizes instead\n",
-            explain_tracing_failure("attach a kprobe to slab_kmem_cache_release", err, env_));
+        fmt::print(stderr, "lockwatch: {}; each slab lock reads its cache's sizes instead\n",
+                   explain_tracing_failure("attach fentry to slab_kmem_cache_release", err, env_));
         return;
     }
     links_.push_back(link);
     skel_->bss->lw_geometry_cache_on = true;
 }
 
-// Likewise, the BPF side keeps each lock address's class while it hears of
-// every slab's pages being freed, before and after (lock_class.bpf.h).
+// The programs that void each lock address's kept class: none when one of
+// them cannot be had (guards_.address_cache_off says why).
+std::vector<bpf_program *> LockCapture::address_cache_guards() const {
+    if (!guards_.address_cache_off.empty()) {
+        return {};
+    }
+    std::vector<bpf_program *> guards = {skel_->progs.slab_freeing, skel_->progs.slab_freed};
+    if (guards_.kfence) {
+        guards.push_back(skel_->progs.kfence_allocating);
+        guards.push_back(skel_->progs.kfence_allocated);
+    }
+    return guards;
+}
+
+// Likewise, the BPF side keeps each lock address's class only while it
+// hears of every slab page freed or given to another cache: all of these
+// programs attached, or none.
 void LockCapture::attach_slab_free() {
-    bpf_link *freeing = bpf_program__attach(skel_->progs.slab_freeing);
-    bpf_link *freed = freeing ? bpf_program__attach(skel_->progs.slab_freed) : nullptr;
-    if (!freed) {
-        int err = errno;  // the failed attach's
-        bpf_link__destroy(freeing);
-        fmt::print(
-            stderr, "lockwatch: {}; each lock's class is read from its page instead\n",
-            explain_tracing_failure("attach a kprobe and a kretprobe to __free_slab", err, env_));
+    const char *instead = "each lock's class is read from its page instead";
+    if (!guards_.address_cache_off.empty()) {
+        fmt::print(stderr, "lockwatch: {}; {}\n", guards_.address_cache_off, instead);
         return;
     }
-    links_.push_back(freeing);
-    links_.push_back(freed);
+    std::vector<bpf_link *> attached;
+    for (bpf_program *guard : address_cache_guards()) {
+        bpf_link *link = bpf_program__attach(guard);
+        if (!link) {
+            int err = errno;
+            for (bpf_link *done : attached) {
+                bpf_link__destroy(done);
+            }
+            std::string what = fmt::format("attach {}", bpf_program__section_name(guard));
+            fmt::print(stderr, "lockwatch: {}; {}\n", explain_tracing_failure(what, err, env_),
+                       instead);
+            return;
+        }
+        attached.push_back(link);
+    }
+    links_.insert(links_.end(), attached.begin(), attached.end());
     skel_->bss->lw_address_cache_on = true;
 }
 
@@ -527,19 +581,23 @@ std::array<T, N> sum_percpu_array(int map_fd) {
 }  // namespace
 
 // Each CPU's lw_cpu_calls, at the start of its cpu_states value: one
-// lookup copies every CPU's whole state (about 31 KiB each), once an
-// interval.
+// lookup copies every CPU's whole state (about 32 KiB each), once an
+// interval. While it copies, the kernel skips kprobe programs on the CPU
+// that reads (counted as kernel recursion misses), as it did for the many
+// smaller lookups this replaces.
 std::array<uint64_t, LW_FN_SLOTS> LockCapture::read_call_slots() const {
     std::array<uint64_t, LW_FN_SLOTS> totals{};
     int ncpus = libbpf_num_possible_cpus();
     size_t stride = (bpf_map__value_size(skel_->maps.cpu_states) + 7) / 8 * 8;
     if (ncpus <= 0 || stride < sizeof(lw_cpu_calls)) {
-        return totals;
+        return last_call_slots_;
     }
     std::vector<uint8_t> values(static_cast<size_t>(ncpus) * stride);
     uint32_t key = 0;
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.cpu_states), &key, values.data()) != 0) {
-        return totals;
+        // The last totals, so that an interval's counts never run backwards.
+        fmt::print(stderr, "lockwatch: reading the call counts failed: {}\n", std::strerror(errno));
+        return last_call_slots_;
     }
     for (size_t cpu = 0; cpu < static_cast<size_t>(ncpus); ++cpu) {
         lw_cpu_calls counted;
@@ -548,6 +606,7 @@ std::array<uint64_t, LW_FN_SLOTS> LockCapture::read_call_slots() const {
             totals[fn] += counted.calls[fn];
         }
     }
+    last_call_slots_ = totals;
     return totals;
 }
 

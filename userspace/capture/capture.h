@@ -122,6 +122,14 @@ class LockCapture {
     // The kernel stack recorded under `stack_id`, innermost frame first.
     std::vector<uint64_t> stack(int32_t stack_id) const;
 
+    // Where the programs that keep the BPF side's class caches true can
+    // attach (capture.cpp, class_cache_guards).
+    struct ClassCacheGuards {
+        bool cache_release = false;     // slab_kmem_cache_release in BTF
+        bool kfence = false;            // the kernel has __kfence_alloc
+        std::string address_cache_off;  // why lock addresses' classes are not kept, or ""
+    };
+
   private:
     std::array<uint64_t, LW_FN_SLOTS> read_call_slots() const;
     using VmlinuxBtf = std::unique_ptr<btf, void (*)(btf *)>;
@@ -147,7 +155,8 @@ class LockCapture {
     void attach_raw_tracepoint(const TracepointHook &tracepoint);
     void attach_alloc_sites();    // the kmem:kmalloc tracepoint; a failure is only noted
     void attach_cache_release();  // slab_kmem_cache_release's kprobe; likewise
-    void attach_slab_free();      // __free_slab's kprobe and kretprobe; likewise
+    void attach_slab_free();      // __free_slab's (and __kfence_alloc's) fentry and fexit
+    std::vector<bpf_program *> address_cache_guards() const;
     void attach_lock_hook(HookStatus &hook);  // kprobe/kretprobe or fentry/fexit
 
     void release();
@@ -163,6 +172,8 @@ class LockCapture {
     std::vector<bpf_link *> links_;
     size_t tracepoint_links_ = 0;
     bool alloc_sites_wanted_ = true;
+    ClassCacheGuards guards_;
+    mutable std::array<uint64_t, LW_FN_SLOTS> last_call_slots_{};
     bool alloc_sites_attached_ = false;
     std::vector<HookStatus> hooks_;
     std::vector<std::string> focus_functions_;
