@@ -154,7 +154,7 @@ class LockCapture {
     void attach_focus_kprobes();
     void attach_raw_tracepoint(const TracepointHook &tracepoint);
     void attach_alloc_sites();    // the kmem:kmalloc tracepoint; a failure is only noted
-    void attach_cache_release();  // slab_kmem_cache_release's kprobe; likewise
+    void attach_cache_release();  // slab_kmem_cache_release's fentry; likewise
     void attach_slab_free();      // __free_slab's (and __kfence_alloc's) fentry and fexit
     std::vector<bpf_program *> address_cache_guards() const;
     void attach_lock_hook(HookStatus &hook);  // kprobe/kretprobe or fentry/fexit
