@@ -838,6 +838,8 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a,
     c->offset = a->subclass;
     c->cache = 0;
     c->object_size = 0;
+    c->generic_kmalloc = false;
+    c->name_unread = false;
     c->id = class_id_of(LW_CLASS_LOCKDEP, lockdep_key(map), a->subclass);
 
     paired = bpf_map_lookup_elem(&paired_locks, &a->lock);

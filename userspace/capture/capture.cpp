@@ -112,18 +112,28 @@ std::array<Availability, LW_FN_COUNT> lock_functions_in(const btf &vmlinux_btf,
 // lock classes (lockwatch.bpf.c, void_kept_classes) can attach here: each
 // cache is used only when every program guarding it is attached.
 LockCapture::ClassCacheGuards class_cache_guards(const btf &vmlinux_btf, const Kallsyms &kallsyms) {
+    // fentry needs the function in BTF and, at load, under its own name in
+    // kallsyms: a kernel whose only copy is name.isra.0 would fail the load
+    // of every program.
+    auto fentry_can_attach = [&](const char *name) {
+        return has_btf_function(vmlinux_btf, name) && kallsyms.has_text_symbol(name);
+    };
     LockCapture::ClassCacheGuards guards;
-    guards.cache_release = has_btf_function(vmlinux_btf, "slab_kmem_cache_release");
-    guards.kfence = kallsyms.has_text_symbol("__kfence_alloc");
+    guards.cache_release = fentry_can_attach("slab_kmem_cache_release");
+    guards.kfence = !kallsyms.function_copies("__kfence_alloc").empty();
     auto free_slab_copies = kallsyms.function_copies("__free_slab");
-    if (!has_btf_function(vmlinux_btf, "__free_slab")) {
-        guards.address_cache_off = "__free_slab is not in this kernel's BTF (no fentry there)";
+    if (!fentry_can_attach("__free_slab")) {
+        guards.address_cache_off =
+            "__free_slab is missing from this kernel's BTF or kallsyms (fentry needs both)";
     } else if (free_slab_copies.size() != 1) {
         guards.address_cache_off =
             fmt::format("__free_slab has {} copies in kallsyms: one fentry would miss the others",
                         free_slab_copies.size());
-    } else if (guards.kfence && !has_btf_function(vmlinux_btf, "__kfence_alloc")) {
-        guards.address_cache_off = "__kfence_alloc (KFENCE) is not in this kernel's BTF";
+    } else if (guards.kfence && (!fentry_can_attach("__kfence_alloc") ||
+                                 kallsyms.function_copies("__kfence_alloc").size() != 1)) {
+        guards.address_cache_off =
+            "__kfence_alloc (KFENCE) is missing from this kernel's BTF or kallsyms, or has "
+            "copies there";
     }
     return guards;
 }
@@ -444,7 +454,8 @@ void LockCapture::attach_cache_release() {
 // The programs that void each lock address's kept class: none when one of
 // them cannot be had (guards_.address_cache_off says why).
 std::vector<bpf_program *> LockCapture::address_cache_guards() const {
-    if (!guards_.address_cache_off.empty()) {
+    // The lockdep backend takes lockdep's classes: it keeps none by address.
+    if (!guards_.address_cache_off.empty() || !backend_->tracepoints.empty()) {
         return {};
     }
     std::vector<bpf_program *> guards = {skel_->progs.slab_freeing, skel_->progs.slab_freed};
@@ -460,6 +471,9 @@ std::vector<bpf_program *> LockCapture::address_cache_guards() const {
 // programs attached, or none.
 void LockCapture::attach_slab_free() {
     const char *instead = "each lock's class is read from its page instead";
+    if (!backend_->tracepoints.empty()) {
+        return;  // lockdep's classes (address_cache_guards)
+    }
     if (!guards_.address_cache_off.empty()) {
         fmt::print(stderr, "lockwatch: {}; {}\n", guards_.address_cache_off, instead);
         return;
