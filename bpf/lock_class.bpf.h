@@ -415,6 +415,12 @@ static __always_inline __u32 alloc_bucket_of(__u64 object)
     return fibonacci_hash(object, LW_ALLOC_GENERATION_SHIFT);
 }
 
+/* A bucket's generation (the mask is for the verifier). */
+static __always_inline __u32 *bucket_generation(__u32 bucket)
+{
+    return &lw_alloc_generation[bucket & (LW_ALLOC_GENERATIONS - 1)];
+}
+
 static __always_inline struct known_address *known_address_slot(struct known_classes *known,
                                                                 __u64 lock)
 {
@@ -426,8 +432,7 @@ static __always_inline bool address_known(const struct known_address *slot, __u6
     if (!lw_address_cache_on || slot->lock != lock || slot->generation != lw_slab_generation)
         return false;
     return !slot->class.generic_kmalloc ||
-           slot->alloc_generation ==
-               lw_alloc_generation[slot->alloc_bucket & (LW_ALLOC_GENERATIONS - 1)];
+           slot->alloc_generation == *bucket_generation(slot->alloc_bucket);
 }
 
 static __always_inline bool classify_page(__u64 addr, struct lw_class *c)

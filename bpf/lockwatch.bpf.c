@@ -975,7 +975,7 @@ static __always_inline __u64 address_class(void *ctx, const struct acquire *a,
     }
     if (in_generic_kmalloc(class)) {
         bucket = alloc_bucket_of(a->lock - class->offset);
-        alloc_generation = lw_alloc_generation[bucket & (LW_ALLOC_GENERATIONS - 1)];
+        alloc_generation = *bucket_generation(bucket);
         site = kmalloc_class(ctx, a->lock, 0, true, class);
     }
     if (!class->name_unread)
@@ -1926,9 +1926,7 @@ int kmalloc_site(__u64 *ctx)
     if (!known || *known != site) {
         bpf_map_update_elem(&alloc_sites, &object, &site, BPF_ANY);
         /* After the update: the classes kept for its locks are void. */
-        __sync_fetch_and_add(&lw_alloc_generation[alloc_bucket_of(object) &
-                                                  (LW_ALLOC_GENERATIONS - 1)],
-                             1);
+        __sync_fetch_and_add(bucket_generation(alloc_bucket_of(object)), 1);
     }
     *busy = 0;
     return 0;
