@@ -6,8 +6,9 @@
 #
 # Usage: cost-guest.sh ROUNDS RUNS "CONFIG..." "STATS_BACKEND..." [PROFILE]
 #   CONFIG: none, floor-BACKEND (empty programs), held-BACKEND (programs
-#   that only keep held-lock stacks) or lockwatch-BACKEND (BACKEND: auto,
-#   fentry, kprobe; lockdep too for lockwatch on a lockdep kernel)
+#   that only keep held-lock stacks), lockwatch-BACKEND (BACKEND: auto,
+#   fentry, kprobe; lockdep too for lockwatch on a lockdep kernel) or
+#   baseline-BACKEND (the same with lockwatch-baseline, cost.sh --baseline)
 # Prints, for cost.sh to read:
 #   cost-run CONFIG N SECONDS           one run's total (lock-workload's)
 #   cost-phase CONFIG N PHASE SECONDS   its loops
@@ -32,6 +33,7 @@ start_tracer() {  # CONFIG: starts what it names, waits until attached
         floor-*) hook-floor --backend "${1#floor-}" --ready-file $ready >$log 2>&1 & ;;
         held-*) hook-floor --backend "${1#held-}" --held-stack --ready-file $ready >$log 2>&1 & ;;
         lockwatch-*) lockwatch run --backend "${1#lockwatch-}" --ready-file $ready $extra >$log 2>&1 & ;;
+        baseline-*) lockwatch-baseline run --backend "${1#baseline-}" --ready-file $ready >$log 2>&1 & ;;
         *) echo "cost-error unknown configuration $1"; return 1 ;;
     esac
     tracer=$!
@@ -51,7 +53,7 @@ stop_tracer() {  # CONFIG
     wait $tracer
     tracer=
     case $1 in
-        lockwatch-*)
+        lockwatch-*|baseline-*)
             echo "cost-losses $1 $(grep -m1 '^ *losses:' $log)"
             echo "cost-findings $1 $(grep -c '^WARNING: ' $log)" ;;
     esac

@@ -34,7 +34,7 @@ END {
         if (c == "seed" || c == "lockdep") continue
         m = median(total[c]); added = m - base
         floor = ""
-        if (c ~ /^(lockwatch|held)-/) {
+        if (c ~ /^(lockwatch|held|baseline)-/) {
             f = "floor-" substr(c, index(c, "-") + 1)
             if (f in total) floor = sprintf("%.1fx", added / (median(total[f]) - base))
         }
@@ -51,7 +51,7 @@ END {
         printf "\nreference, the 6.1 seed tree: without lockdep %.3f s, with lockdep %.3f s: lockdep adds %s\n", s, l, pct(l - s, s)
         for (i = 1; i <= configs; i++) {
             c = order[i]
-            if (c !~ /^lockwatch-/) continue
+            if (c !~ /^(lockwatch|baseline)-/) continue
             printf "  %s adds %s: %.2f of what lockdep adds\n", c, pct(median(total[c]) - base, base), (median(total[c]) - base) / base / ((l - s) / s)
         }
     }

@@ -25,6 +25,11 @@
 #   --profile one more run per backend under `lockwatch run --profile-phases`:
 #             what each step of an acquire and a release costs (instructions
 #             in icount mode), for finding where the cost goes
+#   --baseline  another lockwatch build (the program file, built on this
+#             machine), measured in the same boot after this one on each
+#             backend (rows baseline-BACKEND): a before/after comparison
+#             without the variation between boots (two boots of one build
+#             differed by 4 % of lockwatch's added instructions)
 #   --out     keep the guest logs there (default: a temporary directory)
 # Needs a build with the benchmarks (build/bench/hook-floor,
 # build/bench/lock-workload) and the kernels: Debian's (fetched on first
@@ -38,16 +43,18 @@ root=$(cd "$here/../.." && pwd)
 die() { echo "cost.sh: $2" >&2; exit "$1"; }
 
 mode=icount runs=3 rounds=20000 backends="auto fentry kprobe" lockdep=1 out='' profile=0
+baseline=
 build=${LOCKWATCH_BUILD_DIR:-$root/build}
 while (($#)); do
     case $1 in
-        --mode|--runs|--rounds|--backends|--out)
+        --mode|--runs|--rounds|--backends|--baseline|--out)
             (($# >= 2)) || die 2 "$1 needs a value"
             case $1 in
                 --mode) mode=$2 ;;
                 --runs) runs=$2 ;;
                 --rounds) rounds=$2 ;;
                 --backends) backends=$2 ;;
+                --baseline) baseline=$2 ;;
                 --out) out=$2 ;;
             esac
             shift 2 ;;
@@ -65,6 +72,9 @@ done
 for tool in userspace/lockwatch bench/hook-floor bench/lock-workload; do
     [[ -x $build/$tool ]] || die 2 "$build/$tool is missing: build first (cmake --build build)"
 done
+if [[ -n $baseline ]]; then
+    [[ -f $baseline && -x $baseline ]] || die 2 "--baseline $baseline: not an executable file"
+fi
 if [[ -z $out ]]; then
     out=$(mktemp -d "${TMPDIR:-/tmp}/lockwatch-cost.XXXXXX")
 else
@@ -77,6 +87,7 @@ vm_args=(--accel tcg --smp 1 --timeout 3600 --file "$here/cost-guest.sh:/cost-gu
 if [[ $mode == icount ]]; then
     export LOCKWATCH_QEMU_ARGS="${LOCKWATCH_QEMU_ARGS:-} -icount shift=0,sleep=off"
 fi
+[[ -n $baseline ]] && vm_args+=(--file "$baseline:/usr/bin/lockwatch-baseline")
 bpftool=$(command -v bpftool || echo /usr/sbin/bpftool)
 [[ -x $bpftool ]] && vm_args+=(--bin "$bpftool")
 
@@ -94,6 +105,7 @@ failed=0
 configs=none
 for backend in $backends; do
     configs+=" floor-$backend held-$backend lockwatch-$backend"
+    [[ -n $baseline ]] && configs+=" baseline-$backend"
 done
 boot debian debian "$configs" "$backends"
 if ((lockdep)); then
