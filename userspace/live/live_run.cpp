@@ -62,8 +62,6 @@ LiveRun::LiveRun(const RunOptions &options)
     if (!options.vmlinux.empty()) {
         debuginfo_ = open_running_kernel_debuginfo(options.vmlinux);
     }
-    kallsyms_.emplace(Kallsyms::load());
-    refresher_.emplace(*kallsyms_, [] { return Kallsyms::load(); });
     capture_.emplace(CaptureOptions{.backend = options.backend,
                                     .focus = options.focus,
                                     .nmi_graph = options.nmi_graph,
@@ -71,6 +69,13 @@ LiveRun::LiveRun(const RunOptions &options)
                                     .profile_phases = options.profile_phases,
                                     .verbose = options.verbose,
                                     .alloc_sites = options.alloc_sites});
+    // Read once attached, so that it has the programs' and their
+    // trampolines' own symbols ([bpf] bpf_prog_*, bpf_trampoline_*), which
+    // begin every stack read in a program. Read before, the first such
+    // stack made the refresher read it again mid-run (the one re-read of a
+    // bench/vm/cost.sh run, in its first workload run).
+    kallsyms_.emplace(Kallsyms::load());
+    refresher_.emplace(*kallsyms_, [] { return Kallsyms::load(); });
     vmlinux_btf_ = btf__load_vmlinux_btf();
     namer_.emplace(vmlinux_btf_, &*kallsyms_, read_slab_aliases());
     namer_->use_module_btf("/sys/kernel/btf");
