@@ -2,6 +2,7 @@
 
 #include <bpf/btf.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -159,6 +160,24 @@ ClassNamer::ClassNamer(const btf *btf, const Kallsyms *kallsyms,
     }
 }
 
+StructIndex::StructIndex(const btf *btf, uint32_t first) {
+    uint32_t end = btf__type_cnt(btf);
+    for (uint32_t id = std::max(first, 1u); id < end; ++id) {
+        const btf_type *t = btf__type_by_id(btf, id);
+        if (t && btf_is_struct(t)) {
+            const char *name = btf__name_by_offset(btf, t->name_off);
+            if (name && *name) {
+                ids_.try_emplace(name, static_cast<int32_t>(id));  // the first, as libbpf's
+            }
+        }
+    }
+}
+
+int32_t StructIndex::find(const std::string &name) const {
+    auto it = ids_.find(name);
+    return it == ids_.end() ? 0 : it->second;
+}
+
 ModuleBtfs::ModuleBtfs(const btf *base, std::string dir) : base_(base), dir_(std::move(dir)) {}
 
 ModuleBtfs::~ModuleBtfs() {
@@ -176,7 +195,11 @@ bool ModuleBtfs::add_new_modules() {
         if (module != "vmlinux" && !parsed_.contains(module)) {
             // libbpf keeps the base and does not change it. Null when the
             // file does not parse: not asked again.
-            parsed_[module] = btf__parse_split(entry.path().c_str(), const_cast<btf *>(base_));
+            btf *types = btf__parse_split(entry.path().c_str(), const_cast<btf *>(base_));
+            parsed_[module] = types;
+            if (types) {
+                structs_.try_emplace(module, types, btf__type_cnt(base_));
+            }
         }
     }
     return parsed_.size() != before;
@@ -184,14 +207,10 @@ bool ModuleBtfs::add_new_modules() {
 
 std::optional<ModuleBtfs::Found> ModuleBtfs::find_struct(const std::string &name) {
     add_new_modules();
-    for (const auto &[module, module_btf] : parsed_) {
-        if (!module_btf) {
-            continue;
-        }
-        int32_t id = btf__find_by_name_kind(module_btf, name.c_str(), BTF_KIND_STRUCT);
-        // Ids below the split's start are vmlinux's: not this module's struct.
-        if (id > 0 && static_cast<uint32_t>(id) >= btf__type_cnt(base_)) {
-            return Found{module_btf, id, module};
+    for (const auto &[module, structs] : structs_) {
+        // The index holds the module's own types only, not vmlinux's.
+        if (int32_t id = structs.find(name); id > 0) {
+            return Found{parsed_.at(module), id, module};
         }
     }
     return std::nullopt;
@@ -231,7 +250,10 @@ std::optional<std::string> ClassNamer::struct_lock(const std::string &struct_nam
     }
     if (known == struct_types_.end()) {
         StructType where;
-        int32_t id = btf__find_by_name_kind(btf_, struct_name.c_str(), BTF_KIND_STRUCT);
+        if (!vmlinux_structs_) {
+            vmlinux_structs_.emplace(btf_, 1);
+        }
+        int32_t id = vmlinux_structs_->find(struct_name);
         if (id > 0) {
             where = {btf_, id};
         } else if (module_btfs_) {

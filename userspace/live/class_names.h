@@ -14,6 +14,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 struct btf;
@@ -32,6 +34,23 @@ std::optional<std::string> lock_member_path(const btf *btf, int32_t type_id, uin
 // directory.
 std::map<std::string, std::vector<std::string>> read_slab_aliases(
     const std::string &sysfs_slab = "/sys/kernel/slab");
+
+// Struct name -> the first BTF id of a struct of that name, among the types
+// from `first` on (a module's split BTF: its own). libbpf's
+// btf__find_by_name_kind() reads every type on each call, vmlinux's over
+// 100k: naming the slab caches of a small VM cost 385 M instructions of
+// lockwatch's own that way (callgrind), all in those reads. Built in one
+// pass, O(types); the names point into the BTF's strings, which must
+// outlive the index.
+class StructIndex {
+  public:
+    StructIndex(const btf *btf, uint32_t first);
+    // 0 when no struct has that name.
+    int32_t find(const std::string &name) const;
+
+  private:
+    std::unordered_map<std::string_view, int32_t> ids_;
+};
 
 // The BTF of loaded modules (/sys/kernel/btf/<module>), split on vmlinux's
 // BTF, for structs that only a module defines. Parsed when first asked for
@@ -58,7 +77,8 @@ class ModuleBtfs {
   private:
     const btf *base_;
     std::string dir_;
-    std::map<std::string, btf *> parsed_;  // module -> its BTF, null when it did not parse
+    std::map<std::string, btf *> parsed_;         // module -> its BTF, null when it did not parse
+    std::map<std::string, StructIndex> structs_;  // module -> its own structs, when it parsed
 };
 
 class ClassNamer {
@@ -99,12 +119,11 @@ class ClassNamer {
     std::map<std::string, std::vector<std::string>> slab_aliases_;
     std::map<uint64_t, std::pair<std::string, int32_t>> percpu_vars_;  // offset -> (name, type)
     std::unique_ptr<ModuleBtfs> module_btfs_;
-    // Where each struct looked for was found: libbpf's lookup by name reads
-    // every type of vmlinux (over 100k; 1.2 ms for a name it lacks, on an
-    // x86-64 host) and, in a module's split BTF, vmlinux's types again. A
-    // slab class asks for up to three names per candidate cache, in vmlinux
-    // and then in every module with BTF, and the same names come back with
-    // every offset of a cache. Not found: null types, until a module loads.
+    mutable std::optional<StructIndex> vmlinux_structs_;  // built at the first struct asked for
+    // Where each struct looked for was found: a slab class asks for up to
+    // three names per candidate cache, in vmlinux and then in every module
+    // with BTF, and the same names come back with every offset of a cache.
+    // Not found: null types, until a module loads.
     struct StructType {
         const struct btf *types = nullptr;
         int32_t id = 0;
