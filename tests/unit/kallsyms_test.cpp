@@ -288,6 +288,61 @@ TEST(KallsymsRefresher, AnAddressNoReadNamesAsksOnce) {
     EXPECT_EQ(refresher.reloads(), 1u);
 }
 
+// With /proc/modules to compare: an unnamed address while the module list
+// is what it was before the last read reads nothing (a BPF program's, say);
+// a module that loaded is read for at once, within the interval.
+TEST(KallsymsRefresher, ReadsOnlyWhenTheModuleListChanged) {
+    Kallsyms k = with_extents(kBoot, kBootModules);
+    FakeClock clock;
+    int reads = 0;
+    std::string next = "ffffffffc0200000 t scen_init\t[scenarios]\n";
+    std::string next_modules = "scenarios 4096 0 - Live 0xffffffffc0200000\n";
+    std::optional<std::string> modules = std::string(kBootModules);
+    KallsymsRefresher refresher(
+        k,
+        [&] {
+            ++reads;
+            return with_extents(next, next_modules);
+        },
+        std::chrono::seconds(1), clock.clock(), [&] { return modules; }, modules);
+    refresher.before_naming(0xffffffffc0800010);  // no module came: not read
+    EXPECT_EQ(reads, 0);
+    EXPECT_EQ(refresher.unchanged(), 1u);
+    refresher.before_naming(0xffffffffc0800010);  // and not asked again
+    EXPECT_EQ(refresher.unchanged(), 1u);
+    modules = *modules + next_modules;  // scenarios loads
+    refresher.before_naming(0xffffffffc0200008);
+    EXPECT_EQ(reads, 1);
+    EXPECT_EQ(k.format(0xffffffffc0200008), "scen_init+0x8/0x1000 [scenarios]");
+    // Another module at once, well within the interval: read too.
+    next = "ffffffffc0400000 t other_fn\t[other]\n";
+    next_modules = "other 4096 0 - Live 0xffffffffc0400000\n";
+    modules = *modules + next_modules;
+    refresher.before_naming(0xffffffffc0400000);
+    EXPECT_EQ(reads, 2);
+    EXPECT_EQ(refresher.deferred(), 0u);
+    EXPECT_TRUE(k.names_exactly(0xffffffffc0400000));
+}
+
+// Where /proc/modules cannot be read, the interval applies as before.
+TEST(KallsymsRefresher, WithoutTheModuleListTheIntervalApplies) {
+    Kallsyms k = with_extents(kBoot, kBootModules);
+    FakeClock clock;
+    int reads = 0;
+    KallsymsRefresher refresher(
+        k,
+        [&] {
+            ++reads;
+            return parse("");
+        },
+        std::chrono::seconds(1), clock.clock(), [] { return std::optional<std::string>(); },
+        std::nullopt);
+    refresher.before_naming(0xffffffffc0800000);
+    refresher.before_naming(0xffffffffc0900000);
+    EXPECT_EQ(reads, 1);
+    EXPECT_EQ(refresher.deferred(), 1u);
+}
+
 // A read that takes 3 s (an emulated guest) holds the next one off 27 s.
 TEST(KallsymsRefresher, ASlowReadWaitsLonger) {
     Kallsyms k = with_extents(kBoot, kBootModules);

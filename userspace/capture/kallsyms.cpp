@@ -331,9 +331,13 @@ std::optional<uint64_t> Kallsyms::address_of(std::string_view name) const {
 }
 
 KallsymsRefresher::KallsymsRefresher(Kallsyms &table, Reader read,
-                                     std::chrono::milliseconds min_interval, Clock clock)
+                                     std::chrono::milliseconds min_interval, Clock clock,
+                                     ModulesReader read_modules,
+                                     std::optional<std::string> modules_before_table)
     : table_(table),
       read_(std::move(read)),
+      read_modules_(std::move(read_modules)),
+      modules_at_read_(std::move(modules_before_table)),
       min_interval_(min_interval),
       clock_(std::move(clock)) {}
 
@@ -364,33 +368,64 @@ void KallsymsRefresher::before_naming(uint64_t address) {
         unnamed_after_read_.contains(address)) {
         return;
     }
-    auto now = clock_();
-    if (next_read_ && now < *next_read_) {
+    std::optional<std::string> modules;
+    if (read_modules_) {
+        modules = read_modules_();
+    }
+    bool waiting = next_read_ && clock_() < *next_read_;
+    if (modules && modules_at_read_ && !(last_read_failed_ && waiting)) {
+        if (*modules == *modules_at_read_) {
+            ++unchanged_;  // kallsyms has nothing new for it
+            remember_unnamed(address);
+        } else {
+            read_table(address, std::move(modules));  // a module came or went: now
+        }
+        return;
+    }
+    if (waiting) {
         ++deferred_;
         return;
     }
+    read_table(address, std::move(modules));
+}
+
+void KallsymsRefresher::read_table(uint64_t address, std::optional<std::string> modules) {
+    auto now = clock_();
     bool read = false;
     try {
         table_.merge_modules(read_());
         ++reloads_;
         read = true;
+        modules_at_read_ = std::move(modules);
     } catch (const std::runtime_error &) {
         ++failed_;
     }
+    last_read_failed_ = !read;
     // Where a read is slow (seconds in an emulated guest), the wait grows
     // with it: reads take a tenth of the time at most.
     auto done = clock_();
     next_read_ =
         done + std::max<std::chrono::steady_clock::duration>(min_interval_, 9 * (done - now));
-    if (!read) {
-        return;
+    if (read && !table_.names_exactly(address)) {
+        remember_unnamed(address);
     }
-    if (!table_.names_exactly(address)) {
-        if (unnamed_after_read_.size() >= 65536) {
-            unnamed_after_read_.clear();  // bounded memory; they may ask once more
-        }
-        unnamed_after_read_.insert(address);
+}
+
+void KallsymsRefresher::remember_unnamed(uint64_t address) {
+    if (unnamed_after_read_.size() >= 65536) {
+        unnamed_after_read_.clear();  // bounded memory; they may ask once more
     }
+    unnamed_after_read_.insert(address);
+}
+
+std::optional<std::string> read_proc_modules(const std::string &path) {
+    std::ifstream in(path);
+    if (!in) {
+        return std::nullopt;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    return std::move(text).str();
 }
 
 }  // namespace lockwatch

@@ -104,23 +104,34 @@ class Kallsyms {
 // symbol: a module loaded after the table was read. Lazy rather than driven
 // by the module:module_load tracepoint: it costs nothing while no module
 // loads, needs no record type, and the first record about a new module is
-// the first time its symbols are wanted. Bounded two ways: after a read,
-// no other for `min_interval` or nine times the read's own duration,
-// whichever is longer; and an address a read could not name exactly
-// (names_exactly()) does not ask again. One read of /proc/kallsyms (about
-// 120k symbols) measured 0.3-0.4 s on a 2-CPU host, nearly all of it the
-// kernel producing the text, and seconds in an emulated guest: reads take
-// a tenth of the time at most, however slow they are.
+// the first time its symbols are wanted. Where it can read /proc/modules (a
+// few lines), it compares that with what it said before the table's last
+// read: a module list that has not changed means kallsyms has nothing new
+// for the address (a BPF program's, a trampoline's), and the table is not
+// read; one that has changed is read at once, whatever the interval below,
+// so that a module's first locks are named after it. Bounded two ways:
+// after a read, no other for `min_interval` or nine times the read's own
+// duration, whichever is longer, unless the module list changed; and an
+// address a read (or an unchanged module list) could not name does not ask
+// again. One read of /proc/kallsyms (about 120k symbols) measured 0.3-0.4 s
+// on a 2-CPU host, nearly all of it the kernel producing the text, and
+// seconds in an emulated guest: reads take a tenth of the time at most.
 class KallsymsRefresher {
   public:
     using Reader = std::function<Kallsyms()>;
     using Clock = std::function<std::chrono::steady_clock::time_point()>;
+    // /proc/modules' text, or nullopt when it cannot be read.
+    using ModulesReader = std::function<std::optional<std::string>()>;
 
     // `table` must outlive the refresher. `read` returns a fresh table, or
     // throws std::runtime_error (the failure is counted, the table kept).
+    // `read_modules`, when given, with `modules_before_table`: its text read
+    // just before `table` was (so that a module loaded during that read
+    // counts as a change).
     KallsymsRefresher(Kallsyms &table, Reader read,
                       std::chrono::milliseconds min_interval = std::chrono::seconds(1),
-                      Clock clock = std::chrono::steady_clock::now);
+                      Clock clock = std::chrono::steady_clock::now, ModulesReader read_modules = {},
+                      std::optional<std::string> modules_before_table = std::nullopt);
 
     // Called before `address` is named: re-reads when it lies in the module
     // area, is not named exactly, and has not been looked for before.
@@ -130,10 +141,17 @@ class KallsymsRefresher {
     uint64_t failed_reloads() const { return failed_; }
     // Unnamed module addresses that found a read too recent to ask again.
     uint64_t deferred() const { return deferred_; }
+    // Unnamed module addresses while the module list had not changed.
+    uint64_t unchanged() const { return unchanged_; }
 
   private:
+    void read_table(uint64_t address, std::optional<std::string> modules);
+    void remember_unnamed(uint64_t address);
+
     Kallsyms &table_;
     Reader read_;
+    ModulesReader read_modules_;
+    std::optional<std::string> modules_at_read_;
     std::chrono::milliseconds min_interval_;
     Clock clock_;
     std::optional<std::chrono::steady_clock::time_point> next_read_;
@@ -141,6 +159,11 @@ class KallsymsRefresher {
     uint64_t reloads_ = 0;
     uint64_t failed_ = 0;
     uint64_t deferred_ = 0;
+    uint64_t unchanged_ = 0;
+    bool last_read_failed_ = false;  // then a changed module list waits too
 };
+
+// /proc/modules' text for KallsymsRefresher, nullopt when it cannot be read.
+std::optional<std::string> read_proc_modules(const std::string &path = "/proc/modules");
 
 }  // namespace lockwatch

@@ -74,8 +74,11 @@ LiveRun::LiveRun(const RunOptions &options)
     // begin every stack read in a program. Read before, the first such
     // stack made the refresher read it again mid-run (the one re-read of a
     // bench/vm/cost.sh run, in its first workload run).
+    std::optional<std::string> modules = read_proc_modules();
     kallsyms_.emplace(Kallsyms::load());
-    refresher_.emplace(*kallsyms_, [] { return Kallsyms::load(); });
+    refresher_.emplace(
+        *kallsyms_, [] { return Kallsyms::load(); }, std::chrono::seconds(1),
+        std::chrono::steady_clock::now, [] { return read_proc_modules(); }, std::move(modules));
     vmlinux_btf_ = btf__load_vmlinux_btf();
     namer_.emplace(vmlinux_btf_, &*kallsyms_, read_slab_aliases());
     namer_->use_module_btf("/sys/kernel/btf");
@@ -513,7 +516,7 @@ void LiveRun::print_summary() const {
     fmt::print(text_out_, "  {}\n", format_losses(losses));
     fmt::print(text_out_, "  {}\n",
                format_symbol_rereads(refresher_->reloads(), refresher_->deferred(),
-                                     refresher_->failed_reloads()));
+                                     refresher_->failed_reloads(), refresher_->unchanged()));
     print_costs();
     print_phase_costs();
     const auto &st = engine_.stats();
