@@ -375,9 +375,7 @@ static __always_inline bool classify_slab(__u64 addr, struct known_geometry *kno
  *   every acquire looked it up, and is not evicted to split its class.
  * - Addresses that fall to no rule (stacks, vmalloc, pages outside the
  *   slab) are not kept: their page may become a slab's. Nor are slab locks
- *   whose cache's name could not be read (their class lacks it), nor static
- *   locks (classify_static(): two compares, and a slot they took would be
- *   one a slab lock could not have).
+ *   whose cache's name could not be read (their class lacks it).
  *
  * Used once the __free_slab probes are attached (lw_address_cache_on).
  */
@@ -453,52 +451,32 @@ static __always_inline bool classify_page(__u64 addr, struct lw_class *c)
     return true;
 }
 
-static __always_inline void clear_class(struct lw_class *c)
+/* `site` is the acquiring call site, used when nothing better names the
+ * lock; `known`: this CPU and context's LW_GEOMETRY_SLOTS cache entries. */
+static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_geometry *known,
+                                          struct lw_class *c)
 {
+    __u64 text = (__u64)&_stext, end = (__u64)&_end;
+
     c->cache = 0;
     c->object_size = 0;
     c->offset = 0;
     c->generic_kmalloc = false;
     c->name_unread = false;
-}
-
-/* Static locks of the kernel image and of modules: two compares, cheaper
- * than a known_address lookup, so they are not kept there. */
-static __always_inline bool classify_static(__u64 addr, struct lw_class *c)
-{
-    __u64 text = (__u64)&_stext, end = (__u64)&_end;
-
-    clear_class(c);
     if (text && end && addr >= text && addr < end) {
         c->type = LW_CLASS_STATIC;
         c->id = class_id_of(LW_CLASS_STATIC, addr, 0);
-        return true;
+        return;
     }
     if (lw_in_module_area(addr, end)) {
         c->type = LW_CLASS_MODULE;
         c->id = class_id_of(LW_CLASS_MODULE, addr, 0);
-        return true;
+        return;
     }
-    return false;
-}
-
-/* Every other lock: per-CPU, slab, page, else by `site`, the acquiring call
- * site; `known`: this CPU and context's LW_GEOMETRY_SLOTS cache entries. */
-static __always_inline void classify_dynamic(__u64 addr, __u64 site, struct known_geometry *known,
-                                             struct lw_class *c)
-{
-    clear_class(c);
     if (classify_percpu(addr, c) || classify_slab(addr, known, c) || classify_page(addr, c))
         return;
     c->type = LW_CLASS_SITE;
     c->id = class_id_of(LW_CLASS_SITE, site, 0);
-}
-
-static __always_inline void classify_lock(__u64 addr, __u64 site, struct known_geometry *known,
-                                          struct lw_class *c)
-{
-    if (!classify_static(addr, c))
-        classify_dynamic(addr, site, known, c);
 }
 
 #endif /* LOCKWATCH_LOCK_CLASS_BPF_H */

@@ -834,9 +834,12 @@ static __always_inline void lockdep_class(void *ctx, const struct acquire *a,
     struct lw_record *rec;
     __u8 one = 1;
 
-    clear_class(c);
     c->type = LW_CLASS_LOCKDEP;
     c->offset = a->subclass;
+    c->cache = 0;
+    c->object_size = 0;
+    c->generic_kmalloc = false;
+    c->name_unread = false;
     c->id = class_id_of(LW_CLASS_LOCKDEP, lockdep_key(map), a->subclass);
 
     paired = bpf_map_lookup_elem(&paired_locks, &a->lock);
@@ -957,17 +960,13 @@ static __always_inline __u64 address_class(void *ctx, const struct acquire *a,
     __u64 generation = lw_slab_generation, site = 0;
     __u32 bucket = 0, alloc_generation = 0;
 
-    if (classify_static(a->lock, class)) {
-        phase_stamp(a->context, LW_PHASE_CLASS);
-        return 0;
-    }
     if (address_known(slot, a->lock)) {
         touch_site_entry(slot, a->lock);
         *class = slot->class;
         phase_stamp(a->context, LW_PHASE_CLASS);
         return slot->site;
     }
-    classify_dynamic(a->lock, 0, known->geometry, class);
+    classify_lock(a->lock, 0, known->geometry, class);
     phase_stamp(a->context, LW_PHASE_CLASS);
     if (class->type == LW_CLASS_SITE) {
         site = first_site(ctx, a->lock, 0, true);
@@ -1026,17 +1025,14 @@ static __always_inline bool held_entry_of(const struct held_stack *held, __u32 d
  * holds it, in this context or in one this context interrupted (an irq that
  * takes a lock its task holds spins on it for good; lockdep walks the task's
  * whole held list). Legal only for a recursive reader after a reader:
- * "if ((next->read == 2) && prev->read) continue;". An entry counts only
- * while the lock reads locked: a lost release leaves a stale one, and
- * drop_stale_top() clears only the top two (read only when one is found). */
+ * "if ((next->read == 2) && prev->read) continue;". A lower context's entry
+ * counts only while the lock reads locked (a lost release leaves a stale one). */
 static __always_inline void report_recursion(void *ctx, struct cpu_state *cpu, __u32 depth,
                                              const struct acquire *a, const struct lw_class *class)
 {
     struct held_lock same = {};
     struct lw_record *rec;
-    bool found = held_entry_of(&cpu->ctx[a->context & (LW_CTX_COUNT - 1)], depth, a->lock,
-                               &same) &&
-                 still_locked(a->lock);
+    bool found = held_entry_of(&cpu->ctx[a->context & (LW_CTX_COUNT - 1)], depth, a->lock, &same);
 
     if (!found && a->context > LW_CTX_TASK)
         found = held_entry_of(&cpu->ctx[LW_CTX_TASK], cpu->ctx[LW_CTX_TASK].depth, a->lock,
