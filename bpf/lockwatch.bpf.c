@@ -1154,7 +1154,8 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     site = derive_class(ctx, a, classes, class);
     report_class_and_usage(ctx, known, a, class, site);
     phase_stamp(a->context, LW_PHASE_USAGE);
-    report_recursion(ctx, cpu, depth, a, class);
+    if (!(a->flags & LW_ACQ_TRYLOCK)) /* validate_chain(): no check_deadlock() for one */
+        report_recursion(ctx, cpu, depth, a, class);
     phase_stamp(a->context, LW_PHASE_RECURSION);
     report_edges(ctx, known, held, depth, a, class);
     phase_stamp(a->context, LW_PHASE_EDGES);

@@ -549,6 +549,17 @@ TEST(Recursive, ReleaseInBetweenIsFine) {
     EXPECT_EQ(s.eng.findings().size(), 0u);
 }
 
+// validate_chain() runs check_deadlock() for no trylock: a read_trylock()
+// of a lock the task holds for reading succeeds and is legal, in task
+// context too, where a plain reader is not recursive.
+TEST(Recursive, ATrylockOfAHeldInstanceIsNone) {
+    Sim s;
+    ClassId a = s.cls("a");
+    s.acq(a, 1, af::kRead);
+    s.acq(a, 1, af::kRead | af::kTrylock);
+    EXPECT_EQ(s.eng.findings().size(), 0u);
+}
+
 // ------------------------------------------------------ reporting contract
 
 TEST(Findings, EachReportedOnceWithAStableSignature) {

@@ -77,8 +77,8 @@ class FactEmulator {
         }
         report_usage(ev.cls, lw_usage_mask(flags, ctx_of(ev.context), hardirqs_on, softirqs_on),
                      flags, ev.context, ev.stack, ev);
-        report_recursion(ev, flags, hardirqs_on, softirqs_on);
         if (!(flags & acquire_flags::kTrylock)) {
+            report_recursion(ev, flags, hardirqs_on, softirqs_on);
             report_edges(held, ev, flags, hardirqs_on, softirqs_on);
         }
         held.push_back({ev.lock, ev.cls, flags, ev.stack});

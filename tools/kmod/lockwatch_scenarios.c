@@ -69,6 +69,9 @@
  *                               runs that each see one half (not in
  *                               scenarios.tsv: one boot runs every scenario
  *                               of the table)
+ *   healthy_read_trylock        none: read_lock, then read_trylock of the
+ *                               same lock (lockdep runs no deadlock check
+ *                               for a trylock)
  *   healthy_read_bh_abba        none: read_lock_bh(r); spin_lock(x), then
  *                               with softirqs off spin_lock(x);
  *                               read_lock(r): readers with softirqs off are
@@ -618,6 +621,7 @@ static DEFINE_SPINLOCK(oktry_a);
 static DEFINE_SPINLOCK(oktry_b);
 static DEFINE_SPINLOCK(oklocal_lock);
 static DEFINE_RWLOCK(okrw_lock);
+static DEFINE_RWLOCK(okrtry_lock);
 static DEFINE_RWLOCK(okrbh_r);
 static DEFINE_SPINLOCK(okrbh_x);
 
@@ -683,6 +687,14 @@ static void healthy_rwlock_read(void)
 	read_unlock(&okrw_lock);
 }
 
+static void healthy_read_trylock(void)
+{
+	read_lock(&okrtry_lock);
+	if (read_trylock(&okrtry_lock)) /* another reader: it succeeds */
+		read_unlock(&okrtry_lock);
+	read_unlock(&okrtry_lock);
+}
+
 static void healthy_read_bh_abba(void)
 {
 	read_lock_bh(&okrbh_r);
@@ -727,6 +739,7 @@ static const struct scenario {
 	{ "healthy_nested", healthy_nested },
 	{ "healthy_local_irq_save", healthy_local_irq_save },
 	{ "healthy_rwlock_read", healthy_rwlock_read },
+	{ "healthy_read_trylock", healthy_read_trylock },
 	{ "healthy_read_bh_abba", healthy_read_bh_abba },
 	/* Not in scenarios.tsv, and last: see split_usage. */
 	{ "split_usage", split_usage },
