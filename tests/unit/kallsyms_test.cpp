@@ -288,15 +288,15 @@ TEST(KallsymsRefresher, AnAddressNoReadNamesAsksOnce) {
     EXPECT_EQ(refresher.reloads(), 1u);
 }
 
-// With /proc/modules to compare: an unnamed address while the module list
-// is what it was before the last read reads nothing (a BPF program's, say);
-// a module that loaded is read for at once, within the interval.
-TEST(KallsymsRefresher, ReadsOnlyWhenTheModuleListChanged) {
+// With /proc/modules to compare: a module that loaded is read for at once,
+// within the interval; an unchanged list waits for the interval, as without
+// one (a BPF program's or trampoline's symbol comes with no module).
+TEST(KallsymsRefresher, AChangedModuleListIsReadForAtOnce) {
     Kallsyms k = with_extents(kBoot, kBootModules);
     FakeClock clock;
     int reads = 0;
-    std::string next = "ffffffffc0200000 t scen_init\t[scenarios]\n";
-    std::string next_modules = "scenarios 4096 0 - Live 0xffffffffc0200000\n";
+    std::string next = "ffffffffc0800000 t bpf_trampoline_1\t[bpf]\n";
+    std::string next_modules;
     std::optional<std::string> modules = std::string(kBootModules);
     KallsymsRefresher refresher(
         k,
@@ -305,23 +305,18 @@ TEST(KallsymsRefresher, ReadsOnlyWhenTheModuleListChanged) {
             return with_extents(next, next_modules);
         },
         std::chrono::seconds(1), clock.clock(), [&] { return modules; }, modules);
-    refresher.before_naming(0xffffffffc0800010);  // no module came: not read
-    EXPECT_EQ(reads, 0);
-    EXPECT_EQ(refresher.unchanged(), 1u);
-    refresher.before_naming(0xffffffffc0800010);  // and not asked again
-    EXPECT_EQ(refresher.unchanged(), 1u);
-    modules = *modules + next_modules;  // scenarios loads
-    refresher.before_naming(0xffffffffc0200008);
+    refresher.before_naming(0xffffffffc0800010);  // a trampoline: read
     EXPECT_EQ(reads, 1);
-    EXPECT_EQ(k.format(0xffffffffc0200008), "scen_init+0x8/0x1000 [scenarios]");
-    // Another module at once, well within the interval: read too.
-    next = "ffffffffc0400000 t other_fn\t[other]\n";
-    next_modules = "other 4096 0 - Live 0xffffffffc0400000\n";
-    modules = *modules + next_modules;
-    refresher.before_naming(0xffffffffc0400000);
+    EXPECT_TRUE(k.names_exactly(0xffffffffc0800010));
+    refresher.before_naming(0xffffffffc0900000);  // unchanged list, within the interval
+    EXPECT_EQ(reads, 1);
+    EXPECT_EQ(refresher.deferred(), 1u);
+    next = "ffffffffc0200000 t scen_init\t[scenarios]\n";
+    next_modules = "scenarios 4096 0 - Live 0xffffffffc0200000\n";
+    modules = *modules + next_modules;  // scenarios loads: read at once
+    refresher.before_naming(0xffffffffc0200008);
     EXPECT_EQ(reads, 2);
-    EXPECT_EQ(refresher.deferred(), 0u);
-    EXPECT_TRUE(k.names_exactly(0xffffffffc0400000));
+    EXPECT_EQ(k.format(0xffffffffc0200008), "scen_init+0x8/0x1000 [scenarios]");
 }
 
 // Where /proc/modules cannot be read, the interval applies as before.

@@ -373,13 +373,9 @@ void KallsymsRefresher::before_naming(uint64_t address) {
         modules = read_modules_();
     }
     bool waiting = next_read_ && clock_() < *next_read_;
-    if (modules && modules_at_read_ && !(last_read_failed_ && waiting)) {
-        if (*modules == *modules_at_read_) {
-            ++unchanged_;  // kallsyms has nothing new for it
-            remember_unnamed(address);
-        } else {
-            read_table(address, std::move(modules));  // a module came or went: now
-        }
+    bool module_changed = modules && modules_at_read_ && *modules != *modules_at_read_;
+    if (module_changed && !(last_read_failed_ && waiting)) {
+        read_table(address, std::move(modules));  // a module came or went: now
         return;
     }
     if (waiting) {

@@ -106,14 +106,15 @@ class Kallsyms {
 // loads, needs no record type, and the first record about a new module is
 // the first time its symbols are wanted. Where it can read /proc/modules (a
 // few lines), it compares that with what it said before the table's last
-// read: a module list that has not changed means kallsyms has nothing new
-// for the address (a BPF program's, a trampoline's), and the table is not
-// read; one that has changed is read at once, whatever the interval below,
-// so that a module's first locks are named after it. Bounded two ways:
-// after a read, no other for `min_interval` or nine times the read's own
-// duration, whichever is longer, unless the module list changed; and an
-// address a read (or an unchanged module list) could not name does not ask
-// again. One read of /proc/kallsyms (about 120k symbols) measured 0.3-0.4 s
+// read: one that has changed is read for at once, whatever the interval
+// below, so that a module's first locks are named after it (a read for a
+// BPF trampoline's address just before a module loaded left the module's
+// first locks unnamed). An unchanged list still allows a read: BPF
+// programs and trampolines come into kallsyms without a module. Bounded two
+// ways: after a read, no other for `min_interval` or nine times the read's
+// own duration, whichever is longer, unless the module list changed; and an
+// address a read could not name does not ask again. One read of
+// /proc/kallsyms (about 120k symbols) measured 0.3-0.4 s
 // on a 2-CPU host, nearly all of it the kernel producing the text, and
 // seconds in an emulated guest: reads take a tenth of the time at most.
 class KallsymsRefresher {
@@ -141,8 +142,6 @@ class KallsymsRefresher {
     uint64_t failed_reloads() const { return failed_; }
     // Unnamed module addresses that found a read too recent to ask again.
     uint64_t deferred() const { return deferred_; }
-    // Unnamed module addresses while the module list had not changed.
-    uint64_t unchanged() const { return unchanged_; }
 
   private:
     void read_table(uint64_t address, std::optional<std::string> modules);
@@ -159,7 +158,6 @@ class KallsymsRefresher {
     uint64_t reloads_ = 0;
     uint64_t failed_ = 0;
     uint64_t deferred_ = 0;
-    uint64_t unchanged_ = 0;
     bool last_read_failed_ = false;  // then a changed module list waits too
 };
 

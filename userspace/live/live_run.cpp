@@ -516,7 +516,7 @@ void LiveRun::print_summary() const {
     fmt::print(text_out_, "  {}\n", format_losses(losses));
     fmt::print(text_out_, "  {}\n",
                format_symbol_rereads(refresher_->reloads(), refresher_->deferred(),
-                                     refresher_->failed_reloads(), refresher_->unchanged()));
+                                     refresher_->failed_reloads()));
     print_costs();
     print_phase_costs();
     const auto &st = engine_.stats();

@@ -116,12 +116,9 @@ std::string format_losses(const CaptureLosses &losses) {
     return text;
 }
 
-std::string format_symbol_rereads(uint64_t reloads, uint64_t deferred, uint64_t failed,
-                                  uint64_t unchanged) {
-    return fmt::format(
-        "module symbols: {} re-read{} of /proc/kallsyms ({} deferred, {} failed; {} unnamed "
-        "address{} not read for, the module list unchanged)",
-        reloads, reloads == 1 ? "" : "s", deferred, failed, unchanged, unchanged == 1 ? "" : "es");
+std::string format_symbol_rereads(uint64_t reloads, uint64_t deferred, uint64_t failed) {
+    return fmt::format("module symbols: {} re-read{} of /proc/kallsyms ({} deferred, {} failed)",
+                       reloads, reloads == 1 ? "" : "s", deferred, failed);
 }
 
 std::string caller_of(const std::vector<uint64_t> &frames, const Kallsyms &kallsyms) {

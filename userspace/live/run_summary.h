@@ -36,8 +36,7 @@ std::string format_lockdep_off(double since_boot_s, bool tracer_flag);
 
 // How often the symbol table was read again for module code loaded since
 // the start: "module symbols: 2 re-reads of /proc/kallsyms (1 deferred, 0 failed)".
-std::string format_symbol_rereads(uint64_t reloads, uint64_t deferred, uint64_t failed,
-                                  uint64_t unchanged);
+std::string format_symbol_rereads(uint64_t reloads, uint64_t deferred, uint64_t failed);
 
 // The first frame of a kernel stack that is neither a lock function nor BPF
 // machinery (program, trampoline, dispatcher), as "symbol+0xoff/0xsize".
