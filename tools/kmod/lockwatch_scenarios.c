@@ -139,7 +139,7 @@ static void take_and_release(void)
 	}
 }
 
-/* Whether the interrupted task can be in the middle of a BPF program. */
+/* Whether the interrupted task cannot be in the middle of a BPF program. */
 static bool over_quiet_task(bool softirq)
 {
 	if (is_idle_task(current))

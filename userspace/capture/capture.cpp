@@ -120,7 +120,8 @@ LockCapture::ClassCacheGuards class_cache_guards(const btf &vmlinux_btf, const K
     };
     LockCapture::ClassCacheGuards guards;
     guards.cache_release = fentry_can_attach("slab_kmem_cache_release");
-    guards.kfence = !kallsyms.function_copies("__kfence_alloc").empty();
+    auto kfence_copies = kallsyms.function_copies("__kfence_alloc");
+    guards.kfence = !kfence_copies.empty();
     auto free_slab_copies = kallsyms.function_copies("__free_slab");
     if (!fentry_can_attach("__free_slab")) {
         guards.address_cache_off =
@@ -129,8 +130,8 @@ LockCapture::ClassCacheGuards class_cache_guards(const btf &vmlinux_btf, const K
         guards.address_cache_off =
             fmt::format("__free_slab has {} copies in kallsyms: one fentry would miss the others",
                         free_slab_copies.size());
-    } else if (guards.kfence && (!fentry_can_attach("__kfence_alloc") ||
-                                 kallsyms.function_copies("__kfence_alloc").size() != 1)) {
+    } else if (guards.kfence &&
+               (!fentry_can_attach("__kfence_alloc") || kfence_copies.size() != 1)) {
         guards.address_cache_off =
             "__kfence_alloc (KFENCE) is missing from this kernel's BTF or kallsyms, or has "
             "copies there";

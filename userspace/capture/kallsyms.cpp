@@ -85,7 +85,7 @@ Kallsyms Kallsyms::parse(std::istream &in) {
         size_t newline = std::min(rest.find('\n'), rest.size());
         std::string_view line = rest.substr(0, newline);
         rest.remove_prefix(std::min(newline + 1, rest.size()));
-        if (std::string_view probe = line; next_field(probe).empty()) {
+        if (line.empty()) {
             continue;
         }
         auto symbol = parse_symbol_line(line);
@@ -402,12 +402,9 @@ void KallsymsRefresher::read_table(uint64_t address, std::optional<std::string> 
     auto done = clock_();
     next_read_ =
         done + std::max<std::chrono::steady_clock::duration>(min_interval_, 9 * (done - now));
-    if (read && !table_.names_exactly(address)) {
-        remember_unnamed(address);
+    if (!read || table_.names_exactly(address)) {
+        return;
     }
-}
-
-void KallsymsRefresher::remember_unnamed(uint64_t address) {
     if (unnamed_after_read_.size() >= 65536) {
         unnamed_after_read_.clear();  // bounded memory; they may ask once more
     }

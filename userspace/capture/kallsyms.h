@@ -114,9 +114,9 @@ class Kallsyms {
 // ways: after a read, no other for `min_interval` or nine times the read's
 // own duration, whichever is longer, unless the module list changed; and an
 // address a read could not name does not ask again. One read of
-// /proc/kallsyms (about 120k symbols) measured 0.3-0.4 s
-// on a 2-CPU host, nearly all of it the kernel producing the text, and
-// seconds in an emulated guest: reads take a tenth of the time at most.
+// /proc/kallsyms (about 120k symbols) measured 0.3-0.4 s on a 2-CPU host,
+// nearly all of it the kernel producing the text, and seconds in an
+// emulated guest: reads take a tenth of the time at most.
 class KallsymsRefresher {
   public:
     using Reader = std::function<Kallsyms()>;
@@ -145,7 +145,6 @@ class KallsymsRefresher {
 
   private:
     void read_table(uint64_t address, std::optional<std::string> modules);
-    void remember_unnamed(uint64_t address);
 
     Kallsyms &table_;
     Reader read_;
