@@ -963,7 +963,7 @@ static __always_inline __u64 address_class(void *ctx, const struct acquire *a,
     if (address_known(slot, a->lock)) {
         touch_site_entry(slot, a->lock);
         *class = slot->class;
-        phase_stamp(a->context, LW_PHASE_CLASS);
+        phase_stamp(a->context, LW_PHASE_CLASS_KEPT);
         return slot->site;
     }
     classify_lock(a->lock, 0, known->geometry, class);

@@ -69,14 +69,15 @@ enum lw_phase {
     LW_PHASE_ENTRY = 1,      /* finished contexts, call count, first call, focus */
     LW_PHASE_SITE = 2,       /* the lock call's return address */
     LW_PHASE_STALE = 3,      /* held entries whose release was lost: the top's lock word */
-    LW_PHASE_CLASS = 4,      /* irq state; the class from the address */
-    LW_PHASE_CLASS_SITE = 5, /* kmalloc allocation site, or first acquirer's site */
-    LW_PHASE_USAGE = 6,      /* class and usage bits: known, or sent */
-    LW_PHASE_RECURSION = 7,  /* the same lock already held */
-    LW_PHASE_EDGES = 8,      /* dependencies on the held locks: known, or sent */
-    LW_PHASE_PUSH = 9,       /* onto the held stack */
-    LW_PHASE_RELEASE = 10,   /* off the held stack */
-    LW_PHASE_IRQS_ON = 11,   /* an unlock that turns interrupts on: held locks marked */
+    LW_PHASE_CLASS_KEPT = 4, /* irq state; the class kept for the address */
+    LW_PHASE_CLASS = 5,      /* irq state; the class read from the address */
+    LW_PHASE_CLASS_SITE = 6, /* kmalloc allocation site, or first acquirer's site */
+    LW_PHASE_USAGE = 7,      /* class and usage bits: known, or sent */
+    LW_PHASE_RECURSION = 8,  /* the same lock already held */
+    LW_PHASE_EDGES = 9,      /* dependencies on the held locks: known, or sent */
+    LW_PHASE_PUSH = 10,      /* onto the held stack */
+    LW_PHASE_RELEASE = 11,   /* off the held stack */
+    LW_PHASE_IRQS_ON = 12,   /* an unlock that turns interrupts on: held locks marked */
     LW_PHASE_COUNT
 };
 
