@@ -6,7 +6,8 @@
 #
 # Usage: cost-guest.sh ROUNDS RUNS "CONFIG..." "STATS_BACKEND..." [PROFILE]
 #   CONFIG: none, floor-BACKEND (empty programs), held-BACKEND (programs
-#   that only keep held-lock stacks), lockwatch-BACKEND (BACKEND: auto,
+#   that only keep held-lock stacks), sites-BACKEND (held-lock stacks with
+#   each lock's call site), lockwatch-BACKEND (BACKEND: auto,
 #   fentry, kprobe; lockdep too for lockwatch on a lockdep kernel) or
 #   baseline-BACKEND (the same with lockwatch-baseline, cost.sh --baseline)
 # Prints, for cost.sh to read:
@@ -32,6 +33,7 @@ start_tracer() {  # CONFIG: starts what it names, waits until attached
         none) tracer=; return 0 ;;
         floor-*) hook-floor --backend "${1#floor-}" --ready-file $ready >$log 2>&1 & ;;
         held-*) hook-floor --backend "${1#held-}" --held-stack --ready-file $ready >$log 2>&1 & ;;
+        sites-*) hook-floor --backend "${1#sites-}" --held-sites --ready-file $ready >$log 2>&1 & ;;
         lockwatch-*) lockwatch run --backend "${1#lockwatch-}" --ready-file $ready $extra >$log 2>&1 & ;;
         baseline-*) lockwatch-baseline run --backend "${1#baseline-}" --ready-file $ready >$log 2>&1 & ;;
         *) echo "cost-error unknown configuration $1"; return 1 ;;

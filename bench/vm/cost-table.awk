@@ -34,7 +34,7 @@ END {
         if (c == "seed" || c == "lockdep") continue
         m = median(total[c]); added = m - base
         floor = ""
-        if (c ~ /^(lockwatch|held|baseline)-/) {
+        if (c ~ /^(lockwatch|held|sites|baseline)-/) {
             f = "floor-" substr(c, index(c, "-") + 1)
             if (f in total) floor = sprintf("%.1fx", added / (median(total[f]) - base))
         }

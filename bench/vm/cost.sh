@@ -2,7 +2,9 @@
 # What lockwatch costs a kernel: a lock-heavy workload (lock-workload.c) in a
 # test VM with no tracer, under empty programs on the same hooks (hook-floor,
 # the floor of this design), under programs that only keep held-lock stacks
-# (hook-floor --held-stack: the least a lockdep-like tracker does) and under
+# (hook-floor --held-stack: the least a lockdep-like tracker does), under
+# ones that also keep each held lock's call site (--held-sites: lockdep's
+# "at:", read as lockwatch reads it) and under
 # `lockwatch run` on each backend, all in one boot of Debian's stock kernel;
 # then the same workload on the seed tree without and with lockdep, for
 # reference. Prints one table.
@@ -104,7 +106,7 @@ boot() {
 failed=0
 configs=none
 for backend in $backends; do
-    configs+=" floor-$backend held-$backend lockwatch-$backend"
+    configs+=" floor-$backend held-$backend sites-$backend lockwatch-$backend"
     [[ -n $baseline ]] && configs+=" baseline-$backend"
 done
 boot debian debian "$configs" "$backends"

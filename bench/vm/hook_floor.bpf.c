@@ -14,6 +14,10 @@
  * it on a release. No class, no fact, no map but the stack. What this costs
  * over the empty programs bounds from below what any design that keeps
  * held locks can reach.
+ *
+ * With track_sites set too, each held entry also keeps its lock call's
+ * return address, read as lockwatch reads it (return_address.bpf.h): the
+ * "at:" lockdep keeps with every held lock, and what its reports print.
  */
 #include "vmlinux.h"
 
@@ -23,10 +27,12 @@
 
 #include "irq_context.bpf.h"
 #include "lock_functions.h"
+#include "return_address.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 const volatile bool track_held = false;
+const volatile bool track_sites = false;
 
 #define FLOOR_MAX_HELD 16
 
@@ -34,6 +40,7 @@ struct floor_held {
     __u32 depth;
     __u64 trylock; /* kprobe: the lock between a trylock's entry and return */
     __u64 locks[FLOOR_MAX_HELD];
+    __u64 sites[FLOOR_MAX_HELD]; /* track_sites: each lock's call site */
 };
 
 struct {
@@ -51,11 +58,13 @@ static __always_inline struct floor_held *this_held(void)
     return bpf_map_lookup_elem(&floor_held_stacks, &context);
 }
 
-static __always_inline void push_held(struct floor_held *held, __u64 lock)
+static __always_inline void push_held(struct floor_held *held, __u64 lock, __u64 site)
 {
     if (!held || held->depth >= FLOOR_MAX_HELD)
         return;
     held->locks[held->depth & (FLOOR_MAX_HELD - 1)] = lock;
+    if (track_sites)
+        held->sites[held->depth & (FLOOR_MAX_HELD - 1)] = site;
     held->depth++;
 }
 
@@ -88,32 +97,48 @@ static __always_inline void note_trylock(struct floor_held *held, __u64 lock)
         held->trylock = lock;
 }
 
-static __always_inline void trylock_returned(struct floor_held *held, long ok)
+static __always_inline void trylock_returned(struct floor_held *held, long ok, __u64 site)
 {
     if (held && ok)
-        push_held(held, held->trylock);
+        push_held(held, held->trylock, site);
 }
 
-#define FLOOR_ACQUIRE push_held
-#define FLOOR_RELEASE pop_held
+/* Each hook's call site, read only where sites are kept. */
+#define SITE_OF_KPROBE(ctx) (track_sites ? kprobe_return_address(ctx) : 0)
+#define SITE_OF_TRAMPOLINE(ctx) \
+    (track_sites ? fentry_return_address(ctx, bpf_get_func_arg_cnt(ctx)) : 0)
+#define SITE_OF_KRETPROBE(ctx) PT_REGS_IP(ctx)
 
-#define LW_FLOOR_HOOK(symbol, action)                                       \
+#define LW_FLOOR_ACQUIRE(symbol)                                            \
     SEC("fentry/" #symbol)                                                  \
     int fentry_##symbol(__u64 *ctx)                                         \
     {                                                                       \
         if (track_held)                                                     \
-            action(this_held(), ctx[0]);                                                 \
+            push_held(this_held(), ctx[0], SITE_OF_TRAMPOLINE(ctx));        \
         return 0;                                                           \
     }                                                                       \
     SEC("kprobe/" #symbol)                                                  \
     int kprobe_##symbol(struct pt_regs *ctx)                                \
     {                                                                       \
         if (track_held)                                                     \
-            action(this_held(), PT_REGS_PARM1(ctx));                                     \
+            push_held(this_held(), PT_REGS_PARM1(ctx), SITE_OF_KPROBE(ctx)); \
         return 0;                                                           \
     }
-#define LW_FLOOR_ACQUIRE(symbol) LW_FLOOR_HOOK(symbol, FLOOR_ACQUIRE)
-#define LW_FLOOR_RELEASE(symbol) LW_FLOOR_HOOK(symbol, FLOOR_RELEASE)
+#define LW_FLOOR_RELEASE(symbol)                                            \
+    SEC("fentry/" #symbol)                                                  \
+    int fentry_##symbol(__u64 *ctx)                                         \
+    {                                                                       \
+        if (track_held)                                                     \
+            pop_held(this_held(), ctx[0]);                                  \
+        return 0;                                                           \
+    }                                                                       \
+    SEC("kprobe/" #symbol)                                                  \
+    int kprobe_##symbol(struct pt_regs *ctx)                                \
+    {                                                                       \
+        if (track_held)                                                     \
+            pop_held(this_held(), PT_REGS_PARM1(ctx));                      \
+        return 0;                                                           \
+    }
 /* fexit sees the argument and the return value (ctx[1]); kprobes keep the
  * lock from entry to return. */
 #define LW_FLOOR_TRYLOCK(symbol)                                            \
@@ -121,21 +146,22 @@ static __always_inline void trylock_returned(struct floor_held *held, long ok)
     int fexit_##symbol(__u64 *ctx)                                          \
     {                                                                       \
         if (track_held && (int)ctx[1])                                      \
-            push_held(this_held(), ctx[0]);                                              \
+            push_held(this_held(), ctx[0], SITE_OF_TRAMPOLINE(ctx));        \
         return 0;                                                           \
     }                                                                       \
     SEC("kprobe/" #symbol)                                                  \
     int kprobe_##symbol(struct pt_regs *ctx)                                \
     {                                                                       \
         if (track_held)                                                     \
-            note_trylock(this_held(), PT_REGS_PARM1(ctx));                               \
+            note_trylock(this_held(), PT_REGS_PARM1(ctx));                  \
         return 0;                                                           \
     }                                                                       \
     SEC("kretprobe/" #symbol)                                               \
     int kretprobe_##symbol(struct pt_regs *ctx)                             \
     {                                                                       \
         if (track_held)                                                     \
-            trylock_returned(this_held(), (int)PT_REGS_RC(ctx));                         \
+            trylock_returned(this_held(), (int)PT_REGS_RC(ctx),             \
+                             SITE_OF_KRETPROBE(ctx));                       \
         return 0;                                                           \
     }
 

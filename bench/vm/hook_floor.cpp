@@ -3,10 +3,14 @@
 // or SIGTERM. bench/vm/cost.sh runs its workload under it to measure what
 // the hooks alone cost.
 //
-// Usage: hook-floor [--backend auto|fentry|kprobe] [--held-stack] [--ready-file FILE]
+// Usage: hook-floor [--backend auto|fentry|kprobe] [--held-stack] [--held-sites]
+//                   [--ready-file FILE]
 //   --held-stack: the programs keep per-CPU held-lock stacks (push on an
 //   acquire, pop on a release) instead of returning at once: the least a
 //   lockdep-like tracker does.
+//   --held-sites: held-lock stacks that also keep each lock's call site,
+//   read as lockwatch reads it: the least a tracker does that prints
+//   lockdep's "at:" for the locks held.
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
@@ -36,13 +40,15 @@ struct Options {
     lockwatch::Backend backend = lockwatch::Backend::Auto;
     std::string ready_file;
     bool held_stack = false;
+    bool held_sites = false;
 };
 
 bool parse(int argc, char **argv, Options &options) {
     for (int i = 1; i < argc; i += 2) {
         std::string arg = argv[i];
-        if (arg == "--held-stack") {
+        if (arg == "--held-stack" || arg == "--held-sites") {
             options.held_stack = true;
+            options.held_sites = options.held_sites || arg == "--held-sites";
             --i;
             continue;
         }
@@ -104,7 +110,7 @@ int main(int argc, char **argv) {
     if (!parse(argc, argv, options)) {
         fmt::print(stderr,
                    "usage: hook-floor [--backend auto|fentry|kprobe] [--held-stack] "
-                   "[--ready-file FILE]\n");
+                   "[--held-sites] [--ready-file FILE]\n");
         return 2;
     }
     hook_floor_bpf *skel = hook_floor_bpf__open();
@@ -115,6 +121,7 @@ int main(int argc, char **argv) {
     try {
         size_t planned = plan(skel, options.backend);
         skel->rodata->track_held = options.held_stack;
+        skel->rodata->track_sites = options.held_sites;
         int err = hook_floor_bpf__load(skel);
         if (!err) {
             err = hook_floor_bpf__attach(skel);
@@ -123,7 +130,10 @@ int main(int argc, char **argv) {
             throw std::runtime_error(fmt::format("load or attach: {}", std::strerror(-err)));
         }
         fmt::print("hook-floor: {} programs on {} lock functions and the kmalloc tracepoint\n",
-                   options.held_stack ? "held-stack" : "empty", planned);
+                   options.held_sites   ? "held-stack-and-site"
+                   : options.held_stack ? "held-stack"
+                                        : "empty",
+                   planned);
     } catch (const std::exception &e) {
         fmt::print(stderr, "hook-floor: {}\n", e.what());
         hook_floor_bpf__destroy(skel);
