@@ -220,6 +220,16 @@ struct cpu_state {
     __u64 trylock_lock[LW_CTX_COUNT];
     __u32 trylock_hardirqs[LW_CTX_COUNT]; /* enum lw_hardirq_state */
     __u32 busy[LW_CTX_COUNT];
+    /* Set by every push in an interrupt context, cleared by
+     * drop_finished_contexts() before it looks at that context's stack:
+     * one load tells a lower context that no stack above it can hold
+     * anything (an operation's entry: 58 instructions with the loop over
+     * the stacks, 30 with this). A byte per context, so that a nested
+     * context's store cannot tear another's. */
+    union {
+        __u8 in[LW_CTX_COUNT];
+        __u32 any;
+    } may_hold;
     /* The operation being processed and its class, per context. They live
      * here rather than on the stack so that the verifier does not follow
      * their values as constants: it would walk the code below once per
@@ -231,6 +241,7 @@ struct cpu_state {
     struct known_classes classes[LW_CTX_COUNT];
 };
 _Static_assert(__builtin_offsetof(struct cpu_state, counted) == 0, "user space reads it there");
+_Static_assert(LW_CTX_COUNT == sizeof(__u32), "may_hold.any covers every context");
 _Static_assert(sizeof(struct cpu_state) <= 32768, "a per-CPU map value takes at most 32 KiB");
 
 struct {
@@ -1156,6 +1167,8 @@ static __always_inline void on_acquire(void *ctx, struct cpu_state *cpu, struct 
     phase_stamp(a->context, LW_PHASE_RECURSION);
     report_edges(ctx, known, held, depth, a, class);
     phase_stamp(a->context, LW_PHASE_EDGES);
+    if (a->context != LW_CTX_TASK) /* the task's byte is never read */
+        cpu->may_hold.in[a->context & (LW_CTX_COUNT - 1)] = 1;
     if (push_held(held, depth, a, class) && record_ops)
         report_op(ctx, LW_RECORD_OP_ACQUIRE, a->function, a->context, a->lock, class->id,
                   a->flags, a->irq_flags);
@@ -1366,12 +1379,30 @@ static __always_inline __u64 lock_site(void *ctx, enum lw_site_source from)
 static __always_inline void drop_finished_contexts(void *ctx, struct cpu_state *cpu,
                                                    __u32 context)
 {
+    /* The bytes of may_hold.any for the contexts above this one (x86 is
+     * little-endian: in[0], the task's, is the lowest). */
+    __u32 above = (__u32)(~0ULL << (8 * (context + 1)));
+    /* Compared below in place of `context`, which the verifier would
+     * otherwise narrow in the loop and then walk the rest of the program
+     * once per value it knows (per acquire program: 249 k instructions
+     * verified when the loop always ran, 335 k with the early return and
+     * `context` compared, 170 k with this copy). */
+    __u32 lowest = context;
+
+    asm volatile("%[c] &= %[mask]" : [c] "+r"(lowest) : [mask] "i"(LW_CTX_COUNT - 1));
+    if (!(cpu->may_hold.any & above))
+        return;
     for (__u32 c = LW_CTX_SOFTIRQ; c < LW_CTX_COUNT; c++) {
         struct held_stack *held = &cpu->ctx[c & (LW_CTX_COUNT - 1)];
         __u64 *stale;
         __u32 note = LW_NOTE_STALE_HELD;
 
-        if (c <= context || held->depth == 0)
+        if (c <= lowest)
+            continue;
+        /* Cleared before the stack is read: a push by an interrupt that
+         * comes in between sets it again. */
+        cpu->may_hold.in[c & (LW_CTX_COUNT - 1)] = 0;
+        if (held->depth == 0)
             continue;
         stale = bpf_map_lookup_elem(&notes, &note);
         if (stale)
