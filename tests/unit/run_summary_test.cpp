@@ -60,6 +60,20 @@ TEST(RunReport, LossesNameEveryCounter) {
     EXPECT_EQ(losses.total(), 12u);
 }
 
+// Before 6.7 the kernel skips a nested kprobe program without counting it:
+// the count says what it leaves out.
+TEST(RunReport, RecursionMissesSayWhatTheKernelDoesNotCount) {
+    CaptureLosses losses;
+    losses.kernel_recursion_misses = 4;
+    EXPECT_EQ(format_losses(losses).find("does not count"), std::string::npos);
+    losses.kprobe_skips_uncounted = true;
+    std::string text = format_losses(losses);
+    EXPECT_NE(text.find("kernel recursion misses 4 (this kernel does not count its skips of "
+                        "kprobe programs),"),
+              std::string::npos)
+        << text;
+}
+
 // A full dedup map is a loss (facts not sent), and how full each map is
 // shows before it happens.
 TEST(RunReport, DedupMapsSayHowFullTheyAre) {

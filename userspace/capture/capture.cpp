@@ -17,6 +17,7 @@
 
 #include "capture/attach_error.h"
 #include "capture/kallsyms.h"
+#include "capture/kernel_btf.h"
 #include "lockwatch.skel.h"
 
 namespace lockwatch {
@@ -258,6 +259,7 @@ LockCapture::LockCapture(const CaptureOptions &options) {
         Kallsyms kallsyms = Kallsyms::load();
         auto availability = lock_functions_in(*kernel.vmlinux_btf, kallsyms);
         guards_ = class_cache_guards(*kernel.vmlinux_btf, kallsyms);
+        kernel_counts_kprobe_skips_ = counts_kprobe_skips(*kernel.vmlinux_btf);
         kernel.vmlinux_btf.reset();
         open_programs();
         plan_hooks(options.focus, kallsyms, availability);
@@ -598,8 +600,8 @@ std::array<T, N> sum_percpu_array(int map_fd) {
 // Each CPU's lw_cpu_calls, at the start of its cpu_states value: one
 // lookup copies every CPU's whole state (about 32 KiB each), once an
 // interval. While it copies, the kernel skips kprobe programs on the CPU
-// that reads (counted as kernel recursion misses), as it did for the many
-// smaller lookups this replaces.
+// that reads (counted as kernel recursion misses from 6.7 on), as it did
+// for the many smaller lookups this replaces.
 std::array<uint64_t, LW_FN_SLOTS> LockCapture::read_call_slots() const {
     std::array<uint64_t, LW_FN_SLOTS> totals{};
     int ncpus = libbpf_num_possible_cpus();
@@ -647,6 +649,9 @@ CaptureLosses LockCapture::read_losses() const {
         int fd = bpf_program__fd(prog);
         if (fd < 0) {
             continue;
+        }
+        if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE && !kernel_counts_kprobe_skips_) {
+            losses.kprobe_skips_uncounted = true;
         }
         bpf_prog_info info{};
         uint32_t len = sizeof(info);

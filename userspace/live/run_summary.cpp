@@ -89,9 +89,12 @@ std::string format_losses(const CaptureLosses &losses) {
         text += fmt::format("{} {} {}", i ? "," : "", to_string(static_cast<lw_loss>(i)),
                             losses.bpf[i]);
     }
-    text +=
-        fmt::format(", kernel recursion misses {}, short records {}, malformed records {}",
-                    losses.kernel_recursion_misses, losses.short_records, losses.malformed_records);
+    text += fmt::format(", kernel recursion misses {}{}, short records {}, malformed records {}",
+                        losses.kernel_recursion_misses,
+                        losses.kprobe_skips_uncounted
+                            ? " (this kernel does not count its skips of kprobe programs)"
+                            : "",
+                        losses.short_records, losses.malformed_records);
     if (losses.unread_at_stop != 0) {
         text += fmt::format(", unread at stop {}", losses.unread_at_stop);
     }
