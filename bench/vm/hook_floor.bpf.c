@@ -109,36 +109,27 @@ static __always_inline void trylock_returned(struct floor_held *held, long ok, _
     (track_sites ? fentry_return_address(ctx, bpf_get_func_arg_cnt(ctx)) : 0)
 #define SITE_OF_KRETPROBE(ctx) PT_REGS_IP(ctx)
 
+/* One fentry and one kprobe program per function; the action sees `ctx`. */
+#define LW_FLOOR_HOOK(symbol, fentry_action, kprobe_action)                 \
+    SEC("fentry/" #symbol)                                                  \
+    int fentry_##symbol(__u64 *ctx)                                         \
+    {                                                                       \
+        if (track_held)                                                     \
+            fentry_action;                                                  \
+        return 0;                                                           \
+    }                                                                       \
+    SEC("kprobe/" #symbol)                                                  \
+    int kprobe_##symbol(struct pt_regs *ctx)                                \
+    {                                                                       \
+        if (track_held)                                                     \
+            kprobe_action;                                                  \
+        return 0;                                                           \
+    }
 #define LW_FLOOR_ACQUIRE(symbol)                                            \
-    SEC("fentry/" #symbol)                                                  \
-    int fentry_##symbol(__u64 *ctx)                                         \
-    {                                                                       \
-        if (track_held)                                                     \
-            push_held(this_held(), ctx[0], SITE_OF_TRAMPOLINE(ctx));        \
-        return 0;                                                           \
-    }                                                                       \
-    SEC("kprobe/" #symbol)                                                  \
-    int kprobe_##symbol(struct pt_regs *ctx)                                \
-    {                                                                       \
-        if (track_held)                                                     \
-            push_held(this_held(), PT_REGS_PARM1(ctx), SITE_OF_KPROBE(ctx)); \
-        return 0;                                                           \
-    }
+    LW_FLOOR_HOOK(symbol, push_held(this_held(), ctx[0], SITE_OF_TRAMPOLINE(ctx)), \
+                  push_held(this_held(), PT_REGS_PARM1(ctx), SITE_OF_KPROBE(ctx)))
 #define LW_FLOOR_RELEASE(symbol)                                            \
-    SEC("fentry/" #symbol)                                                  \
-    int fentry_##symbol(__u64 *ctx)                                         \
-    {                                                                       \
-        if (track_held)                                                     \
-            pop_held(this_held(), ctx[0]);                                  \
-        return 0;                                                           \
-    }                                                                       \
-    SEC("kprobe/" #symbol)                                                  \
-    int kprobe_##symbol(struct pt_regs *ctx)                                \
-    {                                                                       \
-        if (track_held)                                                     \
-            pop_held(this_held(), PT_REGS_PARM1(ctx));                      \
-        return 0;                                                           \
-    }
+    LW_FLOOR_HOOK(symbol, pop_held(this_held(), ctx[0]), pop_held(this_held(), PT_REGS_PARM1(ctx)))
 /* fexit sees the argument and the return value (ctx[1]); kprobes keep the
  * lock from entry to return. */
 #define LW_FLOOR_TRYLOCK(symbol)                                            \
