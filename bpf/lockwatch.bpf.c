@@ -1399,9 +1399,11 @@ static __always_inline void drop_finished_contexts(void *ctx, struct cpu_state *
 
         if (c <= lowest)
             continue;
-        /* Cleared before the stack is read: a push by an interrupt that
-         * comes in between sets it again. */
+        /* Cleared before the stack is read (the barrier keeps the compiler
+         * from swapping the two): a push by an interrupt that comes in
+         * between sets it again. */
         cpu->may_hold.in[c & (LW_CTX_COUNT - 1)] = 0;
+        asm volatile("" ::: "memory");
         if (held->depth == 0)
             continue;
         stale = bpf_map_lookup_elem(&notes, &note);

@@ -414,6 +414,7 @@ void LockCapture::attach_focus_kprobes() {
                     err, env_));
             }
             links_.push_back(link);
+            kprobes_attached_ = true;
         }
     }
 }
@@ -526,6 +527,7 @@ void LockCapture::attach_lock_hook(HookStatus &hook) {
             return;
         }
         links_.push_back(link);
+        kprobes_attached_ = kprobes_attached_ || bpf_program__type(p) == BPF_PROG_TYPE_KPROBE;
     }
     hook.state = HookState::Attached;
 }
@@ -644,14 +646,16 @@ CaptureLosses LockCapture::read_losses() const {
     losses.notes = sum_percpu_array<LW_NOTE_COUNT>(bpf_map__fd(skel_->maps.notes));
     losses.short_records = short_records_;
     losses.unread_at_stop = unread_at_stop_;
+    if (kprobes_attached_) {
+        losses.kprobe_skips_uncounted = kernel_counts_kprobe_skips_
+                                            ? CaptureLosses::KprobeSkips::InsideKprobesUncounted
+                                            : CaptureLosses::KprobeSkips::Uncounted;
+    }
     bpf_program *prog;
     bpf_object__for_each_program(prog, skel_->obj) {
         int fd = bpf_program__fd(prog);
         if (fd < 0) {
             continue;
-        }
-        if (bpf_program__type(prog) == BPF_PROG_TYPE_KPROBE && !kernel_counts_kprobe_skips_) {
-            losses.kprobe_skips_uncounted = true;
         }
         bpf_prog_info info{};
         uint32_t len = sizeof(info);

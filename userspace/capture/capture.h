@@ -55,9 +55,13 @@ struct CaptureLosses {
     std::array<uint64_t, LW_LOSS_COUNT> bpf{};  // counted by our programs
     std::array<uint64_t, LW_NOTE_COUNT> notes{};
     uint64_t kernel_recursion_misses = 0;  // the kernel skipped a program: it was already running
-    // Kprobe programs ran on a kernel that skips them uncounted (before
-    // 6.7): kernel_recursion_misses leaves their skips out.
-    bool kprobe_skips_uncounted = false;
+    // What kernel_recursion_misses leaves out when kprobe programs are
+    // attached: a kprobe hit inside another kprobe's handler is dropped
+    // before any BPF program is asked (the kprobe's own `nmissed`), and
+    // before 6.7 a kprobe program skipped for another BPF program running
+    // on its CPU (bpf_prog_active) is not counted either.
+    enum class KprobeSkips { None, InsideKprobesUncounted, Uncounted };
+    KprobeSkips kprobe_skips_uncounted = KprobeSkips::None;
     // The lockdep backend's recursion misses: the tracepoints fire for the
     // program's own rcu_read_lock()/unlock() around every run and for the
     // locks of the maps and ring buffer it uses, so nearly all of these are
@@ -177,6 +181,7 @@ class LockCapture {
     bool alloc_sites_wanted_ = true;
     ClassCacheGuards guards_;
     bool kernel_counts_kprobe_skips_ = true;
+    bool kprobes_attached_ = false;
     mutable std::array<uint64_t, LW_FN_SLOTS> last_call_slots_{};
     bool alloc_sites_attached_ = false;
     std::vector<HookStatus> hooks_;

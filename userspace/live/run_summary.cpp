@@ -83,6 +83,23 @@ std::string format_lockdep_off(double since_boot_s, bool tracer_flag) {
                       "lockdep's own no longer changes");
 }
 
+namespace {
+
+// What the kernel's recursion count leaves out (CaptureLosses::KprobeSkips).
+std::string_view uncounted_kprobe_skips(const CaptureLosses &losses) {
+    switch (losses.kprobe_skips_uncounted) {
+        case CaptureLosses::KprobeSkips::None:
+            return "";
+        case CaptureLosses::KprobeSkips::InsideKprobesUncounted:
+            return " (the kernel does not count the kprobes it skips inside another kprobe)";
+        case CaptureLosses::KprobeSkips::Uncounted:
+            return " (this kernel does not count its skips of kprobe programs)";
+    }
+    return "";
+}
+
+}  // namespace
+
 std::string format_losses(const CaptureLosses &losses) {
     std::string text = "losses:";
     for (size_t i = 0; i < losses.bpf.size(); ++i) {
@@ -90,10 +107,7 @@ std::string format_losses(const CaptureLosses &losses) {
                             losses.bpf[i]);
     }
     text += fmt::format(", kernel recursion misses {}{}, short records {}, malformed records {}",
-                        losses.kernel_recursion_misses,
-                        losses.kprobe_skips_uncounted
-                            ? " (this kernel does not count its skips of kprobe programs)"
-                            : "",
+                        losses.kernel_recursion_misses, uncounted_kprobe_skips(losses),
                         losses.short_records, losses.malformed_records);
     if (losses.unread_at_stop != 0) {
         text += fmt::format(", unread at stop {}", losses.unread_at_stop);
