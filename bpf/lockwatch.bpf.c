@@ -1387,11 +1387,12 @@ static __always_inline void drop_finished_contexts(void *ctx, struct cpu_state *
      * once per value it knows (per acquire program: 249 k instructions
      * verified when the loop always ran, 335 k with the early return and
      * `context` compared, 170 k with this copy). */
-    __u32 lowest = context;
+    __u32 lowest;
 
-    asm volatile("%[c] &= %[mask]" : [c] "+r"(lowest) : [mask] "i"(LW_CTX_COUNT - 1));
     if (!(cpu->may_hold.any & above))
         return;
+    lowest = context;
+    asm volatile("%[c] &= %[mask]" : [c] "+r"(lowest) : [mask] "i"(LW_CTX_COUNT - 1));
     for (__u32 c = LW_CTX_SOFTIRQ; c < LW_CTX_COUNT; c++) {
         struct held_stack *held = &cpu->ctx[c & (LW_CTX_COUNT - 1)];
         __u64 *stale;

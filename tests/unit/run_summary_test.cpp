@@ -66,13 +66,13 @@ TEST(RunReport, RecursionMissesSayWhatTheKernelDoesNotCount) {
     CaptureLosses losses;
     losses.kernel_recursion_misses = 4;
     EXPECT_EQ(format_losses(losses).find("does not count"), std::string::npos);
-    losses.kprobe_skips_uncounted = CaptureLosses::KprobeSkips::Uncounted;
+    losses.kprobe_skips = CaptureLosses::KprobeSkips::Uncounted;
     std::string text = format_losses(losses);
     EXPECT_NE(text.find("kernel recursion misses 4 (this kernel does not count its skips of "
                         "kprobe programs),"),
               std::string::npos)
         << text;
-    losses.kprobe_skips_uncounted = CaptureLosses::KprobeSkips::InsideKprobesUncounted;
+    losses.kprobe_skips = CaptureLosses::KprobeSkips::InsideKprobesUncounted;
     text = format_losses(losses);
     EXPECT_NE(text.find("kernel recursion misses 4 (the kernel does not count the kprobes it "
                         "skips inside another kprobe),"),

@@ -647,9 +647,9 @@ CaptureLosses LockCapture::read_losses() const {
     losses.short_records = short_records_;
     losses.unread_at_stop = unread_at_stop_;
     if (kprobes_attached_) {
-        losses.kprobe_skips_uncounted = kernel_counts_kprobe_skips_
-                                            ? CaptureLosses::KprobeSkips::InsideKprobesUncounted
-                                            : CaptureLosses::KprobeSkips::Uncounted;
+        losses.kprobe_skips = kernel_counts_kprobe_skips_
+                                  ? CaptureLosses::KprobeSkips::InsideKprobesUncounted
+                                  : CaptureLosses::KprobeSkips::Uncounted;
     }
     bpf_program *prog;
     bpf_object__for_each_program(prog, skel_->obj) {

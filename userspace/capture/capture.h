@@ -61,7 +61,7 @@ struct CaptureLosses {
     // before 6.7 a kprobe program skipped for another BPF program running
     // on its CPU (bpf_prog_active) is not counted either.
     enum class KprobeSkips { None, InsideKprobesUncounted, Uncounted };
-    KprobeSkips kprobe_skips_uncounted = KprobeSkips::None;
+    KprobeSkips kprobe_skips = KprobeSkips::None;
     // The lockdep backend's recursion misses: the tracepoints fire for the
     // program's own rcu_read_lock()/unlock() around every run and for the
     // locks of the maps and ring buffer it uses, so nearly all of these are

@@ -87,7 +87,7 @@ namespace {
 
 // What the kernel's recursion count leaves out (CaptureLosses::KprobeSkips).
 std::string_view uncounted_kprobe_skips(const CaptureLosses &losses) {
-    switch (losses.kprobe_skips_uncounted) {
+    switch (losses.kprobe_skips) {
         case CaptureLosses::KprobeSkips::None:
             return "";
         case CaptureLosses::KprobeSkips::InsideKprobesUncounted:
