@@ -224,7 +224,7 @@ struct cpu_state {
      * drop_finished_contexts() before it looks at that context's stack:
      * one load tells a lower context that no stack above it can hold
      * anything (an operation's entry: 58 instructions with the loop over
-     * the stacks, 30 with this). A byte per context, so that a nested
+     * the stacks, 27 with this). A byte per context, so that a nested
      * context's store cannot tear another's. */
     union {
         __u8 in[LW_CTX_COUNT];
