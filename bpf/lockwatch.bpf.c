@@ -397,8 +397,9 @@ static __noinline void stamp_phase(__u32 context, __u32 phase)
     cpu->phase_since[context & (LW_CTX_COUNT - 1)] = bpf_ktime_get_ns();
 }
 
-/* Out of line, so that without --profile-phases a stamp is a load and a
- * branch that the verifier drops. Inlined, the compiler hoisted the stamp's
+/* Out of line, so that without --profile-phases a stamp is one load of
+ * the flag: the verifier knows it and drops the branch and the call.
+ * Inlined, the compiler hoisted the stamp's
  * stores above the test, and its registers made the code around spill:
  * 6 % of lockwatch's added instructions on cost.sh's workload (1.379 ->
  * 1.295, one boot), for 2 s more attach in the icount guest (21 -> 23 s).
